@@ -1,0 +1,145 @@
+"""Home: load a dataset, choose its text and gold-label columns, and see what the studio can do with it."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from llm_backend.config import get_settings
+from llm_backend.data_io import (
+    COMMON_ENCODINGS,
+    SUPPORTED_EXTENSIONS,
+    LoadedTable,
+    guess_label_column,
+    guess_text_column,
+    list_samples,
+    load_sample,
+    read_table,
+    sample_rows,
+    text_column_report,
+)
+from llm_backend.errors import DataError
+from ui import state
+from ui.errors import user_errors
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="Zero-Shot Studio", page_icon="🧪", layout="wide")
+render_sidebar()
+
+st.title("🧪 Zero-Shot Studio")
+st.write(
+    "Prototype label sets, prompt templates and small models on **your own text** — no training needed for a "
+    "first answer. Load a dataset here; every page then works on it."
+)
+
+PAGES = [
+    ("pages/1_Zero-shot_labels.py", "🏷️", "Zero-shot label testing", "try a label set with several methods; accuracy against gold labels"),
+    ("pages/2_Prompt_templates.py", "📝", "Prompt templates", "templates, verbalizers, few-shot examples; compare prompts"),
+    ("pages/3_Embedding_map.py", "🗺️", "Embedding map", "see clusters and labels in 2D; select points; discover categories"),
+    ("pages/4_Fine-tune_runs.py", "🏋️", "Fine-tune runs", "few-shot training, LoRA and distillation, measured against zero-shot"),
+    ("pages/5_Experiments.py", "📒", "Experiments", "saved runs, label sets and templates"),
+]
+available = [p for p in PAGES if (Path(__file__).parent / p[0]).is_file()]
+if available:
+    cols = st.columns(len(available))
+    for col, (path, icon, title, blurb) in zip(cols, available):
+        with col:
+            st.page_link(path, label=title, icon=icon)
+            st.caption(blurb)
+
+st.header("1 · Load a dataset")
+settings = get_settings()
+samples = list_samples()
+source = st.radio("Source", ["Bundled sample", "Upload a file"], horizontal=True, key="home_source",
+                  disabled=not samples, index=0 if samples else 1)
+
+table: LoadedTable | None = None
+if source == "Bundled sample":
+    name = st.selectbox("Sample dataset", list(samples), key="home_sample")
+    with user_errors("Loading the sample"):
+        table = load_sample(name)
+else:
+    upload = st.file_uploader(
+        f"CSV, TSV, XLSX, JSON/JSONL or Parquet (up to {settings.max_upload_mb} MB)",
+        type=[e.lstrip(".") for e in SUPPORTED_EXTENSIONS],
+        key="home_upload",
+    )
+    with st.expander("Reading options (encoding, delimiter, sheet)"):
+        c1, c2 = st.columns(2)
+        encoding = c1.selectbox("Encoding", ["(detect)", *COMMON_ENCODINGS], key="home_encoding")
+        delimiter = c2.selectbox("Delimiter", ["(detect)", ",", ";", "tab", "|"], key="home_delimiter")
+        sheet_slot = st.empty()
+    if upload is not None:
+        data = upload.getvalue()
+        enc = None if encoding == "(detect)" else encoding
+        delim = {"(detect)": None, "tab": "\t"}.get(delimiter, delimiter)
+        sheet = st.session_state.get("home_sheet")
+        digest = hashlib.sha1(data[:1_000_000]).hexdigest() + str(len(data))
+        cache_key = (upload.name, digest, enc, delim, sheet)
+        cached = st.session_state.get("home_upload_cache")
+        if cached and cached[0] == cache_key:
+            table = cached[1]
+        else:
+            with user_errors("Reading the file"), st.spinner("Reading the file…"):
+                table = read_table(data, upload.name, encoding=enc, delimiter=delim, sheet=sheet)
+                st.session_state["home_upload_cache"] = (cache_key, table)
+        if table is not None and len(table.sheets) > 1:
+            sheet_slot.selectbox("Sheet", table.sheets, key="home_sheet")
+
+if table is None:
+    if state.get_dataset() is not None:
+        st.info(f"Still using the dataset loaded before: **{state.get_dataset().name}**.")
+    st.stop()
+
+for note in table.notes:
+    st.warning(note)
+
+df = table.df
+st.header("2 · Choose columns")
+columns = [str(c) for c in df.columns]
+c1, c2 = st.columns(2)
+default_text = guess_text_column(df)
+text_col = c1.selectbox("Text column", columns, index=columns.index(default_text), key="home_text_col")
+gold_choices = ["(none)"] + [c for c in columns if c != text_col]
+guess = guess_label_column(df, text_col)
+gold_sel = c2.selectbox("Gold-label column (optional)", gold_choices,
+                        index=gold_choices.index(guess) if guess in gold_choices else 0, key="home_gold_col")
+gold_col = None if gold_sel == "(none)" else gold_sel
+
+st.header("3 · Rows to use")
+n_total = len(df)
+c1, c2 = st.columns(2)
+default_n = min(n_total, 2000)
+n_rows = int(c1.number_input(f"Rows to use (of {n_total:,})", min_value=1, max_value=n_total, value=default_n,
+                             step=100, key="home_n_rows",
+                             help="A seeded random sample keeps pages fast on large files; the row numbers are kept."))
+seed = int(c2.number_input("Sample seed", min_value=0, value=0, step=1, key="home_seed"))
+try:
+    used = sample_rows(df, n_rows, seed)
+except DataError as exc:
+    st.error(str(exc))
+    st.stop()
+
+texts, text_notes = text_column_report(used[text_col])
+for note in text_notes:
+    st.warning(note)
+
+ds = state.ActiveDataset(used, table.name, text_col, gold_col, source_rows=n_total, notes=table.notes + text_notes)
+state.set_dataset(ds)
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Rows in use", f"{len(used):,}", delta=None if n_rows >= n_total else f"sampled from {n_total:,}",
+          delta_color="off")
+m2.metric("Columns", len(columns))
+m3.metric("Mean text length", f"{sum(len(t) for t in texts) / max(len(texts), 1):.0f} chars")
+m4.metric("Gold classes", used[gold_col].nunique() if gold_col else "—")
+st.success(f"**{table.name}** is the active dataset ({len(used):,} rows). Open a page above to work on it.")
+
+st.subheader("Preview")
+st.dataframe(used.head(50), width="stretch", hide_index=False)
+if gold_col:
+    counts = used[gold_col].astype(str).str.strip().value_counts()
+    st.subheader("Gold-label distribution")
+    st.bar_chart(pd.DataFrame({"rows": counts}), horizontal=True)

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# One command to run Zero-Shot Studio: installs what is missing, then serves the app on http://localhost:${PORT:-8501}
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+exec .venv/bin/python -m streamlit run app.py --server.port "${PORT:-8501}" "$@"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command to run the whole test suite: installs the app and test extras, then runs pytest.
+# The browser test needs Debian's chromium at /usr/bin/chromium (apt-get install chromium); .ci/run installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh --test
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,49 @@
+"""The sidebar every page shows: device, loaded models, memory, the dataset, and adding a model."""
+from __future__ import annotations
+
+import streamlit as st
+
+from llm_backend.device import pick_device, process_memory_mb
+from llm_backend.registry import ROLE_TITLES, ROLES, spec_from_folder, spec_from_hub
+
+from . import state
+from .errors import user_errors
+from .models import loaded_models, registry
+
+
+def render_sidebar() -> None:
+    with st.sidebar:
+        dev = pick_device()
+        mem = f"{process_memory_mb():,.0f} MB RAM"
+        if dev.kind == "cuda" and dev.memory_total_gb:
+            mem += f" · GPU {dev.memory_used_gb:.1f}/{dev.memory_total_gb:.0f} GB"
+        st.caption(f"**Device:** {dev.name} ({dev.kind}, {str(dev.dtype).replace('torch.', '')})  \n**Memory:** {mem}")
+        loaded = loaded_models()
+        st.caption("**Loaded models:** " + (", ".join(s.name for s in loaded) if loaded else "none yet"))
+        ds = state.get_dataset()
+        if ds is not None:
+            gold = f", gold: `{ds.gold_column}`" if ds.gold_column else ""
+            st.caption(f"**Dataset:** {ds.name} — {len(ds.df):,} rows, text: `{ds.text_column}`{gold}")
+        with st.expander("Add a model"):
+            _add_model_form()
+
+
+def _add_model_form() -> None:
+    kind = st.radio("From", ["Local folder", "Hub id"], horizontal=True, key="zss_add_model_kind")
+    where = st.text_input("Folder path" if kind == "Local folder" else "Hub id (org/name)", key="zss_add_model_where")
+    role = st.selectbox("Role", ["(detect)", *ROLES], key="zss_add_model_role",
+                        format_func=lambda r: ROLE_TITLES.get(r, r))
+    if st.button("Add model", key="zss_add_model_btn"):
+        with user_errors("Adding the model"):
+            if not where.strip():
+                st.warning("Type a folder path or a hub id first.")
+                return
+            chosen = None if role == "(detect)" else role
+            if kind == "Local folder":
+                spec = spec_from_folder(where.strip(), role=chosen)
+            else:
+                spec = spec_from_hub(where.strip(), chosen or "embedder")
+            spec = registry().add(spec)
+            models = [m for m in state.get(state.USER_MODELS, []) if m.name != spec.name] + [spec]
+            st.session_state[state.USER_MODELS] = models
+            st.success(f"Added {spec.name} as a {ROLE_TITLES[spec.role]}.")
