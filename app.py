@@ -23,10 +23,10 @@ from llm_backend.data_io import (
 from llm_backend.errors import DataError
 from ui import state
 from ui.errors import user_errors
-from ui.sidebar import render_sidebar
+from ui.sidebar import dataset_caption, render_sidebar
 
 st.set_page_config(page_title="Zero-Shot Studio", page_icon="🧪", layout="wide")
-render_sidebar()
+dataset_slot = render_sidebar()
 
 st.title("🧪 Zero-Shot Studio")
 st.write(
@@ -97,22 +97,29 @@ for note in table.notes:
     st.warning(note)
 
 df = table.df
-st.header("2 · Choose columns")
 columns = [str(c) for c in df.columns]
+n_total = len(df)
+# A new table gets fresh column guesses and row count: widget values kept from another file would be wrong for it.
+table_id = (table.name, tuple(columns), n_total, table.sheet)
+if st.session_state.get("home_table_id") != table_id:
+    st.session_state["home_table_id"] = table_id
+    st.session_state["home_text_col"] = guess_text_column(df)
+    guess = guess_label_column(df, st.session_state["home_text_col"])
+    st.session_state["home_gold_col"] = guess or "(none)"
+    st.session_state["home_n_rows"] = min(n_total, 2000)
+
+st.header("2 · Choose columns")
 c1, c2 = st.columns(2)
-default_text = guess_text_column(df)
-text_col = c1.selectbox("Text column", columns, index=columns.index(default_text), key="home_text_col")
+text_col = c1.selectbox("Text column", columns, key="home_text_col")
 gold_choices = ["(none)"] + [c for c in columns if c != text_col]
-guess = guess_label_column(df, text_col)
-gold_sel = c2.selectbox("Gold-label column (optional)", gold_choices,
-                        index=gold_choices.index(guess) if guess in gold_choices else 0, key="home_gold_col")
+if st.session_state.get("home_gold_col") not in gold_choices:
+    st.session_state["home_gold_col"] = "(none)"
+gold_sel = c2.selectbox("Gold-label column (optional)", gold_choices, key="home_gold_col")
 gold_col = None if gold_sel == "(none)" else gold_sel
 
 st.header("3 · Rows to use")
-n_total = len(df)
 c1, c2 = st.columns(2)
-default_n = min(n_total, 2000)
-n_rows = int(c1.number_input(f"Rows to use (of {n_total:,})", min_value=1, max_value=n_total, value=default_n,
+n_rows = int(c1.number_input(f"Rows to use (of {n_total:,})", min_value=1, max_value=n_total,
                              step=100, key="home_n_rows",
                              help="A seeded random sample keeps pages fast on large files; the row numbers are kept."))
 seed = int(c2.number_input("Sample seed", min_value=0, value=0, step=1, key="home_seed"))
@@ -128,6 +135,7 @@ for note in text_notes:
 
 ds = state.ActiveDataset(used, table.name, text_col, gold_col, source_rows=n_total, notes=table.notes + text_notes)
 state.set_dataset(ds)
+dataset_caption(dataset_slot)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Rows in use", f"{len(used):,}", delta=None if n_rows >= n_total else f"sampled from {n_total:,}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .errors import DataError
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl", ".parquet")
 COMMON_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "shift_jis", "gb18030")
 SAMPLES_DIR = PROJECT_ROOT / "samples"
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?")
 
 
 @dataclass
@@ -256,9 +258,10 @@ def text_column_report(series: pd.Series) -> tuple[list[str], list[str]]:
             blanks += 1
             texts.append("")
             continue
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            numbers += 1
         s = str(v)
+        # CSV cells arrive as strings, so "42" counts as a number too.
+        if (isinstance(v, (int, float)) and not isinstance(v, bool)) or _NUMBER.fullmatch(s.strip()):
+            numbers += 1
         if not s.strip():
             blanks += 1
         texts.append(s)

@@ -92,7 +92,7 @@ def embed_texts(
     cache: EmbeddingCache | None = None,
 ) -> np.ndarray:
     """(n, dim) float32 normalised embeddings; only texts not seen before with this model are encoded."""
-    cache = cache or CACHE
+    cache = CACHE if cache is None else cache
     texts = [t if isinstance(t, str) else str(t) for t in texts]
     found = cache.lookup(model.spec.key, texts)
     missing_idx = [i for i, v in enumerate(found) if v is None]

@@ -75,3 +75,10 @@ def stratified(df: pd.DataFrame, per_class: int, seed: int = 0, label: str = "la
     """A small balanced slice of a labelled frame, seeded, so tests stay fast and deterministic."""
     return (df.groupby(label, group_keys=False).apply(lambda g: g.sample(min(per_class, len(g)), random_state=seed))
             .reset_index(drop=True))
+
+
+def app_test(relative_path: str):
+    """An AppTest for a script given relative to the repo root (AppTest resolves paths from the calling file)."""
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(ROOT / relative_path), default_timeout=APP_TIMEOUT)

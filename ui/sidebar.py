@@ -11,7 +11,18 @@ from .errors import user_errors
 from .models import loaded_models, registry
 
 
-def render_sidebar() -> None:
+def dataset_caption(slot) -> None:
+    """Describe the active dataset in a sidebar slot; the home page refreshes it after loading a new one."""
+    ds = state.get_dataset()
+    if ds is None:
+        slot.caption("**Dataset:** none loaded yet")
+        return
+    gold = f", gold: `{ds.gold_column}`" if ds.gold_column else ""
+    slot.caption(f"**Dataset:** {ds.name} — {len(ds.df):,} rows, text: `{ds.text_column}`{gold}")
+
+
+def render_sidebar():
+    """Draw the sidebar; returns the dataset slot so a page that changes the dataset can refresh it."""
     with st.sidebar:
         dev = pick_device()
         mem = f"{process_memory_mb():,.0f} MB RAM"
@@ -20,12 +31,11 @@ def render_sidebar() -> None:
         st.caption(f"**Device:** {dev.name} ({dev.kind}, {str(dev.dtype).replace('torch.', '')})  \n**Memory:** {mem}")
         loaded = loaded_models()
         st.caption("**Loaded models:** " + (", ".join(s.name for s in loaded) if loaded else "none yet"))
-        ds = state.get_dataset()
-        if ds is not None:
-            gold = f", gold: `{ds.gold_column}`" if ds.gold_column else ""
-            st.caption(f"**Dataset:** {ds.name} — {len(ds.df):,} rows, text: `{ds.text_column}`{gold}")
+        slot = st.empty()
+        dataset_caption(slot)
         with st.expander("Add a model"):
             _add_model_form()
+    return slot
 
 
 def _add_model_form() -> None:
