@@ -21,6 +21,7 @@ from .errors import DataError
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl", ".parquet")
 COMMON_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "shift_jis", "gb18030")
 SAMPLES_DIR = PROJECT_ROOT / "samples"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?")
 
 
@@ -120,8 +121,9 @@ def _read_delimited(text: str, delimiter: str | None, is_tsv: bool) -> tuple[pd.
     delim = delimiter or ("\t" if is_tsv else _sniff_delimiter(text))
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=delim))
+        # index_col=False: a row with more fields than the header must be an error, not silently become the index.
         df = pd.read_csv(io.StringIO(text), sep=delim, header=0, dtype=str, keep_default_na=False,
-                         na_values=[], skip_blank_lines=True, on_bad_lines="error", engine="python")
+                         na_values=[], skip_blank_lines=True, on_bad_lines="error", engine="python", index_col=False)
     except (pd.errors.ParserError, csv.Error, StopIteration) as exc:
         raise DataError(
             f"The file could not be parsed with delimiter {delim!r}: {str(exc).splitlines()[0][:200]}. "
@@ -141,11 +143,15 @@ def _read_delimited(text: str, delimiter: str | None, is_tsv: bool) -> tuple[pd.
 
 
 def list_sheets(data: bytes) -> list[str]:
+    if not data.startswith(b"PK") and not data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise DataError("The Excel file cannot be opened: it is not a workbook (is it a CSV saved with an .xlsx "
+                        "name?). Save it from Excel as .xlsx, or upload it as .csv.")
     try:
         with pd.ExcelFile(io.BytesIO(data)) as book:
             return [str(s) for s in book.sheet_names]
-    except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise DataError(f"The Excel file cannot be opened: {str(exc).splitlines()[0][:200]}") from None
+    except Exception:  # openpyxl/zipfile raise many types for a damaged file; their words do not help
+        raise DataError("The Excel file cannot be opened: it is damaged or not a real workbook. Open and re-save "
+                        "it in Excel, or export the sheet as CSV.") from None
 
 
 def read_table(
@@ -210,13 +216,21 @@ def _read_json(text: str, lines_hint: bool) -> pd.DataFrame:
     stripped = text.strip()
     if not stripped:
         raise DataError("The file is empty.")
-    try:
-        if lines_hint or (stripped.startswith("{") and "\n{" in stripped):
-            records = [json.loads(line) for line in stripped.splitlines() if line.strip()]
-        else:
+    if lines_hint or (stripped.startswith("{") and "\n{" in stripped):
+        records = []
+        for number, line in enumerate(stripped.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"The JSON Lines file is malformed at line {number}, column {exc.colno}: "
+                                f"{exc.msg}.") from None
+    else:
+        try:
             records = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"The JSON is malformed at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"The JSON is malformed at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
     if isinstance(records, dict):
         # {"data": [...]} or {"col": [values]} are both common; prefer a list of records inside.
         lists = [v for v in records.values() if isinstance(v, list)]
@@ -252,13 +266,17 @@ def text_column_report(series: pd.Series) -> tuple[list[str], list[str]]:
     notes: list[str] = []
     values = series.tolist()
     texts: list[str] = []
-    blanks = numbers = 0
+    blanks = numbers = controls = 0
     for v in values:
         if v is None or (isinstance(v, float) and pd.isna(v)):
             blanks += 1
             texts.append("")
             continue
         s = str(v)
+        if _CONTROL.search(s):
+            # NUL and other control bytes come from binary exports; tokenizers choke or silently drop them.
+            controls += 1
+            s = _CONTROL.sub(" ", s)
         # CSV cells arrive as strings, so "42" counts as a number too.
         if (isinstance(v, (int, float)) and not isinstance(v, bool)) or _NUMBER.fullmatch(s.strip()):
             numbers += 1
@@ -267,6 +285,8 @@ def text_column_report(series: pd.Series) -> tuple[list[str], list[str]]:
         texts.append(s)
     if blanks:
         notes.append(f"{blanks} of {len(values)} rows have an empty text; they are kept and scored as empty.")
+    if controls:
+        notes.append(f"{controls} texts contained NUL or other control characters; they were replaced by spaces.")
     if numbers and numbers > len(values) / 2:
         notes.append(f"{numbers} of {len(values)} values in '{series.name}' are numbers: is this the text column?")
     elif numbers:

@@ -7,6 +7,7 @@ The cache is bounded by an entry count (384 floats ≈ 1.5 KB each, so the defau
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from typing import Sequence
@@ -64,8 +65,21 @@ class EmbeddingCache:
 CACHE = EmbeddingCache()
 
 
+def use_batching(model: LoadedModel) -> bool:
+    """Merge concurrent sessions' encode calls into shared batches: on by default on CUDA, where one large batch is
+    much cheaper than many small ones; opt-in (ZSS_BATCHING=1) on CPU, where bench/concurrency.py measured no gain."""
+    flag = os.environ.get("ZSS_BATCHING")
+    if flag is not None:
+        return flag == "1"
+    return model.device is not None and model.device.kind == "cuda"
+
+
 def encode_uncached(model: LoadedModel, texts: Sequence[str], batch_size: int = 64, progress: Progress = None) -> np.ndarray:
     """Encode texts with a sentence-transformer, in batches so a progress bar can move."""
+    if use_batching(model):
+        from .batching import get_batching_encoder
+
+        return get_batching_encoder(model).encode(list(texts), progress=progress)
     total = len(texts)
     dim = model.model.get_embedding_dimension()
     if total == 0:

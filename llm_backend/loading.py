@@ -138,7 +138,10 @@ def load_model(spec: ModelSpec, device: DeviceInfo | None = None) -> LoadedModel
         hint = "Is it a complete model folder (config, tokenizer and weights)?"
         if spec.source == "hub":
             hint = "Check the id, and that the app runs with network (HF_HUB_OFFLINE=0)."
-        raise ModelError(f"Could not load '{spec.name}' as a {spec.role}: {str(exc).splitlines()[0][:300]}. {hint}") from exc
+        from .paths import redact  # the library's message often names the folder's absolute path
+
+        first_line = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
+        raise ModelError(f"Could not load '{spec.name}' as a {spec.role}: {first_line}. {hint}") from exc
 
 
 class ModelCache:

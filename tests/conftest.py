@@ -73,8 +73,8 @@ def banking77() -> pd.DataFrame:
 
 def stratified(df: pd.DataFrame, per_class: int, seed: int = 0, label: str = "label") -> pd.DataFrame:
     """A small balanced slice of a labelled frame, seeded, so tests stay fast and deterministic."""
-    return (df.groupby(label, group_keys=False).apply(lambda g: g.sample(min(per_class, len(g)), random_state=seed))
-            .reset_index(drop=True))
+    parts = [g.sample(min(per_class, len(g)), random_state=seed) for _, g in df.groupby(label, sort=True)]
+    return pd.concat(parts).reset_index(drop=True)
 
 
 def app_test(relative_path: str):

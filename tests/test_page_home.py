@@ -124,9 +124,29 @@ def test_sidebar_shows_device_and_memory():
     assert "Device:" in captions and "CPU" in captions and "MB RAM" in captions and "Dataset:" in captions
 
 
-def test_adding_a_folder_that_is_not_a_model(tmp_path):
+def test_adding_a_folder_that_is_not_a_model(_isolated_data_dir):
+    folder = _isolated_data_dir / "not-a-model"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
     at = home()
-    at.sidebar.text_input(key="zss_add_model_where").set_value(str(tmp_path)).run()
+    at.sidebar.text_input(key="zss_add_model_where").set_value(str(folder)).run()
     at.sidebar.button(key="zss_add_model_btn").click().run()
-    assert any("not a model folder" in e.value for e in at.sidebar.error)
+    errors = [e.value for e in at.sidebar.error]
+    assert any("not a model folder" in e for e in errors), errors
+    assert not any(str(_isolated_data_dir) in e for e in errors)  # no absolute paths shown
+    at.sidebar.text_input(key="zss_add_model_where").set_value("/etc").run()
+    at.sidebar.button(key="zss_add_model_btn").click().run()
+    assert any("outside the folders" in e.value for e in at.sidebar.error)
     assert not at.exception
+
+
+def test_adding_the_bundled_embedder_folder_as_a_model(registry, monkeypatch):
+    from llm_backend.registry import resolve_location
+
+    folder = resolve_location(registry.default("embedder"))
+    monkeypatch.setenv("ZSS_PATH_ROOTS", str(folder))
+    at = home()
+    at.sidebar.text_input(key="zss_add_model_where").set_value(folder).run()
+    at.sidebar.button(key="zss_add_model_btn").click().run()
+    assert any("as a sentence embedder" in s.value for s in at.sidebar.success)
+    assert [m.role for m in at.session_state[state.USER_MODELS]] == ["embedder"]

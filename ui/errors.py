@@ -12,6 +12,7 @@ from typing import Iterator
 import streamlit as st
 
 from llm_backend.errors import UserError
+from llm_backend.paths import redact
 
 log = logging.getLogger("zero_shot_studio")
 
@@ -21,7 +22,8 @@ def user_errors(action: str = "That") -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        st.error(str(exc))
+        st.error(redact(str(exc)))
     except Exception as exc:  # Streamlit's stop/rerun signals derive from BaseException and pass through
         log.exception("Unexpected error during %s", action)
-        st.error(f"{action} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). Details are in the server log.")
+        st.error(f"{action} failed unexpectedly ({type(exc).__name__}: {redact(str(exc))[:200]}). "
+                 "Details are in the server log.")

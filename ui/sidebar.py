@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from llm_backend.device import pick_device, process_memory_mb
-from llm_backend.registry import ROLE_TITLES, ROLES, spec_from_folder, spec_from_hub
+from llm_backend.paths import safe_model_folder
+from llm_backend.registry import ROLE_TITLES, ROLES, spec_from_hub
 
 from . import state
 from .errors import user_errors
@@ -50,7 +51,7 @@ def _add_model_form() -> None:
                 return
             chosen = None if role == "(detect)" else role
             if kind == "Local folder":
-                spec = spec_from_folder(where.strip(), role=chosen)
+                spec = safe_model_folder(where.strip(), role=chosen)
             else:
                 spec = spec_from_hub(where.strip(), chosen or "embedder")
             spec = registry().add(spec)

@@ -1,0 +1,415 @@
+"""The bad-input corpus: every kind of broken input an analyst can give, run through the real backend.
+
+Each case must end in a :class:`UserError` whose message is clear (says what is wrong), carries no traceback text
+and shows no absolute path — or, for inputs that are odd but usable, return notes that say what was guessed.
+Files live in ``tests/bad_inputs/`` (small, checked in); cases that need other helpers' modules skip until those
+modules exist.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from llm_backend.errors import UserError
+from llm_backend.paths import has_absolute_path
+
+BAD = Path(__file__).resolve().parent / "bad_inputs"
+
+
+@dataclass
+class Case:
+    id: str
+    run: Callable[[Path], Any]  # gets a scratch folder; raises, or returns notes (list[str])
+    match: str  # regex the message (or the joined notes) must contain
+    notes: bool = False  # True: the input is usable and must come back with notes instead of an error
+    xfail: str = ""
+
+
+def _read(name: str, **kw: Any) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        from llm_backend.data_io import read_table
+
+        return read_table((BAD / name).read_bytes(), name, **kw).notes
+
+    return go
+
+
+def _read_text_notes(name: str) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        from llm_backend.data_io import read_table, text_column_report
+
+        table = read_table((BAD / name).read_bytes(), name)
+        return table.notes + text_column_report(table.df["text"])[1]
+
+    return go
+
+
+def _huge_line(tmp: Path) -> Any:
+    from llm_backend.data_io import read_table
+
+    return read_table(b"text,label\n" + b"x" * (3 * 1024 * 1024) + b",a\n", "huge.csv", max_bytes=1024 * 1024)
+
+
+def _labels(fn: Callable[[], Any]) -> Callable[[Path], Any]:
+    return lambda _: fn()
+
+
+def _make(items: Any) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        from llm_backend.labels import make_labels
+
+        return make_labels(items)
+
+    return go
+
+
+def _label_file(name: str) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        from llm_backend.labels import load_labels_text
+
+        return load_labels_text((BAD / name).read_text(encoding="utf-8"))
+
+    return go
+
+
+def _single_label(_: Path) -> Any:
+    from llm_backend.labels import check_label_count, make_labels
+
+    check_label_count(make_labels(["only one"]), multi_label=False)
+
+
+def _workshop(fn: Callable[[], Any]) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        os.environ["ZSS_WORKSHOP_MODE"] = "1"
+        try:
+            return fn()
+        finally:
+            del os.environ["ZSS_WORKSHOP_MODE"]
+
+    return go
+
+
+def _too_many_labels() -> Any:
+    from llm_backend import workshop
+    from llm_backend.labels import make_labels
+
+    labels = make_labels([f"label {i}" for i in range(500)])  # fine outside a workshop...
+    workshop.check_labels(len(labels))  # ...too many inside one
+
+
+def _too_many_rows() -> Any:
+    from llm_backend import workshop
+    from llm_backend.data_io import load_sample
+
+    workshop.check_rows(len(load_sample("Support tickets").df) * 20)
+
+
+def _model_folder(setup: Callable[[Path], str]) -> Callable[[Path], Any]:
+    def go(tmp: Path) -> Any:
+        from llm_backend.paths import safe_model_folder
+
+        return safe_model_folder(setup(tmp), roots=[tmp])
+
+    return go
+
+
+def _folder_with(files: dict[str, bytes]) -> Callable[[Path], str]:
+    def setup(tmp: Path) -> str:
+        folder = tmp / "model"
+        folder.mkdir()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        return "model"
+
+    return setup
+
+
+def _load_config_without_weights(tmp: Path) -> Any:
+    from llm_backend.loading import load_model
+    from llm_backend.paths import safe_model_folder
+
+    folder = tmp / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"],
+                                                    "model_type": "bert", "id2label": {"0": "a", "1": "b"}}))
+    load_model(safe_model_folder("model", roots=[tmp]))
+
+
+def _hub_offline(_: Path) -> Any:
+    from llm_backend.registry import spec_from_hub
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return spec_from_hub("some-org/model-that-is-not-cached", "embedder")
+
+
+def _registry(fn: Callable[[Any], Any]) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        from llm_backend.registry import ModelRegistry
+
+        return fn(ModelRegistry())
+
+    return go
+
+
+def _safe(user: str) -> Callable[[Path], Any]:
+    def go(tmp: Path) -> Any:
+        from llm_backend.paths import safe_path
+
+        (tmp / "inside").mkdir(exist_ok=True)
+        return safe_path(user, [tmp / "inside"])
+
+    return go
+
+
+def _symlink_escape(tmp: Path) -> Any:
+    from llm_backend.paths import safe_path
+
+    (tmp / "inside").mkdir()
+    (tmp / "outside").mkdir()
+    (tmp / "inside" / "link").symlink_to(tmp / "outside", target_is_directory=True)
+    return safe_path("link", [tmp / "inside"])
+
+
+def _store_file(name: str) -> Callable[[Path], Any]:
+    def go(tmp: Path) -> Any:
+        from llm_backend.store import Store
+
+        target = tmp / "studio.db"
+        target.write_bytes((BAD / name).read_bytes())
+        return Store(target)
+
+    return go
+
+
+def _store_newer(tmp: Path) -> Any:
+    from llm_backend.store import Store
+
+    conn = sqlite3.connect(tmp / "studio.db")
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    return Store(tmp / "studio.db")
+
+
+def _store_is_folder(tmp: Path) -> Any:
+    from llm_backend.store import Store
+
+    (tmp / "studio.db").mkdir()
+    return Store(tmp / "studio.db")
+
+
+def _store_import(payload: bytes) -> Callable[[Path], Any]:
+    def go(tmp: Path) -> Any:
+        from llm_backend.store import Store
+
+        return Store(tmp / "s.db").import_project(payload)
+
+    return go
+
+
+def _store_unknown_project(tmp: Path) -> Any:
+    from llm_backend.store import Store
+
+    return Store(tmp / "s.db").project_id("nope")
+
+
+def _store_concurrent(tmp: Path) -> Any:
+    """Not an error case: 6 threads writing at once must all land, and we return a note saying so."""
+    from llm_backend.store import Store
+
+    s = Store(tmp / "s.db")
+    pid = s.ensure_project("p")
+    errors: list[BaseException] = []
+
+    def w() -> None:
+        try:
+            for _ in range(15):
+                s.record_run(pid, "zero-shot", "x", "m", {}, {"accuracy": 1})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=w) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    return [f"{len(s.list_runs(pid))} runs written by 6 threads"]
+
+
+def _train(**cfg: Any) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        trainer = pytest.importorskip("llm_backend.trainer")
+        return trainer.TrainConfig(**cfg).resolved()
+
+    return go
+
+
+def _train_data(texts: list[str], labels: list[Any]) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        sampler = pytest.importorskip("llm_backend.sampler")
+        return sampler.prepare_training_set(texts, labels, min_per_class=2)
+
+    return go
+
+
+def _lm_template(template: str) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        lm = pytest.importorskip("llm_backend.scorers.lm")
+        return lm.LMVerbalizerScorer(None, template=template)  # the template is checked before the model is used
+
+    return go
+
+
+def _prompting(template: str) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        prompting = pytest.importorskip("llm_backend.prompting")
+        check = getattr(prompting, "validate_template", None) or getattr(prompting, "check_template", None)
+        if check is None:
+            pytest.skip("llm_backend.prompting has no validate_template/check_template yet")
+        return check(template)
+
+    return go
+
+
+CASES: list[Case] = [
+    # ---------------------------------------------------------------------------------------------- files
+    Case("file-empty", _read("empty.csv"), "empty"),
+    Case("file-whitespace-only", _read("whitespace_only.csv"), "empty"),
+    Case("file-header-only", _read("header_only.csv"), "header .*no rows"),
+    Case("file-binary-garbage", _read("binary_garbage.csv"), "encoding"),
+    Case("file-wrong-encoding-forced", _read("cp1252.csv", encoding="utf-8"), "cannot be read as utf-8"),
+    Case("file-unknown-encoding-name", _read("cp1252.csv", encoding="klingon-8"), "cannot be read as klingon-8"),
+    Case("file-cp1252-detected", _read("cp1252.csv"), "not UTF-8", notes=True),
+    Case("file-malformed-json", _read("malformed.json"), "malformed at line 1"),
+    Case("file-truncated-jsonl", _read("truncated.jsonl"), "malformed"),
+    Case("file-truncated-jsonl-line-number", _read("truncated.jsonl"), "line 2"),
+    Case("file-json-scalar", _read("scalar.json"), "no records"),
+    Case("file-json-empty-list", _read("empty_list.json"), "no records"),
+    Case("file-json-mixed-list", _read("mixed_list.json"), "mixes objects"),
+    Case("file-json-not-a-table", _read("not_a_table.json"), "not a table"),
+    Case("file-xlsx-corrupt", _read("corrupt.xlsx"), "Excel file cannot be opened"),
+    Case("file-xlsx-zip-without-workbook", _read("zip_not_xlsx.xlsx"), "Excel file cannot be opened"),
+    Case("file-xlsx-is-really-csv", _read("csv_renamed.xlsx"), "Excel file cannot be opened"),
+    Case("file-xlsx-missing-sheet", lambda _: __import__("llm_backend.data_io", fromlist=["x"]).read_table(
+        _xlsx_bytes(), "book.xlsx", sheet="Nope"), "no sheet 'Nope'"),
+    Case("file-parquet-corrupt", _read("corrupt.parquet"), "Parquet file cannot be read"),
+    Case("file-unbalanced-quotes", _read("unbalanced_quotes.csv"), "could not be parsed"),
+    Case("file-ragged-rows", _read("ragged_rows.csv"), "Expected 2 fields in line 3"),
+    Case("file-unsupported-type", _read("unsupported.docx"), "unsupported type '.docx'"),
+    Case("file-huge-line-over-limit", _huge_line, "above the upload limit"),
+    Case("file-duplicate-columns", _read("duplicate_columns.csv"), "Duplicate column name 'text' renamed", notes=True),
+    Case("file-wrong-delimiter", _read("semicolon_as_comma.csv", delimiter=","), "choose that delimiter", notes=True),
+    Case("file-empty-texts", _read_text_notes("empty_texts.csv"), "2 of 3 rows have an empty text", notes=True),
+    Case("file-numbers-as-text", _read_text_notes("numbers_as_text.csv"), "are numbers", notes=True),
+    Case("file-nul-bytes", _read_text_notes("nul_bytes.csv"), "NUL|control",
+         notes=True),
+    Case("file-missing-path", lambda _: __import__("llm_backend.data_io", fromlist=["x"]).read_path(
+        "no/such/file.csv"), "No such file"),
+    # --------------------------------------------------------------------------------------------- labels
+    Case("labels-empty", _make([]), "label set is empty"),
+    Case("labels-whitespace-only", _make(["  ", "\t", ""]), "label set is empty"),
+    Case("labels-duplicates", _make(["Billing", "billing ", "Refund"]), "Duplicate labels"),
+    Case("labels-duplicates-inner-space", _make(["card  arrival", "card arrival"]), "Duplicate labels"),
+    Case("labels-single-in-single-label-mode", _single_label, "at least two labels"),
+    Case("labels-500-in-workshop", _workshop(_too_many_labels), "at most 50 labels.*has 500"),
+    Case("labels-paste-empty", _labels(lambda: __import__("llm_backend.labels", fromlist=["x"]).parse_label_list(
+        " \n \n")), "label set is empty"),
+    Case("labels-file-bad-yaml", _label_file("bad_labels.yaml"), "not valid YAML"),
+    Case("labels-file-not-a-list", _label_file("not_a_list_labels.yaml"), "must hold a list"),
+    Case("labels-file-empty-list", _label_file("empty_labels.yaml"), "label set is empty"),
+    Case("labels-file-duplicates", _label_file("duplicate_labels.yaml"), "Duplicate labels"),
+    Case("labels-file-missing", _labels(lambda: __import__("llm_backend.labels", fromlist=["x"]).load_labels_file(
+        "missing/labels.yaml")), "No such label file"),
+    Case("rows-over-workshop-limit", _workshop(_too_many_rows), "at most 2,000 rows"),
+    # ------------------------------------------------------------------------------------------ templates
+    Case("template-lm-missing-text-placeholder", _lm_template("Classify this: {label}"), r"\{text\} placeholder"),
+    Case("template-unknown-placeholder", _prompting("Text: {text} {nonexistent_column}"), "nonexistent_column"),
+    Case("template-missing-text-placeholder", _prompting("Just a sentence."), "text"),
+    Case("template-sandbox-escape", _prompting("{{ ''.__class__.__mro__[1].__subclasses__() }} {{ text }}"),
+         "not allowed|unsafe|sandbox"),
+    # -------------------------------------------------------------------------------------------- models
+    Case("model-nonexistent-folder", _model_folder(lambda tmp: "does/not/exist"), "No such model folder"),
+    Case("model-path-is-a-file", _model_folder(lambda tmp: (tmp.joinpath("w.bin").write_bytes(b"x"), "w.bin")[1]),
+         "is a file"),
+    Case("model-folder-without-config", _model_folder(_folder_with({"readme.txt": b"hi"})), "not a model folder"),
+    Case("model-broken-config-json", _model_folder(_folder_with({"config.json": (BAD / "broken_config.json").read_bytes()})),
+         "config.json .* cannot be read"),
+    Case("model-config-without-weights", _load_config_without_weights, "Could not load"),
+    Case("model-hub-id-offline", _hub_offline, "not in the local model cache"),
+    Case("model-hub-id-malformed", _labels(lambda: __import__("llm_backend.registry", fromlist=["x"]).spec_from_hub(
+        "not a hub id", "embedder")), "not a hub id"),
+    Case("model-unknown-name", _registry(lambda r: r.get("gpt-17")), "Unknown model 'gpt-17'"),
+    Case("model-path-escapes-roots", _model_folder(lambda tmp: "../../../etc"), "outside the folders"),
+    # --------------------------------------------------------------------------------------------- paths
+    Case("path-dotdot-escape", _safe("../"), "outside the folders"),
+    Case("path-absolute-elsewhere", _safe("/etc/passwd"), "outside the folders"),
+    Case("path-symlink-escape", _symlink_escape, "outside the folders"),
+    Case("path-empty", _safe("   "), "Type a"),
+    Case("path-nul", _safe("a\x00b"), "NUL"),
+    # ---------------------------------------------------------------------------------------- training
+    Case("train-unknown-method", _train(method="magic"), "Unknown training method 'magic'"),
+    Case("train-zero-epochs", _train(method="head", epochs=0), "at least 1"),
+    Case("train-validation-share", _train(method="head", val_fraction=0.95), "validation share"),
+    Case("train-negative-lr", _train(method="setfit", learning_rate=-1.0), "learning rate must be positive"),
+    Case("train-one-class", _train_data(["a", "b", "c", "d"], ["x", "x", "x", "x"]), "class|label"),
+    Case("train-no-labels", _train_data(["a", "b"], [None, ""]), "label|rows"),
+    # ------------------------------------------------------------------------------------------------ store
+    Case("store-corrupted-file", _store_file("corrupt_studio.db"), "damaged"),
+    Case("store-text-file", _store_file("not_a_project.json"), "damaged"),
+    Case("store-newer-schema", _store_newer, "newer version"),
+    Case("store-path-is-a-folder", _store_is_folder, "cannot be opened|damaged"),
+    Case("store-import-not-a-project", _store_import((BAD / "not_a_project.json").read_bytes()), "not a Zero-Shot"),
+    Case("store-import-garbage", _store_import((BAD / "binary_garbage.csv").read_bytes()), "not UTF-8|not valid JSON"),
+    Case("store-unknown-project", _store_unknown_project, "No project named 'nope'"),
+    Case("store-concurrent-writes", _store_concurrent, "90 runs written by 6 threads", notes=True),
+]
+
+
+def _xlsx_bytes() -> bytes:
+    import io
+
+    import pandas as pd
+
+    buf = io.BytesIO()
+    pd.DataFrame({"text": ["a"], "label": ["b"]}).to_excel(buf, index=False, sheet_name="Data")
+    return buf.getvalue()
+
+
+def _check_clean(message: str) -> None:
+    assert message.strip(), "empty message"
+    assert "Traceback" not in message and 'File "' not in message, message
+    assert not has_absolute_path(message), f"absolute path in: {message}"
+    assert not message.startswith("<") and message.strip() != "None", message
+
+
+def test_corpus_is_big_enough():
+    assert len(CASES) >= 50
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert len(list(BAD.iterdir())) >= 25
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=False)]
+                                               if c.xfail else []) for c in CASES])
+def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import re
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))
+    if case.notes:
+        notes = case.run(tmp_path)
+        assert notes, "expected notes for a usable but odd input"
+        text = " ".join(notes)
+        _check_clean(text)
+        assert re.search(case.match, text), text
+        return
+    with pytest.raises(UserError) as info:
+        case.run(tmp_path)
+    message = str(info.value)
+    _check_clean(message)
+    assert re.search(case.match, message), message

@@ -1,0 +1,46 @@
+"""Workshop mode: limits apply only when enabled, and their messages say what to change."""
+from __future__ import annotations
+
+import pytest
+
+from llm_backend import workshop
+from llm_backend.data_io import SAMPLES_DIR
+from llm_backend.errors import DataError, LabelError, UserError
+
+
+def test_no_limits_by_default():
+    lim = workshop.limits()
+    assert not lim.enabled and lim.describe() == "No workshop limits."
+    workshop.check_rows(10**7)
+    workshop.check_labels(10**4)
+    workshop.check_writable_sample(SAMPLES_DIR / "support_tickets.csv")
+    assert workshop.row_cap(50_000) == 50_000
+    workshop.RunTimer().check()
+
+
+def test_limits_when_enabled(monkeypatch):
+    monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
+    lim = workshop.limits()
+    assert (lim.enabled, lim.max_rows, lim.max_labels, lim.samples_read_only) == (True, 2000, 50, True)
+    workshop.check_rows(2000)
+    with pytest.raises(DataError, match="at most 2,000 rows.*has 2,001"):
+        workshop.check_rows(2001)
+    with pytest.raises(LabelError, match="at most 50 labels.*has 51"):
+        workshop.check_labels(51)
+    monkeypatch.setenv("ZSS_WORKSHOP_MAX_ROWS", "100")
+    monkeypatch.setenv("ZSS_WORKSHOP_MAX_LABELS", "junk")  # a typo falls back to the default
+    assert workshop.limits().max_rows == 100 and workshop.limits().max_labels == 50
+    assert workshop.row_cap(5000) == 100
+    with pytest.raises(UserError, match="read-only"):
+        workshop.check_writable_sample(SAMPLES_DIR / "support_tickets.csv")
+    assert "100 rows" in workshop.limits().describe()
+
+
+def test_run_timer(monkeypatch):
+    monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
+    monkeypatch.setenv("ZSS_WORKSHOP_MAX_RUN_SECONDS", "1")
+    timer = workshop.RunTimer("Scoring")
+    timer.check()
+    timer.started -= 5
+    with pytest.raises(workshop.WorkshopLimitError, match="Scoring was stopped after 1 s"):
+        timer.check()
