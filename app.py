@@ -21,6 +21,7 @@ from llm_backend.data_io import (
     text_column_report,
 )
 from llm_backend.errors import DataError
+from llm_backend.workshop import limits, row_cap
 from ui import state
 from ui.errors import user_errors
 from ui.sidebar import dataset_caption, render_sidebar
@@ -106,7 +107,7 @@ if st.session_state.get("home_table_id") != table_id:
     st.session_state["home_text_col"] = guess_text_column(df)
     guess = guess_label_column(df, st.session_state["home_text_col"])
     st.session_state["home_gold_col"] = guess or "(none)"
-    st.session_state["home_n_rows"] = min(n_total, 2000)
+    st.session_state["home_n_rows"] = min(n_total, 2000, row_cap(n_total))
 
 st.header("2 · Choose columns")
 c1, c2 = st.columns(2)
@@ -119,7 +120,12 @@ gold_col = None if gold_sel == "(none)" else gold_sel
 
 st.header("3 · Rows to use")
 c1, c2 = st.columns(2)
-n_rows = int(c1.number_input(f"Rows to use (of {n_total:,})", min_value=1, max_value=n_total,
+max_rows = row_cap(n_total)
+if max_rows < n_total:
+    st.info(f"{limits().describe()} This file has {n_total:,} rows: a seeded sample of at most {max_rows:,} is used.")
+if st.session_state.get("home_n_rows", 1) > max_rows:
+    st.session_state["home_n_rows"] = max_rows
+n_rows = int(c1.number_input(f"Rows to use (of {n_total:,})", min_value=1, max_value=max_rows,
                              step=100, key="home_n_rows",
                              help="A seeded random sample keeps pages fast on large files; the row numbers are kept."))
 seed = int(c2.number_input("Sample seed", min_value=0, value=0, step=1, key="home_seed"))

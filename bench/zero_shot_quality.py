@@ -109,7 +109,7 @@ def main() -> None:
         rows.append({"data": data, "slice": slice_name, "n": m["n"], "method": method, "setting": setting,
                      "calibration": cal, "accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
                      "seconds": round(res.seconds, 1)})
-        print(f"{data:24s} {slice_name:8s} n={m['n']:5d} {method:10s} {setting:20s} {cal:10s} "
+        print(f"{data:24s} {slice_name:8s} n={m['n']:5d} {method:10s} {setting:32s} {cal:10s} "
               f"acc={m['accuracy']:.3f} F1={m['macro_f1']:.3f} ({res.seconds:.1f}s)", flush=True)
         write(rows, args.lm)
 
@@ -120,10 +120,12 @@ def main() -> None:
             labels = make_labels(sorted(df["label"].unique()))
             texts = df["text"].tolist()
             for tname, tmpl in templates.items():
-                scorer = make_scorer("embedding", emb, templates=tmpl)
-                for cal in ("none", "centering", "contextual"):
-                    record(data, slice_name, "embedding", tname, cal, df, run_scorer(scorer, texts, labels,
-                                                                                      calibration=cal))
+                for refine in (0, 1):
+                    scorer = make_scorer("embedding", emb, templates=tmpl, refine=refine)
+                    setting = f"{tname}, refine {'on' if refine else 'off'}"
+                    for cal in ("none", "centering", "contextual"):
+                        record(data, slice_name, "embedding", setting, cal, df, run_scorer(scorer, texts, labels,
+                                                                                            calibration=cal))
         if lm is not None and data != "Banking77":
             df = test.head(args.lm_rows)
             labels = make_labels(sorted(df["label"].unique()))
@@ -131,8 +133,8 @@ def main() -> None:
             for cal in ("none", "centering", "contextual"):
                 record(data, "held-out", "lm", "default prompt", cal, df, run_scorer(lm, texts, labels, calibration=cal))
             for cal in ("none", "centering"):
-                ens = EnsembleScorer([make_scorer("embedding", emb), lm])
-                record(data, "held-out", "ensemble", "embedding + lm", cal, df,
+                ens = EnsembleScorer([make_scorer("embedding", emb), lm], cal)
+                record(data, "held-out", "ensemble", "embedding (refine on) + lm", cal, df,
                        run_scorer(ens, texts, labels, calibration=cal))
     write(rows, args.lm)
     print(f"wrote {OUT / 'zero_shot_quality.md'}")

@@ -79,8 +79,12 @@ def make_labels(items: Iterable[str | Label | dict[str, Any]]) -> list[Label]:
 
 
 def check_label_count(labels: Sequence[Label], multi_label: bool) -> None:
+    """Every run goes through here, so the workshop's label cap applies to the pages and the CLI alike."""
+    from .workshop import check_labels  # local: workshop reads settings, labels stays importable without them
+
     if len(labels) < 2 and not multi_label:
         raise LabelError("Single-label classification needs at least two labels; with one label use multi-label mode.")
+    check_labels(len(labels))
 
 
 def parse_label_list(text: str) -> list[Label]:

@@ -18,6 +18,7 @@ from llm_backend.labels import Label, dump_labels, load_labels_text, parse_label
 from llm_backend.scorers.calibration import CALIBRATION_TITLES, CALIBRATIONS
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, GENERIC_TEMPLATES, EmbeddingScorer
 from llm_backend.scorers.ensemble import EnsembleScorer
+from llm_backend.workshop import RunTimer
 from llm_backend.scorers.factory import METHOD_ROLES, METHOD_TITLES, make_scorer, method_available
 from llm_backend.zero_shot import (
     DEFAULT_CALIBRATION,
@@ -185,8 +186,10 @@ floor = c4.slider("'None of these' below (0 = off)", 0.0, 0.9, 0.0, 0.05, key="z
 def _progress_bar(label: str):
     bar = st.progress(0.0, text=label)
     started = time.perf_counter()
+    timer = RunTimer(label.split(":")[0])
 
     def _cb(done: int, total: int) -> None:
+        timer.check()  # workshop mode: stop between batches once the run is over its time limit
         frac = min(done / total, 1.0) if total else 1.0
         bar.progress(frac, text=f"{label} {done:,}/{total:,} ({time.perf_counter() - started:.0f}s)")
 

@@ -268,12 +268,13 @@ def _lm_template(template: str) -> Callable[[Path], Any]:
 
 
 def _prompting(template: str) -> Callable[[Path], Any]:
+    """Check a prompt template against a dataset's columns, then render it on one row, as a run does."""
     def go(_: Path) -> Any:
-        prompting = pytest.importorskip("llm_backend.prompting")
-        check = getattr(prompting, "validate_template", None) or getattr(prompting, "check_template", None)
-        if check is None:
-            pytest.skip("llm_backend.prompting has no validate_template/check_template yet")
-        return check(template)
+        from llm_backend.templates import check_template, render, row_context
+
+        check_template(template, ["text", "stars"])
+        return render(template, row_context({"text": "Great phone", "stars": "5"}, "Great phone"),
+                      {"positive": ["great"], "negative": ["bad"]})
 
     return go
 
@@ -330,10 +331,10 @@ CASES: list[Case] = [
     Case("rows-over-workshop-limit", _workshop(_too_many_rows), "at most 2,000 rows"),
     # ------------------------------------------------------------------------------------------ templates
     Case("template-lm-missing-text-placeholder", _lm_template("Classify this: {label}"), r"\{text\} placeholder"),
-    Case("template-unknown-placeholder", _prompting("Text: {text} {nonexistent_column}"), "nonexistent_column"),
+    Case("template-unknown-placeholder", _prompting("Text: {{ text }} {{ nonexistent_column }}"), "nonexistent_column"),
     Case("template-missing-text-placeholder", _prompting("Just a sentence."), "text"),
     Case("template-sandbox-escape", _prompting("{{ ''.__class__.__mro__[1].__subclasses__() }} {{ text }}"),
-         "not allowed|unsafe|sandbox"),
+         "not allowed"),
     # -------------------------------------------------------------------------------------------- models
     Case("model-nonexistent-folder", _model_folder(lambda tmp: "does/not/exist"), "No such model folder"),
     Case("model-path-is-a-file", _model_folder(lambda tmp: (tmp.joinpath("w.bin").write_bytes(b"x"), "w.bin")[1]),

@@ -91,7 +91,8 @@ def test_home_loads_sample_dataset(server, page):
     page.goto(server)
     page.get_by_text("is the active dataset").wait_for()
     # Choose another bundled sample through the real select box.
-    page.get_by_test_id("stSelectbox").first.click()
+    # (the sidebar holds other select boxes, some inside collapsed expanders: pick this one by its label)
+    page.get_by_test_id("stSelectbox").filter(has_text="Sample dataset").first.click()
     page.get_by_role("option", name="Support tickets").click()
     page.get_by_text("Support tickets is the active dataset").wait_for()
     _wait_idle(page)

@@ -37,8 +37,14 @@ def test_centering_removes_label_means_and_changes_distribution(embedder, ag_sli
     before = np.bincount(raw.argmax(1), minlength=4)
     after = np.bincount(cal.argmax(1), minlength=4)
     assert not np.array_equal(before, after)
-    # Centering evens out the label distribution: the most over-predicted label loses rows.
-    assert after.max() <= before.max()
+    # Centering removes a per-label bias exactly: a label that every text scores 0.2 higher on swallows the
+    # predictions before calibration and gets back to the unbiased share after it.
+    biased = raw.copy()
+    biased[:, 1] += 0.2
+    assert np.bincount(biased.argmax(1), minlength=4)[1] > before[1]
+    cal_biased, _ = calibrate(biased, "centering")
+    np.testing.assert_allclose(cal_biased, cal, atol=1e-6)
+    assert np.array_equal(np.bincount(cal_biased.argmax(1), minlength=4), after)
 
 
 def test_contextual_uses_content_free_inputs(embedder):

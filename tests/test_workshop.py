@@ -44,3 +44,37 @@ def test_run_timer(monkeypatch):
     timer.started -= 5
     with pytest.raises(workshop.WorkshopLimitError, match="Scoring was stopped after 1 s"):
         timer.check()
+
+
+def test_home_page_caps_rows_in_workshop_mode(monkeypatch):
+    """A participant loading a big file gets a seeded sample within the limit and is told why."""
+    from tests.conftest import app_test
+    from ui import state
+
+    monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
+    monkeypatch.setenv("ZSS_WORKSHOP_MAX_ROWS", "100")
+    at = app_test("app.py")
+    at.run()
+    assert not at.exception
+    assert len(at.session_state[state.DATASET].df) == 100
+    assert at.number_input(key="home_n_rows").max == 100
+    assert any("Workshop mode" in i.value and "at most 100" in i.value for i in at.info)
+
+
+def test_zero_shot_page_refuses_too_many_labels_in_workshop_mode(monkeypatch):
+    from llm_backend.data_io import load_sample
+    from tests.conftest import app_test
+    from ui import state
+
+    monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
+    monkeypatch.setenv("ZSS_WORKSHOP_MAX_LABELS", "3")
+    df = load_sample("News headlines").df.head(20).reset_index(drop=True)
+    at = app_test("pages/1_Zero-shot_labels.py")
+    at.session_state[state.DATASET] = state.ActiveDataset(df, "News headlines", "text", "topic", len(df))
+    at.run()
+    at.text_area(key="zs_paste").input("politics\nsports\nbusiness\nscience").run()
+    at.button(key="zs_paste_apply").click().run()
+    at.button(key="zs_run").click().run()
+    assert not at.exception
+    assert any("at most 3 labels" in e.value for e in at.error), [e.value for e in at.error]
+    assert state.PREDICTIONS not in at.session_state

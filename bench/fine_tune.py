@@ -1,0 +1,174 @@
+"""Few-shot training quality and time on Banking77 and AG News, beside the zero-shot embedding scorer.
+
+For each dataset, method, k (examples per class) and seed: train on k seeded rows per class, test on a seeded
+sample of rows not used for training (the same test rows for every method of one seed), report macro-F1/accuracy
+and wall time. Results are appended to ``bench/results/fine_tune.md`` / ``.json`` after every run, so a long grid
+that is interrupted still leaves its numbers.
+
+Usage::
+
+    .venv/bin/python bench/fine_tune.py                       # the default grid (see --help)
+    .venv/bin/python bench/fine_tune.py --datasets ag_news --methods head,setfit --ks 8 --seeds 0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
+
+from llm_backend.labels import make_labels  # noqa: E402
+from llm_backend.loading import get_model  # noqa: E402
+from llm_backend.metrics import evaluate  # noqa: E402
+from llm_backend.registry import ModelRegistry  # noqa: E402
+from llm_backend.sampler import select_per_class  # noqa: E402
+from llm_backend.scorers.base import decide, to_probabilities  # noqa: E402
+from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
+from llm_backend.trained_models import predict, scorer_for  # noqa: E402
+from llm_backend.trainer import TrainConfig, train  # noqa: E402
+from llm_backend.trainer_distillation import measure_speed  # noqa: E402
+
+SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = ROOT / "bench" / "results"
+
+
+def load(name: str) -> pd.DataFrame:
+    if name == "ag_news":
+        df = pd.read_csv(SHARED / "ag_news_test.csv", header=None, names=["label_id", "title", "description"])
+        names = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
+        return pd.DataFrame({"text": df["title"] + ". " + df["description"].str.replace("\\", " ", regex=False),
+                             "label": df["label_id"].map(names)})
+    return pd.read_csv(SHARED / "banking77_train.csv").rename(columns={"category": "label"})
+
+
+TEST_SIZE = {"ag_news": 1000, "banking77": 1500}
+
+
+def zero_shot(scorer: EmbeddingScorer, texts: list[str], gold: list[str], classes: list[str]) -> dict:
+    labels = make_labels(classes)
+    probs = to_probabilities(scorer.score(texts, labels), scorer.kind)
+    return evaluate(gold, decide(probs, classes).labels, classes)
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A markdown table without the optional ``tabulate`` dependency."""
+    cols = [str(c) for c in df.columns]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        out.append("| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in row) + " |")
+    return "\n".join(out)
+
+
+def write(rows: list[dict], args: argparse.Namespace) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{args.out_name}.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    df = pd.DataFrame(rows)
+    lines = ["# Few-shot fine-tuning benchmark", "",
+             f"Command: `.venv/bin/python bench/fine_tune.py {' '.join(sys.argv[1:])}`  ",
+             f"Machine: {os.cpu_count()} CPU cores shared with other jobs (timings are indicative only; compare "
+             "within one table). Model: all-MiniLM-L6-v2 (bundled). Test rows: seeded sample of rows not used for "
+             "training, the same rows for every method of a seed.", ""]
+    if not df.empty:
+        agg = (df.groupby(["dataset", "k", "method"])
+               .agg(macro_f1=("macro_f1", "mean"), f1_std=("macro_f1", "std"), accuracy=("accuracy", "mean"),
+                    seeds=("seed", "nunique"), train_s=("train_s", "mean"))
+               .reset_index())
+        agg["macro_f1"] = (100 * agg["macro_f1"]).round(1)
+        agg["f1_std"] = (100 * agg["f1_std"]).round(1)
+        agg["accuracy"] = (100 * agg["accuracy"]).round(1)
+        agg["train_s"] = agg["train_s"].round(1)
+        lines += ["## Mean over seeds (macro-F1 and accuracy in %)", "", md_table(agg), ""]
+        lines += ["## Every run", "", md_table(df), ""]
+    (OUT / f"{args.out_name}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="ag_news,banking77")
+    p.add_argument("--methods", default="zero-shot,head,setfit,finetune,lora,distill")
+    p.add_argument("--ks", default="8,16")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--slow-seeds", default="0", help="seeds for setfit/finetune/lora/distill (CPU is scarce)")
+    p.add_argument("--slow-ks", default="8", help="k values for the slow methods")
+    p.add_argument("--num-pairs", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="keep rows already in the results file")
+    p.add_argument("--out-name", default="fine_tune", help="results file stem under bench/results/")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; 1 is several times faster when other jobs share the cores")
+    args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    registry = ModelRegistry()
+    embedder = get_model(registry.default("embedder"))
+    zs = EmbeddingScorer(embedder)
+    rows: list[dict] = []
+    if args.resume and (OUT / f"{args.out_name}.json").is_file():
+        rows = json.loads((OUT / f"{args.out_name}.json").read_text())
+    done = {(r["dataset"], r["k"], r["seed"], r["method"]) for r in rows}
+    slow = {"setfit", "finetune", "finetune-head", "lora", "distill"}
+    for name in args.datasets.split(","):
+        df = load(name)
+        labels = df["label"].astype(str).tolist()
+        for k in [int(x) for x in args.ks.split(",")]:
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                train_idx, _ = select_per_class(labels, k, seed)
+                rest = np.setdiff1d(np.arange(len(df)), train_idx)
+                rng = np.random.default_rng(seed)
+                test_idx = np.sort(rng.choice(rest, min(TEST_SIZE[name], len(rest)), replace=False))
+                pool = np.setdiff1d(rest, test_idx)
+                tr_texts = [df["text"].iloc[i] for i in train_idx]
+                tr_labels = [labels[i] for i in train_idx]
+                te_texts = df["text"].iloc[test_idx].tolist()
+                te_gold = [labels[i] for i in test_idx]
+                classes = sorted(set(tr_labels))
+                for method in args.methods.split(","):
+                    if (name, k, seed, method) in done:
+                        continue
+                    if method in slow and (seed not in [int(s) for s in args.slow_seeds.split(",")]
+                                           or k not in [int(x) for x in args.slow_ks.split(",")]):
+                        continue
+                    t0 = time.perf_counter()
+                    extra: dict = {}
+                    if method == "zero-shot":
+                        m = zero_shot(zs, te_texts, te_gold, classes)
+                        train_s = 0.0
+                    else:
+                        fine = method in ("finetune", "lora")
+                        cfg = TrainConfig(method=method, seed=seed, num_pairs=args.num_pairs,
+                                          val_fraction=0.2 if fine else 0.0, student="head")
+                        teacher = unlabelled = None
+                        if method == "distill":
+                            teacher = EmbeddingScorer(embedder)
+                            unlabelled = [df["text"].iloc[i] for i in rng.permutation(pool)[:2000]]
+                        res = train(tr_texts, tr_labels, cfg, embedder, teacher=teacher, unlabelled=unlabelled or ())
+                        train_s = res.wall_s
+                        pred, _ = predict(res.model, te_texts)
+                        m = evaluate(te_gold, pred, res.classes)
+                        if method == "distill":
+                            t = zero_shot(zs, te_texts, te_gold, classes)
+                            extra = {"teacher_macro_f1": round(t["macro_f1"], 4),
+                                     "speedup": round(measure_speed(scorer_for(res.model), te_texts[:128], classes)
+                                                      / measure_speed(teacher, te_texts[:128], classes), 2)}
+                    row = {"dataset": name, "k": k, "seed": seed, "method": method, "n_train": len(tr_texts),
+                           "n_test": len(te_texts), "macro_f1": round(m["macro_f1"], 4),
+                           "accuracy": round(m["accuracy"], 4), "train_s": round(train_s, 1),
+                           "total_s": round(time.perf_counter() - t0, 1), **extra}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    write(rows, args)
+    write(rows, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""``evaluate``: score a saved model (or a model folder) on a labelled table and write the metrics."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import DataError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained model on a labelled table")
+    p.add_argument("--model", required=True, help="trained model name or folder")
+    p.add_argument("--data", required=True)
+    p.add_argument("--text-column", required=True)
+    p.add_argument("--gold-column", required=True)
+    p.add_argument("--metrics-json", default=None, help="write accuracy, macro-F1, per-class and confusion here")
+    p.add_argument("--predictions", default=None, help="optional CSV of text, gold, predicted, confidence")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..data_io import read_path, text_column_report
+    from ..errors import ModelError
+    from ..loading import get_model
+    from ..metrics import evaluate
+    from ..progress import stderr_progress
+    from ..registry import ModelRegistry
+    from ..sampler import normalise_labels
+    from ..trained_models import predict
+
+    spec = ModelRegistry().resolve(args.model, "classifier")
+    if spec.source != "trained":
+        raise ModelError(f"'{args.model}' is not a model trained by Zero-Shot Studio (no zss_model.json).")
+    loaded = get_model(spec)
+    table = read_path(args.data)
+    for col in (args.text_column, args.gold_column):
+        if col not in table.df.columns:
+            raise DataError(f"Column '{col}' is not in {Path(args.data).name}.")
+    texts, _ = text_column_report(table.df[args.text_column])
+    gold, notes = normalise_labels(table.df[args.gold_column].tolist())
+    with loaded.lock:
+        pred, probs = predict(loaded.model, texts, progress=stderr_progress("evaluate"))
+    metrics = evaluate(gold, pred, loaded.model.classes)
+    if not metrics["n"]:
+        raise DataError(f"Column '{args.gold_column}' has no labels to evaluate against.")
+    metrics["model"] = spec.name
+    metrics["notes"] = notes
+    if metrics["unknown_gold"]:
+        print(f"note: gold labels the model was not trained on count as errors: {', '.join(metrics['unknown_gold'])}")
+    print(f"rows: {metrics['n']}  accuracy: {metrics['accuracy']:.3f}  macro-F1: {metrics['macro_f1']:.3f}")
+    if args.metrics_json:
+        Path(args.metrics_json).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    if args.predictions:
+        conf = probs.max(axis=1) if len(probs) else []
+        pd.DataFrame({"text": texts, "gold": gold, "predicted": pred, "confidence": conf}).to_csv(args.predictions, index=False)
+    return 0

@@ -1,0 +1,233 @@
+"""Prompt templates: sandboxed rendering, validation, few-shot selection, the three run modes, library and CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llm_backend.data_io import load_sample
+from llm_backend.errors import TemplateError, UserError
+from llm_backend.few_shot import select_examples
+from llm_backend.generation import UNMAPPED, map_to_label
+from llm_backend.paths import PathError
+from llm_backend.prompting import RunConfig, TemplateRun, compare
+from llm_backend.templates import (
+    PromptTemplate,
+    TemplateLibrary,
+    check_template,
+    load_template_file,
+    load_template_text,
+    render,
+    row_context,
+    shipped_templates,
+)
+from tests.conftest import ROOT
+
+VERB = {"positive": ["great", "good"], "negative": ["bad"], "neutral": ["okay"]}
+
+
+@pytest.fixture(scope="module")
+def reviews() -> pd.DataFrame:
+    df = load_sample("Product reviews").df
+    return pd.concat([g.head(4) for _, g in df.groupby("sentiment")]).reset_index(drop=True)
+
+
+def sentiment_template(**kw) -> PromptTemplate:
+    return PromptTemplate("sent", "Review: {{ text }}\nProduct: {{ product }}\nSentiment (great, bad or okay)?",
+                          dict(VERB), **kw)
+
+
+# --------------------------------------------------------------------------------------------- rendering
+def test_render_columns_row_and_examples():
+    ctx = row_context({"text": "ignored", "product": "chair", "my col": 3}, "Nice chair")
+    out = render("{{ text }} | {{ product }} | {{ row['my col'] }} | {{ label_list }} | {{ answers }}"
+                 "{% for ex in examples %} [{{ ex.text }}->{{ ex.answer }}]{% endfor %}", ctx, VERB,
+                 examples=[{"text": "Loved it", "label": "positive", "answer": "great"}])
+    assert out == "Nice chair | chair | 3 | positive, negative, neutral | great, bad, okay [Loved it->great]"
+
+
+@pytest.mark.parametrize("source", ["{{ text.__class__ }}", "{{ text.__class__.__mro__[1].__subclasses__() }}",
+                                    "{{ row.items() }}", "{{ text.upper() }}", "{{ cycler.__init__ }}",
+                                    "{{ ''.__class__ }}", "{% for x in range(3) %}{% endfor %}"])
+def test_sandbox_blocks_attribute_access(source):
+    with pytest.raises(TemplateError) as err:
+        render(source, row_context({}, "hello"), VERB)
+    assert "class" not in str(err.value).lower() or "not allowed" in str(err.value)
+    assert "<class" not in str(err.value)
+
+
+def test_check_template_messages():
+    with pytest.raises(TemplateError, match=r"Unknown placeholder\(s\) \{\{ colour \}\}, \{\{ foo \}\}"):
+        check_template("{{ text }} {{ foo }} {{ colour }}", ["text", "product"])
+    with pytest.raises(TemplateError, match="no text placeholder"):
+        check_template("Is this positive?", ["text"])
+    with pytest.raises(TemplateError, match="syntax error on line 1"):
+        check_template("{{ text ", ["text"])
+    with pytest.raises(TemplateError, match="MASK"):
+        check_template("{{ text }}", ["text"], mode="cloze")
+    assert check_template("{{ text }} {{ product }}", ["text", "product"]) == {"text", "product"}
+
+
+def test_yaml_format_and_bad_verbalizer():
+    tpl = sentiment_template(few_shot=2, description="d")
+    back = load_template_text(tpl.to_yaml())
+    assert back == tpl
+    with pytest.raises(TemplateError, match="no answer words"):
+        load_template_text("name: a\ntemplate: '{{ text }}'\nverbalizer: {pos: [good], neg: []}")
+    with pytest.raises(TemplateError, match="used by both"):
+        load_template_text("name: a\ntemplate: '{{ text }}'\nverbalizer: {pos: [good], neg: [good]}")
+    with pytest.raises(TemplateError, match="required field"):
+        load_template_text("name: a\nverbalizer: {pos: [good], neg: [bad]}")
+    names = {t.name for t in shipped_templates()}
+    assert {"News topic", "Review sentiment", "Banking intent"} <= names
+
+
+def test_library_save_load_rename_delete():
+    from llm_backend.config import get_settings
+
+    folder = get_settings().data_dir / "lib"  # inside the allowed roots (the per-test data folder)
+    lib = TemplateLibrary.at(folder)
+    lib.save(sentiment_template())
+    assert lib.names() == ["sent"]
+    assert lib.load("sent").verbalizer == VERB
+    lib.rename("sent", "Sentiment v2")
+    assert lib.names() == ["Sentiment v2"] and len(list(folder.glob("*.yaml"))) == 1
+    with pytest.raises(TemplateError, match="already exists"):
+        lib.save(PromptTemplate("Sentiment v2", "{{ text }}", dict(VERB)), overwrite=False)
+    lib.delete("Sentiment v2")
+    assert lib.names() == []
+    with pytest.raises(TemplateError):
+        lib.load("sent")
+    with pytest.raises(PathError, match="outside"):
+        TemplateLibrary.at("/etc/zss-templates")
+
+
+# ---------------------------------------------------------------------------------------------- few-shot
+def test_few_shot_excludes_self_and_is_seeded():
+    texts = [f"text {i}" for i in range(12)] + ["text 0"]  # row 12 duplicates row 0's text
+    gold = ["a", "b", "c"] * 4 + ["a"]
+    targets = list(range(13))
+    one = select_examples(targets, texts, gold, ["a", "b", "c"], 2, seed=3)
+    two = select_examples(targets, texts, gold, ["a", "b", "c"], 2, seed=3)
+    other = select_examples(targets, texts, gold, ["a", "b", "c"], 2, seed=4)
+    assert one.indices == two.indices and one.indices != other.indices
+    for t, ex in zip(targets, one.indices):
+        assert t not in ex and all(texts[e] != texts[t] for e in ex)
+        assert sorted(gold[e] for e in ex) == ["a", "a", "b", "b", "c", "c"]
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(13, 8))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    near = select_examples(targets, texts, gold, ["a", "b", "c"], 1, method="nearest", embeddings=emb)
+    for t, ex in zip(targets, near.indices):
+        assert t not in ex and len(ex) == 3
+        sims = [float(emb[e] @ emb[t]) for e in ex]
+        assert sims == sorted(sims)  # most similar last, next to the question
+        for e in ex:  # each is the closest of its label
+            same = [i for i in range(13) if gold[i] == gold[e] and i != t and texts[i] != texts[t]]
+            assert emb[e] @ emb[t] == pytest.approx(max(emb[i] @ emb[t] for i in same))
+
+
+def test_map_generated_text_to_label():
+    assert map_to_label("It is great, not bad.", VERB) == "positive"
+    assert map_to_label("Bad. Though some parts are good", VERB) == "negative"
+    assert map_to_label("Goodness knows", VERB) == UNMAPPED
+
+
+# ------------------------------------------------------------------------------------------ real models
+def test_score_mode_on_smollm2(causal_lm, reviews):
+    run = TemplateRun(sentiment_template(), reviews, "text", "sentiment", RunConfig(calibration="contextual"),
+                      lm=causal_lm, rows=[0, 4, 8])
+    assert run.chat  # SmolLM2 is an instruct model: the chat template wraps the prompt
+    res = run.run_all(chunk=2)
+    assert res.scores.shape == (3, 3) and np.isfinite(res.scores).all()
+    assert set(res.pred) <= set(VERB) and res.metrics["n"] == 3
+    assert any("Contextual calibration" in n for n in res.notes)
+    assert res.prompts[0].startswith("<|im_start|>") and reviews.loc[0, "text"] in res.prompts[0]
+    assert res.frame().shape[0] == 3
+
+
+def test_few_shot_prompt_never_contains_its_own_row(causal_lm, reviews):
+    run = TemplateRun(sentiment_template(few_shot=1), reviews, "text", "sentiment", RunConfig(use_chat=False),
+                      lm=causal_lm)
+    for pos in range(len(reviews)):
+        prompt = run.prompt_for(pos)
+        own = reviews.loc[pos, "text"]
+        assert prompt.count(own[:60]) == 1  # only as the question, never as an example
+        assert prompt.count("Sentiment (great, bad or okay)?") == 4  # 3 examples + the question
+
+
+def test_bad_inputs_raise_clear_errors(causal_lm, reviews):
+    with pytest.raises(TemplateError, match="missing label"):
+        TemplateRun(PromptTemplate("t", "{{ text }}", {"positive": ["great"], "negative": ["bad"]}), reviews, "text",
+                    "sentiment", lm=causal_lm)
+    with pytest.raises(TemplateError, match="Unknown placeholder"):
+        TemplateRun(PromptTemplate("t", "{{ text }} {{ nope }}", dict(VERB)), reviews, "text", lm=causal_lm)
+    with pytest.raises(UserError, match="gold column"):
+        TemplateRun(sentiment_template(few_shot=1), reviews, "text", None, lm=causal_lm)
+
+
+def test_long_text_is_truncated_and_said(causal_lm):
+    df = pd.DataFrame({"text": ["word " * 4000, "short"], "product": ["x", "y"], "sentiment": ["positive", "negative"]})
+    res = TemplateRun(sentiment_template(), df, "text", "sentiment", lm=causal_lm).run_all()
+    assert any("cut to fit" in n for n in res.notes)
+    assert len(res.prompts[0]) < 5000 and "Sentiment (great, bad or okay)?" in res.prompts[0]
+
+
+def test_cloze_plumbing_with_bundled_masked_lm(registry, reviews):
+    from llm_backend.loading import get_model
+
+    mlm = get_model(registry.default("masked_lm"))
+    tpl = PromptTemplate("cloze", "{{ text }} It was [MASK].", dict(VERB))
+    res = TemplateRun(tpl, reviews, "text", "sentiment", RunConfig(mode="cloze"), masked_lm=mlm, rows=[0, 1]).run_all()
+    assert res.scores.shape == (2, 3) and np.isfinite(res.scores).all()
+    assert mlm.tokenizer.mask_token in res.prompts[0]
+
+
+def test_generate_maps_or_counts_unmapped(causal_lm, reviews):
+    res = TemplateRun(sentiment_template(), reviews, "text", "sentiment",
+                      RunConfig(mode="generate", max_new_tokens=5), lm=causal_lm, rows=[0, 4]).run_all()
+    assert len(res.generated) == 2 and all(len(causal_lm.tokenizer(g)["input_ids"]) <= 6 for g in res.generated)
+    assert res.pred == [map_to_label(g, VERB) for g in res.generated]
+    assert res.n_unmapped == sum(p == UNMAPPED for p in res.pred)
+    both = compare([res, res])
+    assert both["agreement"].iloc[0, 1] == 1.0 and both["disagreements"].empty
+
+
+def test_cli_end_to_end(tmp_path, reviews):
+    data = tmp_path / "ten.csv"
+    load_sample("Product reviews").df.head(10).to_csv(data, index=False)
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text(sentiment_template().to_yaml())
+    out, mj = tmp_path / "out.csv", tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, "-m", "llm_backend", "prompt", "--data", str(data), "--template-file",
+                           str(tpl), "--text-column", "text", "--gold-column", "sentiment", "--few-shot", "1",
+                           "--seed", "1", "--limit", "4", "--out", str(out), "--metrics-json", str(mj)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    df = pd.read_csv(out)
+    assert len(df) == 4 and {"text", "gold", "pred", "p[positive]"} <= set(df.columns)
+    m = json.loads(mj.read_text())
+    assert m["rows"] == 4 and 0 <= m["accuracy"] <= 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\ntemplate: '{{ txt }}'\nverbalizer: {positive: [good], negative: [bad]}")
+    proc = subprocess.run([sys.executable, "-m", "llm_backend", "prompt", "--data", str(data), "--template-file",
+                           str(bad), "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Unknown placeholder" in proc.stderr
+
+
+def test_too_many_examples_are_dropped_to_fit_the_context(causal_lm, banking77):
+    """77 labels x 1 example of the intent template would exceed SmolLM2's 8k context: examples are dropped."""
+    from tests.conftest import stratified
+
+    df = stratified(banking77, 2, seed=0)
+    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0])
+    prompt = run.prompt_for(0)
+    assert run.count_tokens(prompt) <= run.budget
+    assert 0 < len(run.examples[0]) < 32 and run.dropped_examples == 1
+    assert df.loc[0, "text"] in prompt

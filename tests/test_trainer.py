@@ -1,0 +1,116 @@
+"""Each training method on a tiny real slice (4 AG News classes × 4 rows, 1 epoch) with the real MiniLM."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from llm_backend.embedding_cache import encode_uncached
+from llm_backend.errors import TrainingError
+from llm_backend.sampler import select_per_class
+from llm_backend.trained_models import EmbeddingHeadModel, SequenceModel, predict
+from llm_backend.trainer import TrainCallbacks, TrainConfig, train
+from llm_backend.training_runs import RunManager
+
+
+@pytest.fixture(scope="module")
+def slices(ag_news):
+    idx, _ = select_per_class(ag_news["label"].tolist(), 4, seed=0)
+    train_df = ag_news.iloc[idx]
+    rest = ag_news.drop(index=ag_news.index[idx])
+    test_df = rest.sample(40, random_state=0)
+    return train_df["text"].tolist(), train_df["label"].tolist(), test_df["text"].tolist(), test_df["label"].tolist()
+
+
+def _accuracy(model, texts, gold):
+    pred, probs = predict(model, texts)
+    assert probs.shape == (len(texts), len(model.classes))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    return float(np.mean([p == g for p, g in zip(pred, gold)]))
+
+
+def test_head_on_embeddings_beats_chance(embedder, slices):
+    texts, labels, test_texts, test_gold = slices
+    rows = []
+    result = train(texts, labels, TrainConfig(method="head"), embedder, TrainCallbacks(on_epoch=rows.append))
+    assert isinstance(result.model, EmbeddingHeadModel) and result.model.body is embedder
+    assert result.classes == ["Business", "Sci/Tech", "Sports", "World"]
+    assert len(rows) == 1 and result.n_train == 16
+    assert _accuracy(result.model, test_texts, test_gold) >= 0.5  # chance is 0.25
+
+
+def test_setfit_tunes_a_copy_and_leaves_the_shared_embedder_alone(embedder, slices):
+    texts, labels, test_texts, test_gold = slices
+    before = encode_uncached(embedder, texts[:3])
+    steps = []
+    cfg = TrainConfig(method="setfit", num_pairs=32, batch_size=16, epochs=1, seed=0)
+    result = train(texts, labels, cfg, embedder, TrainCallbacks(progress=lambda d, t: steps.append((d, t))))
+    assert steps[-1] == (2, 2)  # 32 pairs in batches of 16: bounded, not 16*15/2 = 120 pairs
+    assert result.model.body is not embedder and result.model.body.model is not embedder.model
+    np.testing.assert_allclose(encode_uncached(embedder, texts[:3]), before, atol=1e-6)
+    tuned = encode_uncached(result.model.body, texts[:3])
+    assert not np.allclose(tuned, before, atol=1e-4)  # the copy did change
+    assert result.history[0]["loss"] > 0
+    assert _accuracy(result.model, test_texts, test_gold) >= 0.4
+
+
+@pytest.mark.parametrize("method", ["finetune", "finetune-head", "lora"])
+def test_transformer_fine_tunes(embedder, slices, method):
+    texts, labels, test_texts, test_gold = slices
+    cfg = TrainConfig(method=method, epochs=2, batch_size=8, val_fraction=0.25, seed=0)
+    result = train(texts, labels, cfg, embedder)
+    assert isinstance(result.model, SequenceModel)
+    assert result.n_val == 4 and result.n_train == 12
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert all("val_macro_f1" in r and r["loss"] > 0 for r in result.history)
+    net = result.model.model
+    assert type(net).__name__ == "BertForSequenceClassification"  # LoRA is merged back: no peft wrapper
+    assert not any("lora" in n for n, _ in net.named_parameters())
+    trained_note = next(n for n in result.notes if n.startswith("Training "))
+    pct = float(trained_note.split("(")[1].split("%")[0])
+    assert (pct > 90) if method == "finetune" else (pct < 10)
+    _accuracy(result.model, test_texts[:8], test_gold[:8])
+
+
+def test_stop_request_ends_a_run_early_with_a_usable_model(embedder, slices):
+    texts, labels, test_texts, _ = slices
+    calls = {"n": 0}
+
+    def stop_after_first_step() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    cfg = TrainConfig(method="finetune", epochs=5, batch_size=8)
+    result = train(texts, labels, cfg, embedder, TrainCallbacks(should_stop=stop_after_first_step))
+    assert result.stopped and len(result.history) == 1
+    assert any("stopped early" in n for n in result.notes)
+    assert len(predict(result.model, test_texts[:2])[0]) == 2
+
+
+def test_bad_training_input_is_refused_with_messages(embedder):
+    with pytest.raises(TrainingError, match="at least two classes"):
+        train(["a b", "c d", "e f"], ["x", "x", "x"], TrainConfig(method="head"), embedder)
+    with pytest.raises(TrainingError, match="Unknown training method"):
+        train(["a", "b"], ["x", "y"], TrainConfig(method="magic"), embedder)
+    with pytest.raises(TrainingError, match="teacher"):
+        train(["a", "b", "c", "d"], ["x", "x", "y", "y"], TrainConfig(method="distill"), embedder)
+
+
+def test_run_manager_refuses_a_second_run_while_one_runs():
+    manager = RunManager()
+    release = threading.Event()
+
+    def slow_job(cb):
+        cb.status("waiting")
+        release.wait(10)
+        return None
+
+    run = manager.start("session-a", "head", slow_job)
+    with pytest.raises(TrainingError, match="already in progress"):
+        manager.start("session-a", "head", slow_job)
+    other = manager.start("session-b", "head", slow_job)  # another session may run
+    assert run.snapshot().state == "running" and run.snapshot().status == "waiting"
+    release.set()
+    assert run.wait(10) and other.wait(10)
+    manager.start("session-a", "head", lambda cb: None).wait(10)  # finished: a new run is allowed
