@@ -39,7 +39,7 @@ PAGES = [
     ("pages/1_Zero-shot_labels.py", "🏷️", "Zero-shot label testing", "try a label set with several methods; accuracy against gold labels"),
     ("pages/2_Prompt_templates.py", "📝", "Prompt templates", "templates, verbalizers, few-shot examples; compare prompts"),
     ("pages/3_Embedding_map.py", "🗺️", "Embedding map", "see clusters and labels in 2D; select points; discover categories"),
-    ("pages/4_Fine-tune_runs.py", "🏋️", "Fine-tune runs", "few-shot training, LoRA and distillation, measured against zero-shot"),
+    ("pages/4_Fine-tune_runs.py", "🎯", "Fine-tune runs", "few-shot training, LoRA and distillation, measured against zero-shot"),
     ("pages/5_Experiments.py", "📒", "Experiments", "saved runs, label sets and templates"),
 ]
 available = [p for p in PAGES if (Path(__file__).parent / p[0]).is_file()]

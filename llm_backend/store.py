@@ -254,6 +254,14 @@ class Run:
 
     @property
     def duration_s(self) -> float | None:
+        """Compute time the page measured (``metrics["seconds"]``) when given, else wall time between the stamps.
+
+        Pages that save a run after computing it (``record_run``) have stamps a moment apart; their own timing is
+        the number an analyst wants to compare.
+        """
+        measured = _num(self.metrics.get("seconds"))
+        if measured is not None:
+            return measured
         if not self.finished_at:
             return None
         try:

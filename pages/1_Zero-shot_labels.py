@@ -231,7 +231,8 @@ if st.button("Run", type="primary", key="zs_run", disabled=label_problem is not 
         record_run("zero-shot", cfg_a["method"], res.model,
                    {**{k: v for k, v in cfg_a.items() if k != "models"}, "calibration": calibration,
                     "multi_label": multi, "threshold": threshold, "none_below": floor, "n_texts": len(texts)},
-                   res.evaluate(gold) if gold else None, labels=labels)
+                   {**(res.evaluate(gold) if gold else {"n": len(texts)}), "seconds": round(res.seconds, 2)},
+                   labels=labels)
         st.session_state.pop(CONFUSABLE, None)
         st.session_state.pop(COMPARE, None)
 

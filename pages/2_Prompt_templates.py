@@ -19,17 +19,18 @@ from llm_backend.templates import (
     check_verbalizer,
     load_template_text,
     shipped_templates,
+    template_from_dict,
     verbalizer_from_labels,
 )
 from ui import state
 from ui.errors import user_errors
 from ui.models import get_model, model_picker, registry
-from ui.persistence import record_run
+from ui.persistence import TEMPLATE_TO_LOAD, record_run
 from ui.sidebar import render_sidebar
 
-st.set_page_config(page_title="Prompt templates", layout="wide")
+st.set_page_config(page_title="Prompt templates · Zero-Shot Studio", page_icon="📝", layout="wide")
 render_sidebar()
-st.title("Prompt templates")
+st.title("📝 Prompt templates")
 ds = state.require_dataset()
 
 RESULTS = "pt_results"  # {template name: PromptRunResult}
@@ -59,6 +60,12 @@ def _load_into_editor(tpl: PromptTemplate) -> None:
     st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
+# A template reopened from the Experiments page replaces the editor's content (before the widgets are drawn).
+pending = st.session_state.pop(TEMPLATE_TO_LOAD, None)
+if pending is not None:
+    with user_errors("Opening the saved template"):
+        _load_into_editor(template_from_dict(pending, source="saved template"))
+        st.success(f"Opened the saved template '{pending.get('name', '')}'.")
 if BASE not in st.session_state:
     _load_into_editor(_default_template())
 results: dict = st.session_state.setdefault(RESULTS, {})
@@ -190,8 +197,8 @@ def _record(job: TemplateRun, note: str = "") -> None:
     """Save the run (its template, settings and metrics) to the experiment store; never breaks the page."""
     res = job.result()
     settings = {k: v for k, v in vars(job.cfg).items()}
-    settings.update(n_rows=len(res.rows), seconds=round(res.seconds, 2))
-    metrics = dict(res.metrics or {})
+    settings.update(n_rows=len(res.rows))
+    metrics = {**(res.metrics or {}), "seconds": round(res.seconds, 2)}
     if res.mode == "generate":
         metrics["n_unmapped"] = res.n_unmapped
     record_run("prompt", res.mode, job.model.spec.name, settings, metrics,

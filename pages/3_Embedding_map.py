@@ -52,7 +52,7 @@ FLASH = "map_flash"
 CHART_KEY = "map_chart"
 KEEP_MAPS = 3
 
-st.set_page_config(page_title="Embedding map", page_icon="🗺️", layout="wide")
+st.set_page_config(page_title="Embedding map · Zero-Shot Studio", page_icon="🗺️", layout="wide")
 render_sidebar()
 st.title("🗺️ Embedding map")
 st.caption("Every text as a point: similar texts sit together. See where your labels fall, select groups of points, "

@@ -229,7 +229,7 @@ def _record(run: TrainingRun) -> None:
              "stopped": res.stopped, "result": res}
     # The experiment store keeps the run for later sessions (test metrics beside the zero-shot baseline's).
     config = getattr(run, "config", {})
-    metrics = {**(ev.get("test") or {}), "train_seconds": round(res.wall_s, 2), "stopped": res.stopped}
+    metrics = {**(ev.get("test") or {}), "seconds": round(res.wall_s, 2), "stopped": res.stopped}
     if ev.get("baseline"):
         metrics["zero_shot_macro_f1"] = ev["baseline"].get("macro_f1")
     if ev.get("teacher"):

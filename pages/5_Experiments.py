@@ -236,7 +236,7 @@ with tab_sets:
                             format_func=lambda i: f"{t_by_id[i].name} · v{t_by_id[i].version}")
         st.json(t_by_id[t_id].content, expanded=True)
         if st.button("Open in the prompt page", key="exp_load_template", type="primary"):
-            st.session_state[TEMPLATE_TO_LOAD] = dict(t_by_id[t_id].content)
+            st.session_state[TEMPLATE_TO_LOAD] = {"name": t_by_id[t_id].name, **dict(t_by_id[t_id].content)}
             st.success(f"Template '{t_by_id[t_id].name}' v{t_by_id[t_id].version} is ready for the prompt page.")
             if (ROOT / "pages/2_Prompt_templates.py").is_file():
                 st.page_link("pages/2_Prompt_templates.py", label="Open Prompt templates", icon="📝")

@@ -27,7 +27,8 @@ def populated():
     ds = s.ensure_dataset(pid, "Support tickets", "fp-support", source="sample", n_rows=40)
     names = sorted(set(gold))
     ls = s.save_label_set(pid, "tickets", [Label(n, f"about {n}") for n in names])
-    tp = s.save_template(pid, "short", {"template": "Ticket: {text}\nCategory:", "verbalizer": {}})
+    tp = s.save_template(pid, "short", {"template": "Ticket: {{ text }}\nCategory:",
+                                        "verbalizer": {n: [n.replace("_", " ")] for n in names}})
     wrong = names[1:] + names[:1]
     pred_a = [g if i % 3 else wrong[names.index(g)] for i, g in enumerate(gold)]
     pred_b = [g if i % 5 else wrong[names.index(g)] for i, g in enumerate(gold)]
@@ -115,17 +116,39 @@ def test_compare_two_runs(populated):
     assert "F1 · " + names[0] in set(_frame(at, "metric", "delta")["metric"])
 
 
+def _in_app() -> AppTest:
+    """The page opened inside the whole app (from app.py), so its links to the other pages resolve."""
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=APP_TIMEOUT)
+    at.switch_page("pages/5_Experiments.py")
+    return at
+
+
 def test_reload_label_set_and_template(populated):
     _, _, _, names = populated
-    at = _run(AppTest.from_file(PAGE, default_timeout=APP_TIMEOUT))
+    at = _run(_in_app())
     at.button(key="exp_load_labels").click()
     _run(at)
     labels = at.session_state[state.LABELS]
     assert [l.name for l in labels] == names and isinstance(labels[0], Label)
     assert labels[0].description == f"about {names[0]}"
+    assert any(getattr(el, "proto", None) is not None and "Zero-shot" in str(el.proto) for el in at.get("page_link"))
     at.button(key="exp_load_template").click()
     _run(at)
-    assert at.session_state["zss_template_to_load"] == {"template": "Ticket: {text}\nCategory:", "verbalizer": {}}
+    pending = at.session_state["zss_template_to_load"]
+    assert pending["name"] == "short" and pending["template"] == "Ticket: {{ text }}\nCategory:"
+    # The prompt page picks it up into its editor.
+    at.session_state[state.DATASET] = state.ActiveDataset(load_sample("Support tickets").df.head(20), "tickets",
+                                                          "text", "category", 20)
+    at.switch_page("pages/2_Prompt_templates.py")
+    _run(at)
+    assert at.text_area(key="pt_template").value == "Ticket: {{ text }}\nCategory:"
+    assert at.text_input(key="pt_name").value == "short"
+    assert "zss_template_to_load" not in at.session_state
+    # ...and the zero-shot page starts its label editor from the reloaded label set, descriptions included.
+    at.switch_page("pages/1_Zero-shot_labels.py")
+    _run(at)
+    base = at.session_state["zs_editor_base"]
+    assert [l.name for l in base] == names and base[0].description == f"about {names[0]}"
 
 
 def test_save_current_label_set_makes_versions(populated):

@@ -327,3 +327,14 @@ def test_cli_projects_runs_export_import(tmp_path, capsys):
     assert cli_main(["store", "--db", str(db_path), "runs", "--project", "nope"]) == 2
     assert "No project named 'nope'" in capsys.readouterr().err
     assert cli_main(["store", "--db", str(db_path), "import", str(tmp_path / "missing.json")]) == 2
+
+
+def test_duration_prefers_the_time_the_page_measured(db):
+    pid = db.ensure_project("p")
+    timed = db.start_run(pid, "zero-shot", "embedding", "m")
+    db.finish_run(timed, {"accuracy": 0.5, "seconds": 12.5})
+    untimed = db.start_run(pid, "zero-shot", "embedding", "m")
+    db.finish_run(untimed, {"accuracy": 0.5})
+    by_id = {r.id: r for r in db.list_runs(pid)}
+    assert by_id[timed].duration_s == 12.5
+    assert by_id[untimed].duration_s is not None and 0 <= by_id[untimed].duration_s < 5
