@@ -146,11 +146,11 @@ def main() -> None:
                     else:
                         fine = method in ("finetune", "lora")
                         cfg = TrainConfig(method=method, seed=seed, num_pairs=args.num_pairs,
-                                          val_fraction=0.2 if fine else 0.0, student="head")
+                                          val_fraction=0.2 if fine else 0.0, student="small")
                         teacher = unlabelled = None
                         if method == "distill":
                             teacher = EmbeddingScorer(embedder)
-                            unlabelled = [df["text"].iloc[i] for i in rng.permutation(pool)[:2000]]
+                            unlabelled = [df["text"].iloc[i] for i in rng.permutation(pool)[:1000]]
                         res = train(tr_texts, tr_labels, cfg, embedder, teacher=teacher, unlabelled=unlabelled or ())
                         train_s = res.wall_s
                         pred, _ = predict(res.model, te_texts)

@@ -27,8 +27,9 @@ import numpy as np
 from .device import DeviceInfo, pick_device
 from .embedding_cache import encode_uncached
 from .errors import TrainingError
+from .labels import Label, make_labels
 from .loading import LoadedModel
-from .metrics import evaluate
+from .metrics import evaluate, normalise_label
 from .progress import Progress, report
 from .registry import resolve_location
 from .sampler import TrainingSet, default_num_pairs, prepare_training_set, sample_pairs, split_validation
@@ -61,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     max_length: int = 128
     head_c: float = 10.0  # inverse regularisation of the logistic head; unit-length embeddings need a large C
+    label_anchor_weight: float = 2.0  # each class's label sentence joins the head's training rows with this weight
     num_pairs: int | None = None  # contrastive pairs per epoch (SetFit); None: 40 per row, capped
     lora_r: int = 8
     lora_alpha: int = 16
@@ -82,6 +84,8 @@ class TrainConfig:
             raise TrainingError("The validation share must be between 0 and 0.9.")
         if cfg.learning_rate <= 0:
             raise TrainingError("The learning rate must be positive.")
+        if cfg.label_anchor_weight < 0:
+            raise TrainingError("The label anchor weight must be 0 (off) or positive.")
         return cfg
 
     def as_dict(self) -> dict[str, Any]:
@@ -148,12 +152,36 @@ def _val_metrics(model: TrainedModel, texts: Sequence[str], y: np.ndarray, class
     return {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
 
 
-def fit_logistic_head(emb: np.ndarray, y: np.ndarray, n_classes: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(weight (k, d), bias (k,)) of a multinomial logistic regression, stored as arrays rather than pickled."""
+def class_anchors(encode: Callable[[list[str]], np.ndarray], classes: Sequence[str],
+                  label_set: Sequence[Label] | None = None) -> np.ndarray:
+    """One vector per class: its label written as the zero-shot scorer writes it (plus the user's description).
+
+    With 8 rows per class the head has seen little of each class; the label's own meaning is free extra evidence.
+    Added as one weighted training row per class it lifted macro-F1 on held-out AG News (k=8: 77.2 → 79.9, k=16:
+    80.9 → 81.8) and Banking77 (k=8: 83.1 → 83.6, k=16: 85.2 → 85.9), mean of 3 seeds, weight 2 (docs/fine-tune.md).
+    """
+    from .scorers.embedding import DEFAULT_TEMPLATE, label_vectors
+
+    by_name = {normalise_label(l.name): l for l in label_set or []}
+    labels = [by_name.get(normalise_label(c)) or make_labels([c])[0] for c in classes]
+    return label_vectors(labels, [DEFAULT_TEMPLATE], encode)
+
+
+def fit_logistic_head(emb: np.ndarray, y: np.ndarray, n_classes: int, c: float, seed: int,
+                      anchors: np.ndarray | None = None, anchor_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (k, d), bias (k,)) of a multinomial logistic regression, stored as arrays rather than pickled.
+
+    ``anchors`` (one row per class, see :func:`class_anchors`) join the training rows with ``anchor_weight``.
+    """
     from sklearn.linear_model import LogisticRegression
 
+    weights = np.ones(len(y), dtype=np.float64)
+    if anchors is not None and anchor_weight > 0:
+        emb = np.vstack([emb, anchors.astype(emb.dtype, copy=False)])
+        y = np.concatenate([y, np.arange(n_classes)])
+        weights = np.concatenate([weights, np.full(n_classes, anchor_weight)])
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    clf.fit(emb, y)
+    clf.fit(emb, y, sample_weight=weights)
     coef = np.ascontiguousarray(clf.coef_, dtype=np.float32)
     intercept = np.ascontiguousarray(clf.intercept_, dtype=np.float32)
     if n_classes == 2 and coef.shape[0] == 1:  # binary: softmax over [0, z] equals sigmoid(z)
@@ -171,7 +199,8 @@ def _emit(history: list[dict[str, Any]], row: dict[str, Any], cb: TrainCallbacks
 # --------------------------------------------------------------------------- head on frozen embeddings
 
 
-def train_head(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: TrainCallbacks) -> TrainResult:
+def train_head(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: TrainCallbacks,
+               label_set: Sequence[Label] | None = None) -> TrainResult:
     from .embedding_cache import embed_texts
 
     start = time.perf_counter()
@@ -180,7 +209,10 @@ def train_head(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: T
     cb.status("Embedding the training rows")
     emb = embed_texts(embedder, data.texts, progress=cb.progress)
     cb.status("Fitting the logistic head")
-    weight, bias = fit_logistic_head(emb[tr], y[tr], len(data.classes), cfg.head_c, cfg.seed)
+    anchors = (class_anchors(lambda s: embed_texts(embedder, s), data.classes, label_set)
+               if cfg.label_anchor_weight > 0 else None)
+    weight, bias = fit_logistic_head(emb[tr], y[tr], len(data.classes), cfg.head_c, cfg.seed, anchors,
+                                     cfg.label_anchor_weight)
     model = EmbeddingHeadModel(embedder, weight, bias, data.classes, body_is_base=True)
     row = {"epoch": 1, "loss": None, "elapsed_s": time.perf_counter() - start,
            **_val_metrics(model, [data.texts[i] for i in va], y[va], data.classes)}
@@ -203,7 +235,7 @@ def _preprocess(body: Any, texts: list[str]) -> dict[str, Any]:
 
 
 def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: TrainCallbacks,
-                 device: DeviceInfo) -> TrainResult:
+                 device: DeviceInfo, label_set: Sequence[Label] | None = None) -> TrainResult:
     import torch
     from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
@@ -225,6 +257,13 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = _linear_schedule(optimiser, total_steps, cfg.warmup_ratio)
     loaded_body = LoadedModel(memory_spec("setfit body"), body, body.tokenizer, device)
+
+    def _tuned_anchors(loaded: LoadedModel) -> np.ndarray | None:
+        # Uncached: the body's weights change under one name while it trains.
+        if cfg.label_anchor_weight <= 0:
+            return None
+        return class_anchors(lambda sents: encode_uncached(loaded, sents), data.classes, label_set)
+
     result = TrainResult(None, "setfit", data.classes, cfg, n_train=len(tr), n_val=len(va))  # type: ignore[arg-type]
     result.notes.append(f"{num_pairs} contrastive pairs per epoch ({steps_per_epoch} steps of {cfg.batch_size}).")
     step = 0
@@ -255,7 +294,8 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
         if len(va):
             # Uncached: the body changes every epoch, and a cache keyed by its name would serve stale vectors.
             emb = encode_uncached(loaded_body, texts_tr)
-            w, bias = fit_logistic_head(emb, y_tr, len(data.classes), cfg.head_c, cfg.seed)
+            w, bias = fit_logistic_head(emb, y_tr, len(data.classes), cfg.head_c, cfg.seed,
+                                        _tuned_anchors(loaded_body), cfg.label_anchor_weight)
             val_emb = encode_uncached(loaded_body, [data.texts[i] for i in va])
             pred = (val_emb @ w.T + bias).argmax(axis=1)
             m = evaluate([data.classes[i] for i in y[va]], [data.classes[i] for i in pred], data.classes)
@@ -266,7 +306,8 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
     cb.status("Fitting the logistic head on the tuned embeddings")
     loaded_body = LoadedModel(memory_spec("setfit body"), body, body.tokenizer, device)  # fresh key: final weights
     emb = encode_uncached(loaded_body, texts_tr)
-    weight, bias = fit_logistic_head(emb, y_tr, len(data.classes), cfg.head_c, cfg.seed)
+    weight, bias = fit_logistic_head(emb, y_tr, len(data.classes), cfg.head_c, cfg.seed,
+                                     _tuned_anchors(loaded_body), cfg.label_anchor_weight)
     result.model = EmbeddingHeadModel(loaded_body, weight, bias, data.classes, body_is_base=False)
     return result
 
@@ -433,12 +474,14 @@ def train(
     teacher: Any = None,
     unlabelled: Sequence[str] = (),
     device: DeviceInfo | None = None,
+    label_set: Sequence[Label] | None = None,
 ) -> TrainResult:
     """Train ``config.method`` on (texts, labels); checks and cleans the data first (see sampler.prepare_training_set).
 
     ``embedder`` is the shared sentence embedder: used as is by ``head``, copied by ``setfit``, and its folder is the
     base transformer of the fine-tunes and the distillation student. ``teacher`` (a Scorer) and ``unlabelled`` are
-    for ``distill`` only.
+    for ``distill`` only. ``label_set`` (the user's labels with descriptions) shapes the class anchors of ``head``
+    and ``setfit``; without it the class names are used.
     """
     cfg = config.resolved()
     cb = callbacks or TrainCallbacks()
@@ -446,9 +489,9 @@ def train(
     data = prepare_training_set(texts, labels, min_per_class=2)
     start = time.perf_counter()
     if cfg.method == "head":
-        result = train_head(data, cfg, embedder, cb)
+        result = train_head(data, cfg, embedder, cb, label_set)
     elif cfg.method == "setfit":
-        result = train_setfit(data, cfg, embedder, cb, device)
+        result = train_setfit(data, cfg, embedder, cb, device, label_set)
     elif cfg.method == "distill":
         from .trainer_distillation import distill
 

@@ -181,7 +181,8 @@ def train_and_evaluate_job(
     from .trainer import train
 
     def job(cb: TrainCallbacks) -> TrainResult:
-        result = train(texts, labels, config, embedder, cb, teacher=teacher, unlabelled=unlabelled)
+        result = train(texts, labels, config, embedder, cb, teacher=teacher, unlabelled=unlabelled,
+                       label_set=baseline_labels)
         if not test_texts:
             return result
         cb.status("Scoring the test split")

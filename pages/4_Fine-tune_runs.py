@@ -122,6 +122,11 @@ with st.expander("Settings", expanded=False):
     patience = int(b2.number_input("Patience (epochs)", 1, 50, 3, key="ft_patience"))
     num_pairs = int(b3.number_input("SetFit pairs per epoch (0 = 40 per row, max 2000)", 0, 100_000, 0, key="ft_pairs"))
     lora_r = int(b4.number_input("LoRA rank", 1, 64, 8, key="ft_lora_r"))
+    anchor_w = float(st.number_input(
+        "Label anchor weight (head and SetFit; 0 = off)", 0.0, 50.0, defaults.label_anchor_weight, 0.5,
+        key="ft_anchor_w", disabled=method not in ("head", "setfit"),
+        help="Each class's label sentence (with the description from the label set) joins the training rows with "
+             "this weight: the label's meaning is extra evidence when there are only a few examples per class."))
 teacher_choice = None
 if method == "distill":
     d1, d2, d3 = st.columns(3)
@@ -159,7 +164,7 @@ def _start() -> TrainingRun:
         unlabelled = [texts[i] for i in rng.permutation(pool)[:n_unlabelled]]
     cfg = TrainConfig(method=method, epochs=epochs, batch_size=batch, learning_rate=lr, weight_decay=wd,
                       val_fraction=val_fraction, patience=patience, seed=seed, num_pairs=num_pairs or None,
-                      lora_r=lora_r, lora_alpha=2 * lora_r, student=student)
+                      lora_r=lora_r, lora_alpha=2 * lora_r, student=student, label_anchor_weight=anchor_w)
     job = train_and_evaluate_job(
         [texts[i] for i in train_idx], [labels_all[i] for i in train_idx], cfg, embedder,
         test_texts=[texts[i] for i in test_idx], test_gold=[gold_all[i] for i in test_idx], teacher=teacher,

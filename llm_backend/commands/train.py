@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--num-pairs", type=int, default=None, help="setfit: contrastive pairs per epoch")
+    p.add_argument("--label-anchor-weight", type=float, default=2.0,
+                   help="head/setfit: weight of each class's label sentence as an extra training row (0 = off)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of training rows held out for early stopping (default 0.2 for fine-tunes, else 0)")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on at most this many test rows (seeded)")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, num_pairs=args.num_pairs, seed=args.seed,
                       val_fraction=args.val_fraction if args.val_fraction is not None else (0.2 if fine_tune else 0.0),
-                      student=args.student)
+                      student=args.student, label_anchor_weight=args.label_anchor_weight)
     out = Path(args.out)
     models_dir = out.parent if (out.parent != Path(".") or out.is_absolute()) else None
     registry = ModelRegistry()

@@ -11,7 +11,7 @@ the handful of label sentences, never the corpus.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -105,6 +105,25 @@ def refine_label_vectors(text_vecs: np.ndarray, label_vecs: np.ndarray, iteratio
     return labels
 
 
+def label_vectors(labels: Sequence[Label], templates: Sequence[str], encode: Callable[[list[str]], np.ndarray],
+                  use_descriptions: bool = True) -> np.ndarray:
+    """(n_labels, dim) unit vectors: the normalised mean of each label's sentence embeddings.
+
+    ``encode`` is passed in so callers choose the cache policy: the scorer goes through the embedding cache, while a
+    body being fine-tuned must encode afresh (its weights change under the same name).
+    """
+    per_label = [label_sentences(lab, templates, use_descriptions) for lab in labels]
+    vecs = encode([s for sents in per_label for s in sents])
+    out = np.zeros((len(labels), vecs.shape[1] if vecs.ndim == 2 else 0), dtype=np.float32)
+    start = 0
+    for i, sents in enumerate(per_label):
+        mean = vecs[start : start + len(sents)].mean(axis=0)
+        start += len(sents)
+        norm = float(np.linalg.norm(mean))
+        out[i] = mean / norm if norm > 0 else mean
+    return out
+
+
 class EmbeddingScorer:
     """Cosine between text and label embeddings (kind "similarity")."""
 
@@ -119,18 +138,9 @@ class EmbeddingScorer:
         self.refine = max(0, int(refine))
 
     def label_embeddings(self, labels: Sequence[Label], progress: Progress = None) -> np.ndarray:
-        """(n_labels, dim) unit vectors: the normalised mean of each label's sentence embeddings."""
-        per_label = [label_sentences(lab, self.templates, self.use_descriptions) for lab in labels]
-        flat = [s for sents in per_label for s in sents]
-        vecs = embed_texts(self.loaded, flat, progress=progress)
-        out = np.zeros((len(labels), vecs.shape[1] if vecs.ndim == 2 else 0), dtype=np.float32)
-        start = 0
-        for i, sents in enumerate(per_label):
-            mean = vecs[start : start + len(sents)].mean(axis=0)
-            start += len(sents)
-            norm = float(np.linalg.norm(mean))
-            out[i] = mean / norm if norm > 0 else mean
-        return out
+        """(n_labels, dim) unit vectors from the cached embedder (see :func:`label_vectors`)."""
+        return label_vectors(labels, self.templates, lambda sents: embed_texts(self.loaded, sents, progress=progress),
+                             self.use_descriptions)
 
     def text_embeddings(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
         return embed_texts(self.loaded, list(texts), progress=progress)
