@@ -280,12 +280,7 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
             fa = _batch_to(_preprocess(body, [texts_tr[i] for i, _, _ in chunk]), device.torch_device)
             fb = _batch_to(_preprocess(body, [texts_tr[j] for _, j, _ in chunk]), device.torch_device)
             target = torch.tensor([s for _, _, s in chunk], dtype=torch.float32, device=device.torch_device)
-            loss = loss_fn([fa, fb], target)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimise_step(loss_fn([fa, fb], target), optimiser, scheduler))
             step += 1
             report(cb.progress, step, total_steps)
         body.eval()
@@ -310,6 +305,15 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
                                      _tuned_anchors(loaded_body), cfg.label_anchor_weight)
     result.model = EmbeddingHeadModel(loaded_body, weight, bias, data.classes, body_is_base=False)
     return result
+
+
+def optimise_step(loss: Any, optimiser: Any, scheduler: Any) -> float:
+    """One AdamW step with the learning-rate schedule; returns the loss as a float for the history."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    scheduler.step()
+    return float(loss.detach())
 
 
 def _linear_schedule(optimiser: Any, total_steps: int, warmup_ratio: float) -> Any:
@@ -398,11 +402,7 @@ def fit_sequence_model(
                 loss = kl + cfg.distill_lambda * ce
             else:
                 loss = ce
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimise_step(loss, optimiser, scheduler))
             step += 1
             report(cb.progress, step, total_steps)
         row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
