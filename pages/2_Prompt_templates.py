@@ -196,7 +196,7 @@ if template is not None:
 def _record(job: TemplateRun, note: str = "") -> None:
     """Save the run (its template, settings and metrics) to the experiment store; never breaks the page."""
     res = job.result()
-    settings = {k: v for k, v in vars(job.cfg).items()}
+    settings = dict(vars(job.cfg))
     settings.update(n_rows=len(res.rows))
     metrics = {**(res.metrics or {}), "seconds": round(res.seconds, 2)}
     if res.mode == "generate":
