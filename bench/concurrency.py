@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,17 +34,13 @@ from llm_backend.device import pick_device  # noqa: E402
 from llm_backend.embedding_cache import encode_uncached  # noqa: E402
 from llm_backend.loading import get_model  # noqa: E402
 from llm_backend.registry import ModelRegistry  # noqa: E402
+from shared_data import ag_news  # noqa: E402
 
-SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 LABELS = ["world politics", "sports", "business", "science and technology"]
 
 
 def load_texts() -> list[str]:
-    path = SHARED / "ag_news_test.csv"
-    if not path.is_file():
-        sys.exit(f"AG News not found at {path}; set ZSS_SHARED_DATA")
-    df = pd.read_csv(path, header=None, names=["label", "title", "description"])
-    return (df["title"] + ". " + df["description"].str.replace("\\", " ", regex=False)).tolist()
+    return ag_news()["text"].tolist()
 
 
 def run_load(encode, label_vecs: np.ndarray, pool: list[str], n_sessions: int, per_session: int,

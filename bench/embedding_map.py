@@ -36,21 +36,13 @@ from llm_backend.device import pick_device  # noqa: E402
 from llm_backend.embedding_cache import embed_texts  # noqa: E402
 from llm_backend.embedding_map import map_figure  # noqa: E402
 from llm_backend.loading import get_model  # noqa: E402
+from shared_data import AG_NEWS_NAMES, ag_news  # noqa: E402
 from llm_backend.projection import ProjectionParams, fit_projection  # noqa: E402
 from llm_backend.registry import ModelRegistry  # noqa: E402
 
-SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
-NAMES = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
-
-
 def load(rows: int, seed: int) -> pd.DataFrame:
-    path = SHARED / "ag_news_test.csv"
-    if not path.is_file():
-        sys.exit(f"AG News not found at {path}; set ZSS_SHARED_DATA")
-    df = pd.read_csv(path, header=None, names=["label", "title", "description"])
-    df = df.sample(n=min(rows, len(df)), random_state=seed).reset_index(drop=True)
-    return pd.DataFrame({"text": df["title"] + ". " + df["description"].str.replace("\\", " ", regex=False),
-                         "label": df["label"].map(NAMES)})
+    df = ag_news()
+    return df.sample(n=min(rows, len(df)), random_state=seed).reset_index(drop=True)
 
 
 def timed(fn):
@@ -89,7 +81,7 @@ def main() -> None:
         fits[name], times[name] = proj, sec
         print(f"{name:<40} {sec:8.2f} s", flush=True)
     # transform of 10 label points with each fitted map (the page does this on every label-set change)
-    label_vecs = embed_texts(embedder, [f"This text is about {n.lower()}." for n in NAMES.values()])
+    label_vecs = embed_texts(embedder, [f"This text is about {n.lower()}." for n in AG_NEWS_NAMES.values()])
     for name in ("PCA", "UMAP, second fit (compiled)", "t-SNE"):
         _, times[f"{name.split(',')[0]} transform of 4 label points"] = timed(lambda: fits[name].transform(label_vecs))
 

@@ -36,18 +36,13 @@ from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
 from llm_backend.trained_models import predict, scorer_for  # noqa: E402
 from llm_backend.trainer import TrainConfig, train  # noqa: E402
 from llm_backend.trainer_distillation import measure_speed  # noqa: E402
+from shared_data import ag_news, banking77, markdown_table  # noqa: E402
 
-SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "bench" / "results"
 
 
 def load(name: str) -> pd.DataFrame:
-    if name == "ag_news":
-        df = pd.read_csv(SHARED / "ag_news_test.csv", header=None, names=["label_id", "title", "description"])
-        names = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
-        return pd.DataFrame({"text": df["title"] + ". " + df["description"].str.replace("\\", " ", regex=False),
-                             "label": df["label_id"].map(names)})
-    return pd.read_csv(SHARED / "banking77_train.csv").rename(columns={"category": "label"})
+    return ag_news() if name == "ag_news" else banking77()
 
 
 TEST_SIZE = {"ag_news": 1000, "banking77": 1500}
@@ -57,15 +52,6 @@ def zero_shot(scorer: EmbeddingScorer, texts: list[str], gold: list[str], classe
     labels = make_labels(classes)
     probs = to_probabilities(scorer.score(texts, labels), scorer.kind)
     return evaluate(gold, decide(probs, classes).labels, classes)
-
-
-def md_table(df: pd.DataFrame) -> str:
-    """A markdown table without the optional ``tabulate`` dependency."""
-    cols = [str(c) for c in df.columns]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        out.append("| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in row) + " |")
-    return "\n".join(out)
 
 
 def write(rows: list[dict], args: argparse.Namespace) -> None:
@@ -86,8 +72,8 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         agg["f1_std"] = (100 * agg["f1_std"]).round(1)
         agg["accuracy"] = (100 * agg["accuracy"]).round(1)
         agg["train_s"] = agg["train_s"].round(1)
-        lines += ["## Mean over seeds (macro-F1 and accuracy in %)", "", md_table(agg), ""]
-        lines += ["## Every run", "", md_table(df), ""]
+        lines += ["## Mean over seeds (macro-F1 and accuracy in %)", "", markdown_table(agg), ""]
+        lines += ["## Every run", "", markdown_table(df), ""]
     (OUT / f"{args.out_name}.md").write_text("\n".join(lines), encoding="utf-8")
 
 

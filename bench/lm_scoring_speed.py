@@ -17,7 +17,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from llm_backend.device import pick_device  # noqa: E402
 from llm_backend.labels import make_labels  # noqa: E402
@@ -25,17 +24,14 @@ from llm_backend.lm_scoring import candidate_token_counts, continuation_logprobs
 from llm_backend.loading import get_model  # noqa: E402
 from llm_backend.registry import ModelRegistry  # noqa: E402
 from llm_backend.scorers.lm import LMVerbalizerScorer  # noqa: E402
+from shared_data import AG_NEWS_CSV, ag_news  # noqa: E402
 
-SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 LABELS = ["World", "Sports", "Business", "Sci/Tech", "Health and medicine"]
 
 
 def load_texts(n: int) -> list[str]:
-    path = SHARED / "ag_news_test.csv"
-    if path.is_file():
-        df = pd.read_csv(path, header=None, names=["label", "title", "description"])
-        texts = (df["title"] + ". " + df["description"].str.replace("\\", " ", regex=False)).sample(n, random_state=0)
-        return texts.tolist()
+    if AG_NEWS_CSV.is_file():
+        return ag_news()["text"].sample(n, random_state=0).tolist()
     from llm_backend.data_io import load_sample
 
     return load_sample("news_headlines").df["text"].head(n).tolist()

@@ -28,8 +28,8 @@ from llm_backend.prompting import RunConfig, TemplateRun  # noqa: E402
 from llm_backend.registry import ModelRegistry  # noqa: E402
 from llm_backend.scorers.calibration import calibrate  # noqa: E402
 from llm_backend.templates import load_template_file  # noqa: E402
+from shared_data import ag_news, banking77, markdown_table  # noqa: E402
 
-SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def _split(df: pd.DataFrame, n: int, pool_per_label: int = 10, seed: int = 0) -> tuple[pd.DataFrame, list[int]]:
@@ -43,21 +43,11 @@ def _split(df: pd.DataFrame, n: int, pool_per_label: int = 10, seed: int = 0) ->
 
 def datasets(n: int) -> dict[str, tuple[str, pd.DataFrame, list[int]]]:
     out = {}
-    ag = pd.read_csv(SHARED / "ag_news_test.csv", header=None, names=["label_id", "title", "description"])
-    ag = pd.DataFrame({"text": ag["title"] + ". " + ag["description"].str.replace("\\", " ", regex=False),
-                       "label": ag["label_id"].map({1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"})})
-    out["topic"] = ("AG News", *_split(ag, n))
-    bank = pd.read_csv(SHARED / "banking77_train.csv").rename(columns={"category": "label"})
-    out["intent"] = ("Banking77", *_split(bank, n))
+    out["topic"] = ("AG News", *_split(ag_news(), n))
+    out["intent"] = ("Banking77", *_split(banking77(), n))
     rev = load_sample("Product reviews").df.rename(columns={"sentiment": "label"})
     out["sentiment"] = ("product_reviews", *_split(rev, n))
     return out
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns)
-    body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False))
-    return head + "\n" + body
 
 
 def main() -> None:
@@ -96,7 +86,7 @@ def _write(rows: list[dict], args: argparse.Namespace) -> None:
     md = ("# Shipped prompt templates with SmolLM2-135M-Instruct (score mode)\n\n"
           f"`.venv/bin/python bench/prompt_templates.py --n {args.n} --ks {args.ks} --datasets {args.datasets}`. "
           "Chance: AG News 0.25, Banking77 0.013, product_reviews 0.33. Seeded random examples, at most 32 per "
-          "prompt; seconds on a shared 2-core CPU.\n\n" + _markdown(table) + "\n")
+          "prompt; seconds on a shared 2-core CPU.\n\n" + markdown_table(table) + "\n")
     out = ROOT / "bench" / "results" / "prompt_templates.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)

@@ -31,32 +31,15 @@ from llm_backend.scorers.embedding import GENERIC_TEMPLATES  # noqa: E402
 from llm_backend.scorers.ensemble import EnsembleScorer  # noqa: E402
 from llm_backend.scorers.factory import make_scorer, method_available  # noqa: E402
 from llm_backend.zero_shot import run_scorer  # noqa: E402
+from shared_data import ag_news, banking77, markdown_table  # noqa: E402
 
-SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "bench" / "results"
-
-
-def ag_news() -> pd.DataFrame:
-    df = pd.read_csv(SHARED / "ag_news_test.csv", header=None, names=["id", "title", "desc"])
-    return pd.DataFrame({"text": df["title"] + ". " + df["desc"].str.replace("\\", " ", regex=False),
-                         "label": df["id"].map({1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"})})
-
-
-def banking77() -> pd.DataFrame:
-    return pd.read_csv(SHARED / "banking77_train.csv").rename(columns={"category": "label"})
 
 
 def split(df: pd.DataFrame, n_dev: int, n_test: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Disjoint seeded dev and held-out slices."""
     shuffled = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     return shuffled.iloc[:n_dev], shuffled.iloc[n_dev:n_dev + n_test]
-
-
-def _markdown(df: pd.DataFrame) -> list[str]:
-    """A pipe table without the optional tabulate dependency."""
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    return [head, sep] + ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
 
 
 class _Memo:
@@ -82,7 +65,7 @@ def write(rows: list[dict], lm: bool) -> None:
           f"{time.strftime('%Y-%m-%d')}. Embedder all-MiniLM-L6-v2; LM SmolLM2-135M-Instruct. Dev slices chose the "
           "defaults; report held-out. Chance: AG News 0.25, Banking77 0.013, product reviews 0.33. Published plain "
           "MiniLM embedding zero-shot: ≈0.50 AG News, 0.44 Banking77.", "",
-          *_markdown(table)]
+          markdown_table(table)]
     (OUT / "zero_shot_quality.md").write_text("\n".join(md) + "\n", encoding="utf-8")
 
 

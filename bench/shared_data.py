@@ -1,0 +1,45 @@
+"""What every bench script reads and writes the same way: the shared labelled data and markdown tables.
+
+The data lives in ``../shared/data`` (or ``ZSS_SHARED_DATA``). AG News is a header-less CSV of (class id, title,
+description) whose descriptions carry stray backslashes; loading it in one place keeps every bench measuring on the
+same texts, so their numbers can be compared.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+AG_NEWS_CSV = SHARED / "ag_news_test.csv"
+AG_NEWS_NAMES = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        sys.exit(f"{path.name} not found at {path}; set ZSS_SHARED_DATA to the folder that holds it")
+    return path
+
+
+def ag_news() -> pd.DataFrame:
+    """AG News test split (7,600 rows) as ``text`` ("title. description") and ``label`` (the class name)."""
+    df = pd.read_csv(_require(AG_NEWS_CSV), header=None, names=["label_id", "title", "description"])
+    return pd.DataFrame({"text": df["title"] + ". " + df["description"].str.replace("\\", " ", regex=False),
+                         "label": df["label_id"].map(AG_NEWS_NAMES)})
+
+
+def banking77() -> pd.DataFrame:
+    """Banking77 train split as ``text`` and ``label`` (the intent name, e.g. ``card_arrival``)."""
+    return pd.read_csv(_require(SHARED / "banking77_train.csv")).rename(columns={"category": "label"})
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A pipe table without pandas' optional ``tabulate`` dependency; missing values are left blank."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join("" if (isinstance(v, float) and v != v) else str(v) for v in row) + " |")
+    return "\n".join(lines)
