@@ -13,12 +13,7 @@ from llm_backend.scorers.calibration import CONTENT_FREE_INPUTS, calibrate
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.ensemble import EnsembleScorer, average_probabilities
 from llm_backend.zero_shot import run_scorer
-from tests.conftest import SHARED_DATA  # noqa: F401  (fixtures read it)
-
-
-def stratified(df, per_class, seed=0):
-    """Balanced seeded slice (groupby.sample keeps the label column under pandas 3)."""
-    return df.groupby("label").sample(per_class, random_state=seed).reset_index(drop=True)
+from tests.conftest import stratified
 
 
 @pytest.fixture(scope="module")

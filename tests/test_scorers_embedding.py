@@ -10,12 +10,7 @@ from llm_backend.labels import Label, make_labels
 from llm_backend.metrics import evaluate
 from llm_backend.scorers.embedding import EmbeddingScorer, check_template, label_sentences, normalise_templates
 from llm_backend.zero_shot import run_scorer
-from tests.conftest import SHARED_DATA  # noqa: F401  (fixtures read it)
-
-
-def stratified(df, per_class, seed=0):
-    """Balanced seeded slice (groupby.sample keeps the label column under pandas 3)."""
-    return df.groupby("label").sample(per_class, random_state=seed).reset_index(drop=True)
+from tests.conftest import stratified
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +75,6 @@ def test_prototype_refinement_improves_ag_news(embedder, ag_news):
     from llm_backend.labels import make_labels
     from llm_backend.metrics import evaluate
     from llm_backend.scorers.embedding import EmbeddingScorer, refine_label_vectors
-    from tests.conftest import stratified
-
     df = stratified(ag_news, 60, seed=11)
     labels = make_labels(sorted(df["label"].unique()))
     names = [l.name for l in labels]
