@@ -5,7 +5,6 @@ rerun models; a new run happens only on the Run/Compare buttons.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from llm_backend.zero_shot import (
 from ui import state
 from ui.errors import user_errors
 from ui.persistence import record_run
+from ui.progress import progress_bar
 from ui.models import get_model, registry
 from ui.sidebar import render_sidebar
 
@@ -183,19 +183,6 @@ floor = c4.slider("'None of these' below (0 = off)", 0.0, 0.9, 0.0, 0.05, key="z
                   help="Single-label: predict '(none)' when the top probability is below this floor.")
 
 
-def _progress_bar(label: str):
-    bar = st.progress(0.0, text=label)
-    started = time.perf_counter()
-    timer = RunTimer(label.split(":")[0])
-
-    def _cb(done: int, total: int) -> None:
-        timer.check()  # workshop mode: stop between batches once the run is over its time limit
-        frac = min(done / total, 1.0) if total else 1.0
-        bar.progress(frac, text=f"{label} {done:,}/{total:,} ({time.perf_counter() - started:.0f}s)")
-
-    return bar, _cb
-
-
 def build_scorer(cfg: dict[str, Any]):
     """Load the models a configuration needs (shared across sessions) and build its scorer."""
     templates = cfg.get("templates")
@@ -215,7 +202,8 @@ def build_scorer(cfg: dict[str, Any]):
 def run_config(cfg: dict[str, Any], run_labels: list[Label], what: str) -> ZeroShotResult:
     labs = prepare_labels(run_labels, multi)
     scorer, model_name = build_scorer(cfg)
-    bar, cb = _progress_bar(f"{what}: scoring {len(texts):,} texts × {len(labs)} labels")
+    # The workshop's time limit stops a run between batches.
+    bar, cb = progress_bar(f"{what}: scoring {len(texts):,} texts × {len(labs)} labels", RunTimer(what))
     result = run_scorer(scorer, texts, labs, calibration=calibration, multi_label=multi, threshold=threshold,
                         none_below=floor or None, progress=cb, model_name=model_name)
     bar.empty()
@@ -301,7 +289,7 @@ st.caption("Label pairs whose meanings sit very close in embedding space, or tha
 if st.button("Find confusable labels", key="zs_confusable_btn"):
     with user_errors("Finding confusable labels"):
         emb = EmbeddingScorer(get_model(reg.default("embedder")), res.templates or None)
-        bar, cb = _progress_bar("Embedding texts")
+        bar, cb = progress_bar("Embedding texts", RunTimer("Embedding texts"))
         text_vecs = emb.text_embeddings(texts, progress=cb)
         label_vecs = emb.label_embeddings(res.labels)
         bar.empty()

@@ -39,6 +39,7 @@ from llm_backend.projection import METHOD_TITLES, METHODS, ProjectionParams, fit
 from ui import state
 from ui.errors import user_errors
 from ui.persistence import record_run
+from ui.progress import progress_bar
 from ui.models import get_model, model_picker, registry
 from ui.sidebar import render_sidebar
 
@@ -118,9 +119,8 @@ if map_key not in maps and (compute or not have_map_for_data):
         if same is not None:
             vectors = same.vectors
         else:
-            bar = st.progress(0.0, text="Embedding texts…")
-            vectors = embed_positions(embedder, texts, positions, progress=lambda d, t: bar.progress(
-                d / max(t, 1), text=f"Embedding texts… {d:,}/{t:,}"))
+            bar, cb = progress_bar("Embedding texts…")
+            vectors = embed_positions(embedder, texts, positions, progress=cb)
             bar.empty()
         label = f"Projecting {len(positions):,} points with {params.describe()}…"
         if method == "umap" and umap_needs_compile():
