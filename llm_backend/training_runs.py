@@ -50,6 +50,8 @@ class TrainingRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     result: TrainResult | None = None
     error: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # what the starter shows next to the run (rows, k, seed)
+    config: dict[str, Any] = field(default_factory=dict)  # the full settings, for the experiment store
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None

@@ -170,9 +170,9 @@ def _start() -> TrainingRun:
         test_texts=[texts[i] for i in test_idx], test_gold=[gold_all[i] for i in test_idx], teacher=teacher,
         unlabelled=unlabelled, baseline=baseline, baseline_labels=_label_set())
     run = MANAGER.start(st.session_state[OWNER], method, job)
-    run.settings = {"label column": label_col, "k": k if mode.startswith("k") else "all", "seed": seed,  # type: ignore[attr-defined]
+    run.settings = {"label column": label_col, "k": k if mode.startswith("k") else "all", "seed": seed,
                     "train rows": len(train_idx), "test rows": len(test_idx), "classes": len(classes)}
-    run.config = {**cfg.as_dict(), "base model": embedder.spec.name,  # type: ignore[attr-defined]
+    run.config = {**cfg.as_dict(), "base model": embedder.spec.name,
                   "teacher": teacher_choice if method == "distill" else None, "unlabelled rows": len(unlabelled)}
     return run
 
@@ -228,19 +228,19 @@ def _record(run: TrainingRun) -> None:
         return
     res = run.result
     ev = res.evaluation
-    entry = {"run_id": run.run_id, "method": run.method, **getattr(run, "settings", {}),
+    entry = {"run_id": run.run_id, "method": run.method, **run.settings,
              "accuracy": (ev.get("test") or {}).get("accuracy"), "macro_f1": (ev.get("test") or {}).get("macro_f1"),
              "zero-shot macro_f1": (ev.get("baseline") or {}).get("macro_f1"), "train s": round(res.wall_s, 1),
              "stopped": res.stopped, "result": res}
     # The experiment store keeps the run for later sessions (test metrics beside the zero-shot baseline's).
-    config = getattr(run, "config", {})
+    config = run.config
     metrics = {**(ev.get("test") or {}), "seconds": round(res.wall_s, 2), "stopped": res.stopped}
     if ev.get("baseline"):
         metrics["zero_shot_macro_f1"] = ev["baseline"].get("macro_f1")
     if ev.get("teacher"):
         metrics["teacher_macro_f1"] = ev["teacher"].get("macro_f1")
     entry["store_run_id"] = record_run("fine-tune", run.method, config.get("base model", ""),
-                                       {**getattr(run, "settings", {}), **config}, metrics,
+                                       {**run.settings, **config}, metrics,
                                        labels=sorted(set(ev.get("test", {}).get("labels", []))) or None)
     history.append(entry)
     for old in history[:-MAX_KEPT_MODELS]:
