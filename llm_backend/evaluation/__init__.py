@@ -1,0 +1,1 @@
+"""Metrics and the views of them the pages and CLI share."""

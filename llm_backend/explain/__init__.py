@@ -1,0 +1,1 @@
+"""Why a label: word attributions for any scorer, and attention views for transformer models."""

@@ -1,0 +1,1 @@
+"""The embedding map: projections, clustering and cluster keywords."""

@@ -1,0 +1,1 @@
+"""Token-level task: named-entity data, token-classifier training, tagging and entity-level evaluation."""

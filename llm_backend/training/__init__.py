@@ -1,0 +1,1 @@
+"""Few-shot training: heads, SetFit, full/LoRA fine-tuning, distillation, background runs, saved models."""
