@@ -19,7 +19,7 @@ from .errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llm_backend",
-        description="Zero-Shot Studio from the command line: list models, score, prompt, map and train.",
+        description="Zero-Shot Studio from the command line: list models, score, explain, prompt, map and train.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

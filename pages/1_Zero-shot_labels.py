@@ -36,6 +36,7 @@ from llm_backend.zero_shot import (
 )
 from ui import state
 from ui.errors import user_errors
+from ui.explain_panel import explain_row_panel
 from ui.persistence import record_run
 from ui.progress import progress_bar
 from ui.models import get_model, registry
@@ -281,6 +282,7 @@ if metrics and metrics["n"]:
 
 st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode("utf-8"), "predictions.csv",
                    "text/csv", key="zs_dl_pred")
+explain_row_panel(texts, res.labels, lambda: build_scorer(cfg_a)[0], key="zs")
 
 # ------------------------------------------------------------------------------------------------ confusable labels
 st.header("4 · Confusable labels")

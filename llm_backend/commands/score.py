@@ -29,11 +29,15 @@ from ..zero_shot import DEFAULT_CALIBRATION, gold_coverage, prepare_labels, run_
 DEFAULT_ENSEMBLE = ("embedding", "lm")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
-                       description="Zero-shot classification of a table's text column with a label set.")
-    p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
-    p.add_argument("--text-column", required=True, help="column holding the text to label")
+def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """--data, --text-column and --limit: shared with ``explain`` (which may take --text instead)."""
+    p.add_argument("--data", required=required, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
+    p.add_argument("--text-column", required=required, help="column holding the text to label")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
+
+
+def add_scorer_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that define a scorer and its label set: shared with ``explain`` so both build the same one."""
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
@@ -46,12 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATIONS)
     p.add_argument("--refine", type=int, default=None, metavar="N",
                    help="embedding method: passes of label-prototype refinement on this corpus (default 1; 0 = off)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
+                       description="Zero-shot classification of a table's text column with a label set.")
+    add_data_arguments(p)
+    add_scorer_arguments(p)
     p.add_argument("--multi-label", action="store_true", help="choose every label above --threshold")
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label probability threshold (default 0.5)")
     p.add_argument("--none-below", type=float, default=None,
                    help="single-label: predict '(none)' when the top probability is below this")
     p.add_argument("--gold-column", help="column with true labels: enables metrics")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
     p.add_argument("--out", required=True, help="predictions CSV to write")
     p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
     p.set_defaults(func=run)

@@ -1,0 +1,62 @@
+"""Occlusion (leave one word out): a word's weight is how much the label's probability falls without it.
+
+It needs nothing but the scorer's own forward pass, so it works for every scorer — embedding similarity, trained
+heads on embeddings, ensembles, and as the fallback for models that give no gradients. All variants of a text
+(the full text and one copy per left-out word) are scored in **one** call, so the embedder encodes them as one
+batch: ``bench/explain_faithfulness.py`` measures the cost against a plain score of the same row.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .scoring import ProbFn
+from .words import Word, remove_words
+
+
+def occlusion_probabilities(text: str, words: Sequence[Word], prob_fn: ProbFn) -> tuple[np.ndarray, np.ndarray]:
+    """(the full text's probabilities, (n_words, n_labels) probabilities with each word left out), one call.
+
+    The weight of word i for label j is ``full[j] - without[i, j]``: how much the label lost when the word went.
+    """
+    variants = [text] + [remove_words(text, words, [i]) for i in range(len(words))]
+    probs = prob_fn(variants)
+    return probs[0], probs[1:]
+
+
+def token_limit_chars(tokenizer: Any, text: str, max_tokens: int | None) -> int | None:
+    """The character where a tokenizer's truncation to ``max_tokens`` text tokens cuts ``text``; None if it fits.
+
+    Used to attribute only the part of a long text the model saw (sentence-transformers and classifiers truncate
+    silently).
+    """
+    if not max_tokens or max_tokens <= 0 or tokenizer is None:
+        return None
+    try:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, TypeError, ValueError):  # slow tokenizers have no offsets
+        return None
+    offsets = enc["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return None
+    return int(offsets[max_tokens - 1][1])
+
+
+def model_token_limit(scorer: Any) -> tuple[Any, int | None]:
+    """(tokenizer, text tokens the model reads) for scorers that truncate silently; (None, None) if unknown."""
+    from ..scorers.embedding import EmbeddingScorer
+
+    def st_limit(st_model: Any) -> tuple[Any, int | None]:
+        n = getattr(st_model, "max_seq_length", None)
+        return getattr(st_model, "tokenizer", None), (int(n) - 2 if n else None)  # [CLS] and [SEP]
+
+    if isinstance(scorer, EmbeddingScorer):
+        return st_limit(scorer.loaded.model)
+    inner = getattr(scorer, "model", None)
+    body = getattr(inner, "body", None)  # EmbeddingHeadModel
+    if body is not None:
+        return st_limit(body.model)
+    if inner is not None and hasattr(inner, "max_length") and hasattr(inner, "tokenizer"):  # SequenceModel
+        return inner.tokenizer, int(inner.max_length) - 2
+    return None, None
