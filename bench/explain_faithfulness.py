@@ -60,12 +60,18 @@ def split(df: pd.DataFrame, rows: int, per_class: int, seed: int) -> tuple[pd.Da
     return train_df, rest.sample(rows, random_state=seed + 1)
 
 
-def run_deletion(scorer, texts: list[str], labels, corpus, method: str, log_every: int = 25) -> dict:
+def run_deletion(scorer, texts: list[str], labels, corpus, method: str, on_progress=None, log_every: int = 25) -> dict:
+    """Deletion test over ``texts``; ``on_progress(partial_result)`` every ``log_every`` rows (interrupted runs)."""
     notes: list[str] = []
     prob_fn = probability_function(scorer, labels, corpus, notes)
     rng = np.random.default_rng(0)
     per_k: dict[int, list] = {k: [] for k in KS}
     seconds, used = [], set()
+
+    def result(done: int) -> dict:
+        return {"method": "+".join(sorted(used)), "rows": done, "explain_s_mean": float(np.mean(seconds)),
+                **{f"k{k}": summarise(per_k[k]) for k in KS}}
+
     for i, text in enumerate(texts):
         attr = explain_text(scorer, text, labels, method=method, corpus=corpus)
         seconds.append(attr.seconds)
@@ -74,8 +80,9 @@ def run_deletion(scorer, texts: list[str], labels, corpus, method: str, log_ever
             per_k[k].append(deletion_test(attr, prob_fn, k, n_random=5, rng=rng))
         if (i + 1) % log_every == 0:
             print(f"  {i + 1}/{len(texts)} rows, {np.mean(seconds):.2f} s/row explain", file=sys.stderr, flush=True)
-    return {"method": "+".join(sorted(used)), "rows": len(texts), "explain_s_mean": float(np.mean(seconds)),
-            **{f"k{k}": summarise(per_k[k]) for k in KS}}
+            if on_progress:
+                on_progress(result(i + 1))
+    return result(len(texts))
 
 
 def speed(scorer: EmbeddingScorer, texts: list[str], labels) -> dict:
@@ -101,8 +108,14 @@ def speed(scorer: EmbeddingScorer, texts: list[str], labels) -> dict:
 
 
 def write(results: dict) -> None:
+    """Merge into the saved JSON (several runs with different --scorers may write side by side), then the table."""
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "explain_faithfulness.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    path = OUT / "explain_faithfulness.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    saved.setdefault("deletion", {}).update(results.get("deletion", {}))
+    saved.update({k: v for k, v in results.items() if k != "deletion"})
+    results = saved
+    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
     rows = []
     for key, r in results.get("deletion", {}).items():
         for k in KS:
@@ -123,7 +136,7 @@ def write(results: dict) -> None:
         md += ["", f"**Speed** (embedding scorer, MiniLM, CPU, {s['rows']} AG News rows, median {s['median_words']:.0f} "
                f"words): explaining a row takes {s['explain_s']:.3f} s (max {s['explain_s_max']:.3f} s), a plain score "
                f"of that row {s['plain_score_s']:.3f} s: **{s['ratio_explain_to_plain']:.1f}×** a plain score."]
-    md += ["", f"Machine load during the run: {results.get('load', '')}"]
+    md += ["", f"Load average of the shared 2-core machine when the run started: {results.get('load', '')}"]
     (OUT / "explain_faithfulness.md").write_text("\n".join(md) + "\n", encoding="utf-8")
 
 
@@ -132,6 +145,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200)
     ap.add_argument("--scorers", default="speed,embedding,head,finetune,lm")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed-rows", type=int, default=20)
+    ap.add_argument("--lm-rows", type=int, default=None, help="rows for the LM (default --rows; it is the slowest)")
     args = ap.parse_args()
     wanted = args.scorers.split(",")
     reg = ModelRegistry()
@@ -139,41 +154,46 @@ def main() -> None:
     emb_scorer = EmbeddingScorer(embedder)
     data = {"ag_news": ag_news(), "banking77": banking77()}
     results: dict = {"deletion": {}, "load": os.getloadavg()}
-    prev = OUT / "explain_faithfulness.json"
-    if prev.is_file():  # keep figures of scorers not rerun this time
-        results["deletion"] = json.loads(prev.read_text()).get("deletion", {})
-        results.update({k: v for k, v in json.loads(prev.read_text()).items() if k == "speed"})
-    for name, df in data.items():
-        train_df, test_df = split(df, args.rows, 8, args.seed)
-        labels = make_labels(sorted(df["label"].unique()))
-        texts = test_df["text"].tolist()
+    splits = {name: split(df, args.rows, 8, args.seed) for name, df in data.items()}
+    label_sets = {name: make_labels(sorted(df["label"].unique())) for name, df in data.items()}
+
+    def record(key: str):
+        def _save(partial: dict) -> None:
+            results["deletion"][key] = partial
+            write(results)
+        return _save
+
+    # Cheap scorers on both data sets first; the LM (slowest) last, saving partial figures as it goes.
+    for name in data:
+        train_df, test_df = splits[name]
+        labels, texts = label_sets[name], test_df["text"].tolist()
         if name == "ag_news" and "speed" in wanted:
-            results["speed"] = speed(emb_scorer, texts[:20], labels)
+            results["speed"] = speed(emb_scorer, texts[: args.speed_rows], labels)
             print(f"speed: {results['speed']}", file=sys.stderr, flush=True)
             write(results)
         if "embedding" in wanted:
             print(f"{name}: embedding", file=sys.stderr, flush=True)
-            results["deletion"][f"embedding / {name}"] = run_deletion(emb_scorer, texts, labels, texts, "auto")
-            write(results)
+            key = f"embedding / {name}"
+            record(key)(run_deletion(emb_scorer, texts, labels, texts, "auto", record(key)))
         if "head" in wanted:
             print(f"{name}: head", file=sys.stderr, flush=True)
             res = train(train_df["text"].tolist(), train_df["label"].tolist(), TrainConfig(method="head"), embedder)
-            results["deletion"][f"trained head / {name}"] = run_deletion(scorer_for(res.model), texts, labels, None,
-                                                                        "auto")
-            write(results)
-        if "finetune" in wanted and name == "ag_news":
-            print(f"{name}: finetune", file=sys.stderr, flush=True)
-            res = train(train_df["text"].tolist(), train_df["label"].tolist(),
-                        TrainConfig(method="finetune", epochs=8), embedder)
-            results["deletion"][f"fine-tuned MiniLM / {name}"] = run_deletion(scorer_for(res.model), texts, labels,
-                                                                             None, "auto")
-            write(results)
-        if "lm" in wanted and name == "ag_news":
-            print(f"{name}: lm", file=sys.stderr, flush=True)
-            lm = LMVerbalizerScorer(get_model(reg.default("causal_lm")))
-            results["deletion"][f"LM verbalizer (SmolLM2) / {name}"] = run_deletion(lm, texts, labels, None, "auto",
-                                                                                   log_every=10)
-            write(results)
+            key = f"trained head / {name}"
+            record(key)(run_deletion(scorer_for(res.model), texts, labels, None, "auto", record(key)))
+    train_df, test_df = splits["ag_news"]
+    labels, texts = label_sets["ag_news"], test_df["text"].tolist()
+    if "finetune" in wanted:
+        print("ag_news: finetune", file=sys.stderr, flush=True)
+        res = train(train_df["text"].tolist(), train_df["label"].tolist(), TrainConfig(method="finetune", epochs=8),
+                    embedder)
+        key = "fine-tuned MiniLM / ag_news"
+        record(key)(run_deletion(scorer_for(res.model), texts, labels, None, "auto", record(key)))
+    if "lm" in wanted:
+        print("ag_news: lm", file=sys.stderr, flush=True)
+        lm = LMVerbalizerScorer(get_model(reg.default("causal_lm")))
+        key = "LM verbalizer (SmolLM2) / ag_news"
+        record(key)(run_deletion(lm, texts[: args.lm_rows or args.rows], labels, None, "auto", record(key),
+                                 log_every=10))
     print((OUT / "explain_faithfulness.md").read_text())
 
 

@@ -18,7 +18,7 @@ from ..errors import LabelError, UserError
 from ..labels import Label
 from ..scorers.base import Scorer
 from .attribution import METHOD_TITLES, METHODS, Attribution
-from .gradients import GRADIENT_METHODS, gradient_attribution, gradient_unavailable_reason
+from .gradients import GRADIENT_METHODS, GradientTooLarge, gradient_attribution, gradient_unavailable_reason
 from .occlusion import model_token_limit, occlusion_probabilities, token_limit_chars
 from .scoring import probability_function
 from .words import split_words
@@ -95,6 +95,8 @@ def explain_text(scorer: Scorer, text: str, labels: Sequence[Label], *, label: s
         grad_method = method if method in GRADIENT_METHODS else "gradient_x_input"
         try:
             scored, words, weights, grad_notes = gradient_attribution(scorer, text, labels, j, grad_method, n_steps)
+        except GradientTooLarge as exc:
+            notes.append(f"Gradients were not computed ({exc}); occlusion was used instead.")
         except (ValueError, RuntimeError, NotImplementedError, TypeError) as exc:
             notes.append(f"Gradients failed for this text ({type(exc).__name__}); occlusion was used instead.")
         else:
@@ -112,6 +114,9 @@ def explain_text(scorer: Scorer, text: str, labels: Sequence[Label], *, label: s
         notes.append("The text has fewer than two words: there is nothing to attribute (leaving its only word out "
                      "would leave no text to score).")
         return done(scored, words, np.zeros(len(words)), full, _label_index(label, labels, full), "none")
-    full, without = occlusion_probabilities(scored, words, prob_fn)
+    full, without, group = occlusion_probabilities(scored, words, prob_fn)
+    if group > 1:
+        notes.append(f"The text has {len(words)} words: they were left out {group} neighbours at a time (each word "
+                     "shows its group's effect shared equally), to keep one explanation to one batch of encodes.")
     j = _label_index(label, labels, full)
-    return done(scored, words, full[j] - without[:, j], full, j, "occlusion")
+    return done(scored, words, (full[j] - without[:, j]) / group, full, j, "occlusion")

@@ -23,6 +23,13 @@ from .occlusion import token_limit_chars
 from .words import split_words, tokens_to_words
 
 GRADIENT_METHODS = ("gradient_x_input", "integrated_gradients")
+#: Most (rows x tokens) one gradient pass may hold: the LM runs one row per label phrasing, and activations for
+#: backward grow with both; beyond this (e.g. 77 labels) the explainer falls back to occlusion and says so.
+GRADIENT_TOKEN_BUDGET = 6144
+
+
+class GradientTooLarge(ValueError):
+    """The gradient pass would not fit the budget; the message is meant for the user."""
 _MARKER = "\u2063ZSSTEXT\u2063"  # invisible separator: never in user text, marks where the text sits in a prompt
 
 
@@ -40,6 +47,8 @@ class _Problem:
     scored_text: str
     extra: dict[str, Any] = field(default_factory=dict)  # token_type_ids and the like
     notes: list[str] = field(default_factory=list)
+    #: (inputs_embeds, attention_mask, extra) -> output; default: the model itself
+    runner: Callable[..., Any] | None = None
 
 
 def gradient_unavailable_reason(scorer: Any) -> str | None:
@@ -92,6 +101,9 @@ def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: in
             owners.append(j)
             cands.append(list(tok(cand, add_special_tokens=False)["input_ids"]))
     width = len(ids) + max(len(c) for c in cands)
+    if len(cands) * width > GRADIENT_TOKEN_BUDGET:
+        raise GradientTooLarge(f"{len(cands)} label phrasings × {width} prompt tokens is too large a gradient pass on "
+                               "this machine")
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     rows = torch.full((len(cands), width), pad, dtype=torch.long)
     mask = torch.zeros((len(cands), width), dtype=torch.long)
@@ -102,12 +114,19 @@ def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: in
     owners_t = torch.tensor(owners)
     n_labels = len(labels)
     p = len(ids)
+    longest = max(len(c) for c in cands)
+    model = scorer.loaded.model
 
-    def target(out: Any) -> Any:
-        logp = torch.log_softmax(out.logits.float(), dim=-1)
+    def runner(inputs_embeds: Any, attention_mask: Any, **_: Any) -> Any:
+        # The vocabulary projection only where answer tokens are predicted: (R, longest, V), not (R, width, V).
+        hidden = model.base_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        return model.get_output_embeddings()(hidden[:, p - 1 : p - 1 + longest])
+
+    def target(logits: Any) -> Any:
+        logp = torch.log_softmax(logits.float(), dim=-1)
         per_cand = []
         for r, c in enumerate(cands):
-            pos = torch.arange(p - 1, p - 1 + len(c))
+            pos = torch.arange(0, len(c))
             tok_lp = logp[r, pos, torch.tensor(c)]
             per_cand.append(tok_lp.mean() if scorer.normalize == "mean" else tok_lp.sum())
         cand_scores = torch.stack(per_cand)
@@ -118,7 +137,7 @@ def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: in
         return torch.softmax(torch.stack(label_scores), dim=0)[label_index]
 
     rel = [(max(s - p0, 0), max(min(e, p0 + len(scored)) - p0, 0)) for s, e in offsets[t0:t1]]
-    return _Problem(scorer.loaded.model, rows, mask, [t0] * len(cands), t1 - t0, rel, target, scored, notes=notes)
+    return _Problem(model, rows, mask, [t0] * len(cands), t1 - t0, rel, target, scored, notes=notes, runner=runner)
 
 
 def _pair_problem(model: Any, tok: Any, text: str, seconds: Sequence[str] | None, max_length: int,
@@ -230,7 +249,8 @@ def gradient_attribution(scorer: Any, text: str, labels: Sequence[Label], label_
                     for b in range(xb.shape[0]):
                         rows = [torch.cat([base_emb[r, :s], xb[b], base_emb[r, s + prob.n_text :]], dim=0)
                                 for r, s in enumerate(prob.text_start)]
-                        out = model(inputs_embeds=torch.stack(rows), attention_mask=mask, **extra)
+                        run = prob.runner or model
+                        out = run(inputs_embeds=torch.stack(rows), attention_mask=mask, **extra)
                         outs.append(prob.target(out))
                     return torch.stack(outs)
 

@@ -15,14 +15,32 @@ from .scoring import ProbFn
 from .words import Word, remove_words
 
 
-def occlusion_probabilities(text: str, words: Sequence[Word], prob_fn: ProbFn) -> tuple[np.ndarray, np.ndarray]:
-    """(the full text's probabilities, (n_words, n_labels) probabilities with each word left out), one call.
+#: Most variants one explanation encodes. A 256-token text has about 200 words; beyond this many, neighbouring
+#: words are left out together (each word of a group gets the group's weight divided by its size), which keeps one
+#: explanation to about one batch of encodes.
+MAX_VARIANTS = 96
+
+
+def word_groups(n_words: int, max_variants: int = MAX_VARIANTS) -> list[list[int]]:
+    """Consecutive word indices left out together: one word per group unless there are more than ``max_variants``."""
+    size = max(1, -(-n_words // max_variants))
+    return [list(range(i, min(i + size, n_words))) for i in range(0, n_words, size)]
+
+
+def occlusion_probabilities(text: str, words: Sequence[Word], prob_fn: ProbFn,
+                            max_variants: int = MAX_VARIANTS) -> tuple[np.ndarray, np.ndarray, int]:
+    """(the full text's probabilities, (n_words, n_labels) per-word drop-out probabilities, group size), one call.
 
     The weight of word i for label j is ``full[j] - without[i, j]``: how much the label lost when the word went.
+    With grouping, ``without`` is the group's row and the caller divides the drop by the group size.
     """
-    variants = [text] + [remove_words(text, words, [i]) for i in range(len(words))]
+    groups = word_groups(len(words), max_variants)
+    variants = [text] + [remove_words(text, words, g) for g in groups]
     probs = prob_fn(variants)
-    return probs[0], probs[1:]
+    without = np.zeros((len(words), probs.shape[1]))
+    for row, g in enumerate(groups):
+        without[g] = probs[1 + row]
+    return probs[0], without, len(groups[0]) if groups else 1
 
 
 def token_limit_chars(tokenizer: Any, text: str, max_tokens: int | None) -> int | None:
