@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--scorers", default="speed,embedding,head,finetune,lm")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--speed-rows", type=int, default=20)
+    ap.add_argument("--datasets", default="ag_news,banking77")
     ap.add_argument("--lm-rows", type=int, default=None, help="rows for the LM (default --rows; it is the slowest)")
     args = ap.parse_args()
     wanted = args.scorers.split(",")
@@ -164,7 +165,7 @@ def main() -> None:
         return _save
 
     # Cheap scorers on both data sets first; the LM (slowest) last, saving partial figures as it goes.
-    for name in data:
+    for name in [d for d in data if d in args.datasets.split(",")]:
         train_df, test_df = splits[name]
         labels, texts = label_sets[name], test_df["text"].tolist()
         if name == "ag_news" and "speed" in wanted:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .words import Word
+from llm_backend.explain.words import Word
 
 METHOD_TITLES = {
     "occlusion": "Occlusion (leave one word out)",

@@ -13,15 +13,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..config import get_settings
-from ..errors import LabelError, UserError
-from ..labels import Label
-from ..scorers.base import Scorer
-from .attribution import METHOD_TITLES, METHODS, Attribution
-from .gradients import GRADIENT_METHODS, GradientTooLarge, gradient_attribution, gradient_unavailable_reason
-from .occlusion import model_token_limit, occlusion_probabilities, token_limit_chars
-from .scoring import probability_function
-from .words import split_words
+from llm_backend.config import get_settings
+from llm_backend.errors import LabelError, UserError
+from llm_backend.labels import Label
+from llm_backend.scorers.base import Scorer
+from llm_backend.explain.attribution import METHOD_TITLES, METHODS, Attribution
+from llm_backend.explain.gradients import GRADIENT_METHODS, GradientTooLarge, gradient_attribution, gradient_unavailable_reason
+from llm_backend.explain.occlusion import model_token_limit, occlusion_probabilities, token_limit_chars
+from llm_backend.explain.scoring import probability_function
+from llm_backend.explain.words import split_words
 
 
 def check_method(method: str) -> str:

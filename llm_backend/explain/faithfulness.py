@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .attribution import Attribution
-from .scoring import ProbFn
-from .words import remove_words
+from llm_backend.explain.attribution import Attribution
+from llm_backend.explain.scoring import ProbFn
+from llm_backend.explain.words import remove_words
 
 
 @dataclass

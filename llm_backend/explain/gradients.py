@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..labels import Label
-from .occlusion import token_limit_chars
-from .words import split_words, tokens_to_words
+from llm_backend.labels import Label
+from llm_backend.explain.occlusion import token_limit_chars
+from llm_backend.explain.words import split_words, tokens_to_words
 
 GRADIENT_METHODS = ("gradient_x_input", "integrated_gradients")
 #: Most (rows x tokens) one gradient pass may hold: the LM runs one row per label phrasing, and activations for
@@ -53,8 +53,8 @@ class _Problem:
 
 def gradient_unavailable_reason(scorer: Any) -> str | None:
     """None when :func:`gradient_attribution` can explain ``scorer``; else why not (the caller falls back)."""
-    from ..scorers.lm import LMVerbalizerScorer
-    from ..scorers.nli import NLIScorer
+    from llm_backend.scorers.lm import LMVerbalizerScorer
+    from llm_backend.scorers.nli import NLIScorer
 
     if isinstance(scorer, (LMVerbalizerScorer, NLIScorer)):
         tok = scorer.loaded.tokenizer
@@ -205,8 +205,8 @@ def _sequence_problem(scorer: Any, text: str, labels: Sequence[Label], label_ind
 
 
 def _problem(scorer: Any, text: str, labels: Sequence[Label], label_index: int) -> _Problem:
-    from ..scorers.lm import LMVerbalizerScorer
-    from ..scorers.nli import NLIScorer
+    from llm_backend.scorers.lm import LMVerbalizerScorer
+    from llm_backend.scorers.nli import NLIScorer
 
     if isinstance(scorer, LMVerbalizerScorer):
         return _lm_problem(scorer, text, labels, label_index)
@@ -242,7 +242,7 @@ def gradient_attribution(scorer: Any, text: str, labels: Sequence[Label], label_
                 extra = {k: v.to(device) for k, v in prob.extra.items()}
                 base_emb = embed(ids).detach()
                 s0 = prob.text_start[0]
-                x0 = base_emb[0, s0 : s0 + prob.n_text].unsqueeze(0).clone()
+                x0 = base_emb[0, s0 : s0 + prob.n_text].unsqueeze(0).clone().requires_grad_()
 
                 def forward(xb: Any) -> Any:
                     outs = []

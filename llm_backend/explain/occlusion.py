@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .scoring import ProbFn
-from .words import Word, remove_words
+from llm_backend.explain.scoring import ProbFn
+from llm_backend.explain.words import Word, remove_words
 
 
 #: Most variants one explanation encodes. A 256-token text has about 200 words; beyond this many, neighbouring
@@ -63,7 +63,7 @@ def token_limit_chars(tokenizer: Any, text: str, max_tokens: int | None) -> int 
 
 def model_token_limit(scorer: Any) -> tuple[Any, int | None]:
     """(tokenizer, text tokens the model reads) for scorers that truncate silently; (None, None) if unknown."""
-    from ..scorers.embedding import EmbeddingScorer
+    from llm_backend.scorers.embedding import EmbeddingScorer
 
     def st_limit(st_model: Any) -> tuple[Any, int | None]:
         n = getattr(st_model, "max_seq_length", None)

@@ -18,10 +18,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..embedding_cache import embed_texts
-from ..labels import Label
-from ..scorers.base import Scorer, to_probabilities
-from ..scorers.embedding import EmbeddingScorer, refine_label_vectors
+from llm_backend.embedding_cache import embed_texts
+from llm_backend.labels import Label
+from llm_backend.scorers.base import Scorer, to_probabilities
+from llm_backend.scorers.embedding import EmbeddingScorer, refine_label_vectors
 
 ProbFn = Callable[[Sequence[str]], np.ndarray]
 
