@@ -31,7 +31,8 @@ def test_explain_row_then_typed_hostile_text_then_attention():
     at.button(key="xp_xp_go").click().run()
     assert not at.exception
     shown = " ".join(h.proto.body for h in at.html)
-    assert "<script>" not in shown and "&lt;script&gt;" in shown
+    assert "<script" not in shown and "&lt;" in shown  # tags escaped (the word "script" itself is highlighted)
+    assert "**" in shown and "<a " not in shown and "<strong>" not in shown  # markdown is not rendered either
 
     at.toggle(key="xp_xp_att").set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
