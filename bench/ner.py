@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--no-case", action="store_true", help="train only without the case-shape embedding")
     ap.add_argument("--method", default="full")
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--encoder", default=None, help="encoder folder (default: the registry's default embedder)")
+    ap.add_argument("--encoder", default=None,
+                    help="registered embedder name or encoder folder (default: ner-train's, the registry's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "ner.jsonl"))
     args = ap.parse_args(argv)
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.dev_limit:
         dev.sentences = dev.sentences[: args.dev_limit]
     order = np.random.default_rng(args.seed).permutation(len(train))
-    spec = ModelRegistry().default("embedder")
-    location = args.encoder or resolve_location(spec)
+    registry = ModelRegistry()
+    spec = registry.get(args.encoder) if args.encoder and not Path(args.encoder).is_dir() else \
+        registry.default("embedder")
+    location = args.encoder if args.encoder and Path(args.encoder).is_dir() else resolve_location(spec)
     device = "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
     rows = []
     for size in args.sizes:
@@ -69,12 +72,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     last[0] = time.perf_counter()
                     print(f"  step {done}/{total}", file=sys.stderr, flush=True)
 
-            result = train_ner(chosen, cfg, location, TrainCallbacks(progress=progress),
-                               base_model=spec.name if not args.encoder else Path(location).name)
+            encoder_name = Path(location).name if args.encoder and Path(args.encoder).is_dir() else spec.name
+            result = train_ner(chosen, cfg, location, TrainCallbacks(progress=progress), base_model=encoder_name)
             metrics = evaluate_model(result.model, dev)
             speed = throughput(result.model, [s.tokens for s in dev.sentences[:1000]])
             row = {"train_sentences": n, "method": args.method, "use_case": use_case,
-                   "epochs": result.config.epochs, "encoder": Path(location).name if args.encoder else spec.name,
+                   "epochs": result.config.epochs, "encoder": encoder_name,
                    "dev_sentences": len(dev.sentences), "micro_f1": round(metrics["micro_f1"], 4),
                    "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
                    "per_type_f1": {k: round(v["f1"], 4) for k, v in metrics["per_type"].items()},
