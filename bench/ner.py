@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--encoder", default=None,
                     help="registered embedder name or encoder folder (default: ner-train's, the registry's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed-only", action="store_true",
+                    help="CPU: time one epoch on n sentences (seconds per step) and tagging, no quality figure")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "ner.jsonl"))
     args = ap.parse_args(argv)
 
@@ -66,15 +68,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for use_case in ([True, False] if args.ablate_case else [not args.no_case]):
             cfg = NerTrainConfig(method=args.method, epochs=args.epochs, seed=args.seed, use_case=use_case)
             last = [0.0]
+            steps_done = [0]
 
             def progress(done: int, total: int) -> None:
+                steps_done[0] = done
                 if time.perf_counter() - last[0] > 30 or done == total:
                     last[0] = time.perf_counter()
                     print(f"  step {done}/{total}", file=sys.stderr, flush=True)
 
             encoder_name = Path(location).name if args.encoder and Path(args.encoder).is_dir() else spec.name
             result = train_ner(chosen, cfg, location, TrainCallbacks(progress=progress), base_model=encoder_name)
-            metrics = evaluate_model(result.model, dev)
+            if args.speed_only:
+                metrics = {"micro_f1": float("nan"), "precision": float("nan"), "recall": float("nan"),
+                           "per_type": {}}
+            else:
+                metrics = evaluate_model(result.model, dev)
             speed = throughput(result.model, [s.tokens for s in dev.sentences[:1000]])
             row = {"train_sentences": n, "method": args.method, "use_case": use_case,
                    "epochs": result.config.epochs, "encoder": encoder_name,
@@ -82,6 +90,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
                    "per_type_f1": {k: round(v["f1"], 4) for k, v in metrics["per_type"].items()},
                    "train_minutes": round(result.wall_s / 60, 2), "tag_sentences_per_s": round(speed, 1),
+                   "steps": result.extra["steps"], "seconds_per_step": result.extra["seconds_per_step"], "speed_only": args.speed_only,
                    "device": device, "load_avg": os.getloadavg()[0],
                    "time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
             print(json.dumps(row), flush=True)

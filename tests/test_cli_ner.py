@@ -104,3 +104,20 @@ def test_bad_input_at_tagging_and_evaluation(trained, tmp_path, capsys):
     assert main(["ner-evaluate", "--model", str(folder), "--data", str(other)]) == 2
     assert "all unknown to this model" in capsys.readouterr().err
     assert main(["ner-tag", "--model", str(tmp_path), "--data", str(other), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_lora_run_saves_a_plain_encoder(tmp_path, capsys):
+    train = tmp_path / "train.conll"
+    train.write_text(_slice("conll2003_train.txt", 16, start=300), encoding="utf-8")
+    folder = tmp_path / "lora-ner"
+    rc = main(["ner-train", "--data", str(train), "--out", str(folder), "--epochs", "1", "--method", "lora"])
+    _, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "Training" in err and "weights" in err  # the note says how few weights LoRA trains
+    meta = json.loads((folder / "zss_model.json").read_text())
+    assert meta["method"] == "lora"
+    assert not (folder / "encoder" / "adapter_config.json").exists()  # merged: loads without peft
+    from llm_backend.ner.model import load_ner
+
+    tags, _ = load_ner(folder).tag([["Peter", "Blackburn", "spoke", "."]])
+    assert len(tags[0]) == 4

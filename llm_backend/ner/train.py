@@ -192,6 +192,7 @@ def train_ner(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lengths = [len(c.input_ids) for c in chunks]
     cb.status("Training")
+    loop_start = time.perf_counter()
     step = 0
     for epoch in range(1, int(cfg.epochs or 1) + 1):
         net.train()
@@ -225,6 +226,8 @@ def train_ner(
     net.eval()
     result.model = NerModel(net, tokenizer, tags, device, max_length)  # type: ignore[assignment]
     result.wall_s = time.perf_counter() - start
+    result.extra["steps"] = step
+    result.extra["seconds_per_step"] = round((time.perf_counter() - loop_start) / max(step, 1), 3)
     result.extra["entity_types"] = sorted({t[2:] for t in tags if t != "O"})
     return result
 
