@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from llm_backend.ner.train import METHODS
+from llm_backend.ner import METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

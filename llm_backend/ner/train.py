@@ -34,7 +34,7 @@ from .conll import TaggedSentence, check_tags
 from .features import build_chunks, collate
 from .model import NerModel, build_net
 
-METHODS = {"full": "Fine-tune every weight of the encoder", "lora": "LoRA adapters (peft) on the encoder's attention"}
+from . import METHODS
 
 
 @dataclass
