@@ -27,7 +27,7 @@ def main() -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     from bench.ner import main as bench
 
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.models.registry import ModelRegistry
 
     out = str(ROOT / "bench" / "results" / "ner_gpu.jsonl")
     # ner-train's defaults first (the figures the README needs), then the ablations: each row is appended to the

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from llm_backend.ner.model import throughput
     from llm_backend.ner.tagging import evaluate_model
     from llm_backend.ner.train import NerTrainConfig, train_ner
-    from llm_backend.registry import ModelRegistry, resolve_location
-    from llm_backend.trainer import TrainCallbacks
+    from llm_backend.models.registry import ModelRegistry, resolve_location
+    from llm_backend.training.trainer import TrainCallbacks
 
     train = read_tagged_path(_require(SHARED / "conll2003_train.txt")).sentences
     dev = read_tagged_path(_require(SHARED / "conll2003_dev.txt"))

@@ -1,7 +1,7 @@
 """Named entities: load token-tagged data, fine-tune a tagger with live progress, evaluate it by entity type, tag text.
 
 Thin page: widgets → llm_backend.ner (reading, training, tagging, scoring) → drawings. Training runs in the background
-through the same run manager as the fine-tune page (llm_backend.training_runs); a fragment polls it once a second.
+through the same run manager as the fine-tune page (llm_backend.training.runs); a fragment polls it once a second.
 Every token a user supplied is shown as escaped text (st.html of html.escape'd spans, or dataframes), never as
 markdown.
 """
@@ -17,14 +17,14 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from llm_backend.config import get_settings
-from llm_backend.errors import DataError, TrainingError
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import DataError, TrainingError
 from llm_backend.ner.conll import TaggedData, parse_conll, read_tagged_bytes, spans, tokenize_text
 from llm_backend.ner.tagging import evaluate_model, tag_sentences
 from llm_backend.ner.train import METHODS, NerTrainConfig, train_and_evaluate_job
-from llm_backend.registry import resolve_location
-from llm_backend.trained_models import save_model
-from llm_backend.training_runs import MANAGER, TrainingRun
+from llm_backend.models.registry import resolve_location
+from llm_backend.training.trained_models import save_model
+from llm_backend.training.runs import MANAGER, TrainingRun
 from ui.errors import user_errors
 from ui.models import get_model, registry
 from ui.persistence import record_run, record_trained_model
@@ -39,9 +39,9 @@ MAX_PASTE_CHARS = 2_000_000
 MAX_SHOWN_ERRORS = 30
 COLOURS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
 
-st.set_page_config(page_title="Named entities · Zero-Shot Studio", page_icon="🏷️", layout="wide")
+st.set_page_config(page_title="Named entities · Zero-Shot Studio", page_icon="🔖", layout="wide")
 render_sidebar()
-st.title("🏷️ Named entities")
+st.title("🔖 Named entities")
 st.caption("Fine-tune a token classifier on BIO-tagged sentences (CoNLL, or CSV/JSONL with tokens and tags), score it "
            "per entity type with exact spans, look at the sentences it gets wrong, and tag new text.")
 if OWNER not in st.session_state:

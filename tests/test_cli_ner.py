@@ -39,9 +39,9 @@ def test_train_saves_a_tagger_the_registry_lists(trained, monkeypatch):
     losses = [row["loss"] for row in meta["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]  # it learns something even in 6 steps
     monkeypatch.setenv("ZSS_MODELS_DIR", str(folder.parent))
-    from llm_backend.loading import load_model
+    from llm_backend.models.loading import load_model
     from llm_backend.ner.model import NerModel
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.models.registry import ModelRegistry
 
     spec = ModelRegistry().get("cli-ner")
     assert spec.role == "ner" and spec.source == "trained"

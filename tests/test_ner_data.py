@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from llm_backend.errors import DataError
+from llm_backend.core.errors import DataError
 from llm_backend.ner.conll import from_table, parse_conll, read_tagged_bytes, spans, tokenize_text
 from llm_backend.ner.evaluate import check_tag_sets, evaluate_tags
 from llm_backend.ner.features import build_chunks, case_shape, repair_iob2
@@ -76,7 +76,7 @@ def test_case_shapes():
 def test_long_sentences_are_split_without_losing_tags(registry):
     from transformers import AutoTokenizer
 
-    from llm_backend.registry import resolve_location
+    from llm_backend.models.registry import resolve_location
 
     tok = AutoTokenizer.from_pretrained(resolve_location(registry.default("embedder")))
     words = ["Peter", "Blackburn", "visited", "Brussels", "today"] * 40  # 200 words, > 32 pieces

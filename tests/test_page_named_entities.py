@@ -1,7 +1,7 @@
 """The Named entities page: paste CoNLL, train in the background, evaluate by type, save, tag text; bad input."""
 from __future__ import annotations
 
-from llm_backend.config import get_settings
+from llm_backend.core.config import get_settings
 from llm_backend.ner.conll import parse_conll, to_conll
 from tests.conftest import APP_TIMEOUT, SHARED_DATA, _need, app_test
 
@@ -49,7 +49,7 @@ def test_page_trains_evaluates_saves_and_tags():
     next(b for b in at.button if b.key.startswith("ner_save_")).click().run()
     assert not at.exception and any("Saved as page-ner" in s.value for s in at.success)
     assert (get_settings().models_dir / "page-ner" / "zss_model.json").is_file()
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     store = Store()
     runs = store.list_runs()

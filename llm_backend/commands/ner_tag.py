@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm_backend.ner.conll import read_tagged_path
     from llm_backend.ner.tagging import load_ner_model, tag_sentences
-    from llm_backend.progress import stderr_progress
+    from llm_backend.core.progress import stderr_progress
 
     model = load_ner_model(args.model)
     data = read_tagged_path(args.data, plain_text_ok=True)

@@ -32,13 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from llm_backend.errors import TrainingError
+    from llm_backend.core.errors import TrainingError
     from llm_backend.ner.conll import read_tagged_path
     from llm_backend.ner.train import NerTrainConfig, train_ner
-    from llm_backend.progress import stderr_progress
-    from llm_backend.registry import ModelRegistry, resolve_location
-    from llm_backend.trained_models import save_model, writable_models_dir
-    from llm_backend.trainer import TrainCallbacks
+    from llm_backend.core.progress import stderr_progress
+    from llm_backend.models.registry import ModelRegistry, resolve_location
+    from llm_backend.training.trained_models import save_model, writable_models_dir
+    from llm_backend.training.trainer import TrainCallbacks
 
     data = read_tagged_path(args.data)
     for note in data.notes:

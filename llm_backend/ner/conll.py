@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from llm_backend.errors import DataError
+from llm_backend.core.errors import DataError
 
 MAX_SENTENCES = 200_000  # about 14x CoNLL-2003's training set; beyond this a browser session would stall
 MAX_TOKENS_PER_SENTENCE = 5_000  # a "sentence" this long is a formatting error (missing blank lines)
@@ -248,7 +248,7 @@ def _looks_like_conll(text: str) -> bool:
 
 def read_tagged_bytes(data: bytes, filename: str, plain_text_ok: bool = False) -> TaggedData:
     """An uploaded file → sentences. ``.txt`` files that are not CoNLL are plain text when ``plain_text_ok``."""
-    from llm_backend.data_io import decode_text, read_table
+    from llm_backend.data.files import decode_text, read_table
 
     name = Path(filename).name
     ext = Path(name).suffix.lower()

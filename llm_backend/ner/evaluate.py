@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from llm_backend.errors import DataError
+from llm_backend.core.errors import DataError
 
 from .conll import spans
 

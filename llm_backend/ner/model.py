@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from llm_backend.device import DeviceInfo, pick_device
-from llm_backend.errors import ModelError
-from llm_backend.progress import Progress, report
+from llm_backend.core.device import DeviceInfo, pick_device
+from llm_backend.core.errors import ModelError
+from llm_backend.core.progress import Progress, report
 
 from .features import N_SHAPES, build_chunks, collate, repair_iob2
 
 HEAD_FILE = "tagger_head.safetensors"
+META_FILE = "zss_model.json"
 FORMAT = "token_classifier"
 
 
@@ -121,17 +122,27 @@ class NerModel:
                 "max_length": self.max_length}
 
 
+def _read_meta(folder: Path) -> dict[str, Any]:
+    """zss_model.json (read here, not via training.trained_models, which imports this module: no import circle)."""
+    import json
+
+    try:
+        return json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"'{folder.name}' is not a trained model folder (no {META_FILE}).") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The {META_FILE} of '{folder.name}' cannot be read: {exc}") from None
+
+
 def load_ner(folder: str | Path, device: DeviceInfo | None = None) -> NerModel:
     """A saved tagger back from its folder; a ModelError when the folder is not one."""
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    from llm_backend.trained_models import read_meta
-
     device = device or pick_device()
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta = _read_meta(folder)
     if meta.get("format") != FORMAT:
         raise ModelError(f"'{folder.name}' is not a named-entity model (format '{meta.get('format')}'). "
                          "Train one with ner-train or the Named entities page.")

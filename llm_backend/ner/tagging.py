@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from llm_backend.errors import DataError, ModelError
-from llm_backend.progress import Progress
+from llm_backend.core.errors import DataError, ModelError
+from llm_backend.core.progress import Progress
 
 from .conll import TaggedData, spans, to_conll
 from .evaluate import check_tag_sets, evaluate_tags
@@ -72,8 +72,8 @@ def evaluate_model(model: NerModel, data: TaggedData, progress: Progress = None,
 
 def load_ner_model(name_or_path: str) -> NerModel:
     """A saved tagger by registry name or folder (what the CLI's --model means); cached by the model cache."""
-    from llm_backend.loading import get_model
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
 
     registry = ModelRegistry()
     try:

@@ -1,7 +1,7 @@
 """Fine-tune a token classifier on BIO-tagged sentences: full fine-tune or LoRA, progress, stop, history.
 
-Uses the same callback contract as the classification trainer (:class:`llm_backend.trainer.TrainCallbacks`) and
-returns a :class:`llm_backend.trainer.TrainResult`, so :mod:`llm_backend.training_runs` runs it in the background
+Uses the same callback contract as the classification trainer (:class:`llm_backend.training.trainer.TrainCallbacks`) and
+returns a :class:`llm_backend.training.trainer.TrainResult`, so :mod:`llm_backend.training.runs` runs it in the background
 unchanged and the page draws it like any other run.
 
 Defaults (chosen on CoNLL-2003 *dev* only, with the measured figures in docs/ner.md):
@@ -25,10 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llm_backend.device import DeviceInfo, pick_device
-from llm_backend.errors import TrainingError
-from llm_backend.progress import report
-from llm_backend.trainer import TrainCallbacks, TrainResult
+from llm_backend.core.device import DeviceInfo, pick_device
+from llm_backend.core.errors import TrainingError
+from llm_backend.core.progress import report
+from llm_backend.training.loop import TrainCallbacks, TrainResult
 
 from .conll import TaggedSentence, check_tags
 from .features import build_chunks, collate
@@ -234,7 +234,7 @@ def train_ner(
 
 def train_and_evaluate_job(sentences: Sequence[TaggedSentence], config: NerTrainConfig, encoder_location: str, *,
                            base_model: str = "", test: Any = None) -> Any:
-    """A job for :meth:`llm_backend.training_runs.RunManager.start`: train, then (with ``test``, a TaggedData with
+    """A job for :meth:`llm_backend.training.runs.RunManager.start`: train, then (with ``test``, a TaggedData with
     gold tags) evaluate in the same background thread, so a large test split never blocks the page.
     The metrics land in ``result.evaluation["test"]``."""
     from .tagging import evaluate_model
