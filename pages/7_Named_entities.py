@@ -99,7 +99,7 @@ if data is not None:
     n_tokens = sum(len(s) for s in data.sentences)
     counts = pd.Series([k for s in data.sentences for k, _, _ in spans(s.tags)]).value_counts()
     st.write(f"**{len(data.sentences):,}** sentences, **{n_tokens:,}** tokens, entity types: "
-             + ", ".join(f"{html.escape(str(k))} ({v:,})" for k, v in counts.items()))
+             + ", ".join(f"`{k}` ({v:,})" for k, v in counts.items()))  # types match [A-Za-z][A-Za-z0-9_.]*
     with st.expander("First sentences"):
         kinds = data.entity_types()
         st.html("".join(highlighted(s.tokens, s.tags, kinds) for s in data.sentences[:8]))
@@ -159,7 +159,7 @@ def _finish(run: TrainingRun) -> None:
     metrics = {k: test[k] for k in ("micro_f1", "precision", "recall", "macro_f1", "n_sentences") if k in test}
     metrics.update({"per_type": test.get("per_type", {}), "seconds": round(res.wall_s, 2), "stopped": res.stopped})
     store_id = record_run("ner", run.method, run.config.get("base model", ""), {**run.settings, **run.config},
-                          metrics, labels=res.classes)
+                          metrics, labels=res.extra.get("entity_types") or res.classes, labels_name="NER entity types")
     st.session_state[LAST] = {"run_id": run.run_id, "result": res, "store_run_id": store_id}
 
 
