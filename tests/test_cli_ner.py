@@ -45,6 +45,9 @@ def test_train_saves_a_tagger_the_registry_lists(trained, monkeypatch):
 
     spec = ModelRegistry().get("cli-ner")
     assert spec.role == "ner" and spec.source == "trained"
+    from llm_backend.models.registry import spec_from_folder
+
+    assert (spec_from_folder(folder).role, spec_from_folder(folder).source) == ("ner", "trained")  # sidebar "add"
     assert isinstance(load_model(spec).model, NerModel)
 
 
