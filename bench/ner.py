@@ -79,15 +79,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             encoder_name = Path(location).name if args.encoder and Path(args.encoder).is_dir() else spec.name
             result = train_ner(chosen, cfg, location, TrainCallbacks(progress=progress), base_model=encoder_name)
             if args.speed_only:
-                metrics = {"micro_f1": float("nan"), "precision": float("nan"), "recall": float("nan"),
-                           "per_type": {}}
+                metrics = {"micro_f1": None, "precision": None, "recall": None, "per_type": {}}
             else:
                 metrics = evaluate_model(result.model, dev)
             speed = throughput(result.model, [s.tokens for s in dev.sentences[:1000]])
             row = {"train_sentences": n, "method": args.method, "use_case": use_case,
                    "epochs": result.config.epochs, "encoder": encoder_name,
-                   "dev_sentences": len(dev.sentences), "micro_f1": round(metrics["micro_f1"], 4),
-                   "precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
+                   "dev_sentences": len(dev.sentences),
+                   **{k: None if metrics[k] is None else round(metrics[k], 4) for k in ("micro_f1", "precision", "recall")},
                    "per_type_f1": {k: round(v["f1"], 4) for k, v in metrics["per_type"].items()},
                    "train_minutes": round(result.wall_s / 60, 2), "tag_sentences_per_s": round(speed, 1),
                    "steps": result.extra["steps"], "seconds_per_step": result.extra["seconds_per_step"], "speed_only": args.speed_only,
@@ -99,8 +98,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 fh.write(json.dumps(row) + "\n")
     print("\ntrain sents | case | epochs | dev micro-F1 (P / R) | train min | tag sents/s")
     for r in rows:
-        print(f"{r['train_sentences']:>11} | {str(r['use_case']):>5} | {r['epochs']:>6} | {r['micro_f1']:.3f} "
-              f"({r['precision']:.3f} / {r['recall']:.3f}) | {r['train_minutes']:>9} | {r['tag_sentences_per_s']}")
+        quality = "—" if r["micro_f1"] is None else f"{r['micro_f1']:.3f} ({r['precision']:.3f} / {r['recall']:.3f})"
+        print(f"{r['train_sentences']:>11} | {str(r['use_case']):>5} | {r['epochs']:>6} | {quality} | "
+              f"{r['train_minutes']:>9} | {r['tag_sentences_per_s']}")
     return rows
 
 
