@@ -36,17 +36,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llm_backend.embedding_cache import CACHE  # noqa: E402
+from llm_backend.models.embedding_cache import CACHE  # noqa: E402
 from llm_backend.explain.explainer import explain_text  # noqa: E402
 from llm_backend.explain.faithfulness import deletion_test, summarise  # noqa: E402
 from llm_backend.explain.scoring import probability_function  # noqa: E402
-from llm_backend.labels import make_labels  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
+from llm_backend.data.labels import make_labels  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
 from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
 from llm_backend.scorers.lm import LMVerbalizerScorer  # noqa: E402
-from llm_backend.trained_models import scorer_for  # noqa: E402
-from llm_backend.trainer import TrainConfig, train  # noqa: E402
+from llm_backend.training.trained_models import scorer_for  # noqa: E402
+from llm_backend.training.trainer import TrainConfig, train  # noqa: E402
 from shared_data import ag_news, banking77, markdown_table  # noqa: E402
 
 OUT = ROOT / "bench" / "results"

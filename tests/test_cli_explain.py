@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 
 from llm_backend.cli import main
-from llm_backend.data_io import SAMPLES_DIR
+from llm_backend.data.files import SAMPLES_DIR
 from tests.conftest import ROOT
 
 

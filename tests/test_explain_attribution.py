@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_backend import embedding_cache
-from llm_backend.errors import LabelError, UserError
+from llm_backend.models import embedding_cache
+from llm_backend.core.errors import LabelError, UserError
 from llm_backend.explain.explainer import explain_text
 from llm_backend.explain.faithfulness import deletion_test, summarise
 from llm_backend.explain.scoring import probability_function
-from llm_backend.labels import make_labels
+from llm_backend.data.labels import make_labels
 from llm_backend.scorers.base import to_probabilities
 from llm_backend.scorers.embedding import EmbeddingScorer
 from tests.conftest import stratified
@@ -85,8 +85,8 @@ def test_lm_gradients_point_at_the_words_that_matter(causal_lm, ag_news):
 
 def test_nli_gradients_plumbing_on_a_tiny_nli_model(tmp_path, registry):
     """Random weights say nothing about quality; they check pairing, the per-label target and truncation."""
-    from llm_backend.loading import load_model
-    from llm_backend.registry import spec_from_folder
+    from llm_backend.models.loading import load_model
+    from llm_backend.models.registry import spec_from_folder
     from llm_backend.scorers.nli import NLIScorer
     from tests.test_scorers_nli import _tiny_model
 
@@ -105,10 +105,10 @@ def test_nli_gradients_plumbing_on_a_tiny_nli_model(tmp_path, registry):
 
 def test_sequence_classifier_gradients_use_the_model_classes(embedder):
     """A MiniLM sequence classifier as the fine-tune runs build it (head untrained here: plumbing, not quality)."""
-    from llm_backend.device import pick_device
-    from llm_backend.registry import resolve_location
-    from llm_backend.trained_models import SequenceModel, scorer_for
-    from llm_backend.trainer import load_sequence_base
+    from llm_backend.core.device import pick_device
+    from llm_backend.models.registry import resolve_location
+    from llm_backend.training.trained_models import SequenceModel, scorer_for
+    from llm_backend.training.trainer import load_sequence_base
 
     device = pick_device()
     net, tok = load_sequence_base(resolve_location(embedder.spec), 4, device)

@@ -1,7 +1,7 @@
 """The Explain page with AppTest: a real row explained with MiniLM, user text escaped, attention view drawn."""
 from __future__ import annotations
 
-from llm_backend.data_io import load_sample
+from llm_backend.data.files import load_sample
 from tests.conftest import app_test
 from ui import state
 from ui.state import ActiveDataset

@@ -20,8 +20,8 @@ import streamlit as st
 from llm_backend.explain.attention import AttentionView, attention_view
 from llm_backend.explain.attribution import METHOD_TITLES, METHODS, Attribution
 from llm_backend.explain.explainer import explain_text
-from llm_backend.labels import Label
-from llm_backend.loading import LoadedModel
+from llm_backend.data.labels import Label
+from llm_backend.models.loading import LoadedModel
 
 from .errors import user_errors
 
@@ -136,7 +136,7 @@ def explain_row_panel(texts: Sequence[str], labels: Sequence[Label], scorer: Cal
 
 def explain_trained_panel(texts: Sequence[str], result: Any, key: str) -> None:
     """The fine-tune page's hook: explain rows with the model a run just trained (saved or not)."""
-    from llm_backend.labels import make_labels
-    from llm_backend.trained_models import scorer_for
+    from llm_backend.data.labels import make_labels
+    from llm_backend.training.trained_models import scorer_for
 
     explain_row_panel(texts, make_labels(result.classes), scorer_for(result.model), key=key)

@@ -12,11 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-from llm_backend.data_io import read_path, text_column_report
-from llm_backend.errors import UserError
+from llm_backend.data.files import read_path, text_column_report
+from llm_backend.core.errors import UserError
 from llm_backend.explain.attribution import METHODS
 from llm_backend.explain.explainer import explain_text
-from llm_backend.zero_shot import prepare_labels
+from llm_backend.scorers.zero_shot import prepare_labels
 from llm_backend.commands.score import _column, _labels, add_data_arguments, add_scorer_arguments, build_scorer
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from llm_backend.errors import ModelError, UserError
-from llm_backend.loading import LoadedModel
+from llm_backend.core.errors import ModelError, UserError
+from llm_backend.models.loading import LoadedModel
 
 #: Longest text shown: a 128 × 128 heatmap per head is already dense; 6 layers × 12 heads of 512² would not draw.
 MAX_ATTENTION_TOKENS = 128

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llm_backend.config import get_settings
-from llm_backend.errors import LabelError, UserError
-from llm_backend.labels import Label
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import LabelError, UserError
+from llm_backend.data.labels import Label
 from llm_backend.scorers.base import Scorer
 from llm_backend.explain.attribution import METHOD_TITLES, METHODS, Attribution
 from llm_backend.explain.gradients import GRADIENT_METHODS, GradientTooLarge, gradient_attribution, gradient_unavailable_reason

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from llm_backend.labels import Label
+from llm_backend.data.labels import Label
 from llm_backend.explain.occlusion import token_limit_chars
 from llm_backend.explain.words import split_words, tokens_to_words
 

@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from llm_backend.embedding_cache import embed_texts
-from llm_backend.labels import Label
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.data.labels import Label
 from llm_backend.scorers.base import Scorer, to_probabilities
 from llm_backend.scorers.embedding import EmbeddingScorer, refine_label_vectors
 
