@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from llm_backend.errors import UserError
-from llm_backend.labels import parse_label_list
+from llm_backend.core.errors import UserError
+from llm_backend.data.labels import parse_label_list
 from llm_backend.scorers.factory import METHOD_ROLES, METHOD_TITLES, make_scorer, method_available
 from ui import state
 from ui.errors import user_errors
