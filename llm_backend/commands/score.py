@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ from ..scorers.calibration import CALIBRATIONS
 from ..scorers.embedding import DEFAULT_TEMPLATE
 from ..scorers.ensemble import EnsembleScorer
 from ..scorers.factory import METHOD_ROLES, make_scorer, method_available
-from ..zero_shot import DEFAULT_CALIBRATION, gold_coverage, prepare_labels, run_scorer
+from ..zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, gold_coverage, prepare_labels, run_scorer
 
 #: Members of ``--method ensemble`` when --ensemble-of is not given: the combination measured best (docs/zero-shot.md).
 DEFAULT_ENSEMBLE = ("embedding", "lm")
@@ -32,6 +33,14 @@ DEFAULT_ENSEMBLE = ("embedding", "lm")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
                        description="Zero-shot classification of a table's text column with a label set.")
+    add_scoring_arguments(p)
+    p.add_argument("--out", required=True, help="predictions CSV to write")
+    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
+    p.set_defaults(func=run)
+
+
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones."""
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
     p.add_argument("--text-column", required=True, help="column holding the text to label")
     g = p.add_mutually_exclusive_group(required=True)
@@ -52,9 +61,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="single-label: predict '(none)' when the top probability is below this")
     p.add_argument("--gold-column", help="column with true labels: enables metrics")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-    p.add_argument("--out", required=True, help="predictions CSV to write")
-    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
-    p.set_defaults(func=run)
 
 
 def _labels(args: argparse.Namespace) -> list[Label]:
@@ -84,8 +90,22 @@ def build_scorer(method: str, model: str | None, templates: Sequence[str] | None
     return make_scorer(method, loaded, templates=templates, refine=refine), spec.name
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.metrics_json and not args.gold_column:
+@dataclass
+class ScoredCorpus:
+    """A finished ``score`` run: what ``score`` writes out and what ``freeze`` freezes."""
+
+    df: pd.DataFrame
+    texts: list[str]
+    labels: list[Label]
+    scorer: Any
+    model_name: str
+    result: ZeroShotResult
+    gold_column: str | None
+
+
+def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
+    """Read ``--data``, build the scorer and run it: the part of ``score`` that ``freeze`` shares."""
+    if getattr(args, "metrics_json", None) and not args.gold_column:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
@@ -106,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
                         progress=stderr_progress(f"Scoring with {scorer.name}"))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    return ScoredCorpus(df, texts, labels, scorer, model_name, result, gold_col)
+
+
+def run(args: argparse.Namespace) -> int:
+    scored = score_corpus(args)
+    df, texts, result, model_name, gold_col = scored.df, scored.texts, scored.result, scored.model_name, \
+        scored.gold_column
     out = result.table(texts)
     out.insert(0, "row", df.index.to_numpy())
     gold = None
