@@ -23,6 +23,8 @@ from llm_backend.errors import UserError
 #: CPU share of a reading task: reading is light next to encoding, and a whole CPU per reader would leave a 2-core
 #: machine one encoder actor.
 READER_CPUS = 0.25
+#: Target block size: about 2,000-5,000 short texts.
+BLOCK_BYTES = 1 << 20
 
 
 def _read_file(batch: pd.DataFrame, job: BatchJob, done: set[tuple[int, int]]) -> Iterator[pd.DataFrame]:
@@ -83,11 +85,13 @@ def run_ray(job: BatchJob, done: set[tuple[int, int]], collector: Collector, *, 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    # Small blocks so one file's partitions spread over the whole actor pool (Ray hands out whole blocks; at the
+    # default 128 MB a file of short texts would be one block on one actor).
+    ctx.target_max_block_size = BLOCK_BYTES
     if hasattr(ctx, "enable_rich_progress_bars"):
         ctx.enable_rich_progress_bars = False
     n_actors, cpus_per_actor, gpus_per_actor = pool_plan(workers)
-    files = pd.DataFrame({"file": [f.index for f in job.files]})
-    ds = ray.data.from_pandas(files, override_num_blocks=len(job.files))
+    ds = ray.data.from_items([{"file": f.index} for f in job.files], override_num_blocks=len(job.files))
     ds = ds.map_batches(_read_file, fn_kwargs={"job": job, "done": done}, batch_size=1, batch_format="pandas",
                         num_cpus=READER_CPUS)
     ds = ds.map_batches(_ScoreActor, fn_constructor_kwargs={"job": job}, batch_size=job.batch_rows,
