@@ -23,6 +23,8 @@ from llm_backend.errors import UserError
 #: CPU share of a reading task: reading is light next to encoding, and a whole CPU per reader would leave a 2-core
 #: machine one encoder actor.
 READER_CPUS = 0.25
+#: A file path: when set and missing, the first scoring call creates it and kills its actor (tests Ray's retry).
+CRASH_ONCE_ENV = "ZSS_BATCH_CRASH_ONCE"
 #: Target block size: about 2,000-5,000 short texts.
 BLOCK_BYTES = 1 << 20
 
@@ -42,6 +44,11 @@ class _ScoreActor:
         self.runner = ClassifierRunner(job.clf, cache_entries=job.cache_entries)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        crash_marker = os.environ.get(CRASH_ONCE_ENV)
+        if crash_marker and not os.path.exists(crash_marker):
+            # Fault injection for the retry test: the first call anywhere kills its worker process outright.
+            open(crash_marker, "w").close()
+            os._exit(1)
         return score_frame(self.runner, batch, self.job.batch_rows)
 
 
