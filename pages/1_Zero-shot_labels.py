@@ -36,6 +36,7 @@ from llm_backend.zero_shot import (
 )
 from ui import state
 from ui.errors import user_errors
+from ui.export_classifier import export_classifier
 from ui.persistence import record_run
 from ui.progress import progress_bar
 from ui.models import get_model, registry
@@ -237,6 +238,7 @@ if res.calibration.note:
     st.caption(f"Calibration: {res.calibration.note}")
 for note in res.notes:
     st.info(note)
+export_classifier(res, stored["texts"], lambda: build_scorer(cfg_a)[0], key="zs_export")
 
 table = res.table(texts)
 if gold:

@@ -417,7 +417,8 @@ class ClassifierRunner:
     """A frozen classifier with its models loaded: what each batch worker holds once.
 
     ``cache_entries`` bounds a private embedding cache per runner: archives repeat texts (templates, "N/A"), and a
-    bounded cache keeps memory flat however many rows pass through.
+    bounded cache keeps memory flat however many rows pass through (0 = no cache, -1 = the process-wide cache the
+    pages and ``score`` fill).
     """
 
     def __init__(self, clf: FrozenClassifier, cache_entries: int = 0, check_probe: bool = True) -> None:
@@ -628,7 +629,9 @@ def _self_check(clf: FrozenClassifier, texts: list[str], result: Any, check_rows
     want = np.asarray(result.probs[:n], dtype=np.float64)
     if probs.shape != want.shape or not np.allclose(probs, want, atol=1e-4):
         worst = float(np.max(np.abs(probs - want))) if probs.shape == want.shape else float("nan")
-        raise RuntimeError(f"freezing did not reproduce the run's probabilities on {n} rows (max diff {worst:.2e})")
+        raise ClassifierError(f"The frozen classifier does not reproduce the run's probabilities on {n} rows (max "
+                              f"difference {worst:.2e}). If the method's settings changed since the run, run again "
+                              "and then freeze.")
 
 
 def freeze_trained_folder(folder: str | os.PathLike[str], *, name: str = "", labels: Sequence[str] | None = None,
