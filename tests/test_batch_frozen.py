@@ -245,3 +245,27 @@ def test_hostile_artifact_folders_are_refused(frozen, tmp_path):
         load_classifier(pickled)
     with pytest.raises(ClassifierError, match="not a frozen classifier"):
         load_classifier(tmp_path)
+
+
+def test_trained_model_frozen_by_reference_to_its_folder(ag_news, corpus, embedder, tmp_path):
+    """A saved fine-tuned model (head on MiniLM) freezes by reference; batch gives the model's own predictions, and
+    deleting the model folder makes the classifier fail with a clear message."""
+    from llm_backend.batch.frozen import freeze_trained_folder
+    from llm_backend.trained_models import predict, save_model
+    from llm_backend.trainer import TrainConfig, train
+
+    df, path = corpus
+    train_df = stratified(ag_news, 4, seed=11)
+    res = train(train_df["text"].tolist(), train_df["label"].tolist(), TrainConfig(method="head"), embedder)
+    folder = save_model(res.model, "ag-head", res.meta())
+    clf = freeze_trained_folder(folder, name="ag-head-clf")
+    save_classifier(clf, tmp_path / "clf")
+    assert load_classifier(tmp_path / "clf").components[0].model["source"] == "trained"
+    _batch(tmp_path / "clf", str(path), tmp_path / "out")
+    out = _read(tmp_path / "out")
+    keep = out["label"].notna()
+    want, _ = predict(res.model, df.loc[keep, "text"].str.replace("\x00", " ").tolist())
+    assert out.loc[keep, "label"].tolist() == want
+    shutil.rmtree(folder)
+    with pytest.raises(ClassifierError, match="needs the model 'ag-head'.*missing"):
+        make_job(tmp_path / "clf", str(path), "text", tmp_path / "out2")
