@@ -3,7 +3,7 @@
 Run: ``nice -n 10 .venv/bin/python bench/batch_scale.py`` (about 10-20 minutes on the 2-core machine; ``--quick``
 for a smoke run). Output: ``bench/results/batch_scale.json`` and ``.txt``.
 
-1. Freeze an embedding classifier (MiniLM, prior centering, one refinement pass) on 1,000 AG News rows.
+1. Freeze an embedding classifier (MiniLM, prior centering, one refinement pass) on 500 AG News rows.
 2. Memory: synthetic Parquet inputs of 100k and 1M rows, resampled with replacement from a pool of real AG News and
    Banking77 texts, scored by ``python -m llm_backend batch --engine local`` in a fresh subprocess each; peak RSS
    is the child's ``ru_maxrss``. The pool is small (``--pool``) so the bounded per-worker embedding cache serves
@@ -83,12 +83,15 @@ def measured_run(args: list[str], env: dict[str, str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
-    ap.add_argument("--pool", type=int, default=500, help="distinct texts the synthetic rows are drawn from")
-    ap.add_argument("--throughput-rows", type=int, default=600, help="unique rows for the Ray vs local comparison")
+    ap.add_argument("--freeze-rows", type=int, default=500, help="prototyping corpus the classifier is frozen on")
+    ap.add_argument("--pool", type=int, default=400, help="distinct texts the synthetic rows are drawn from")
+    ap.add_argument("--throughput-rows", type=int, default=400, help="unique rows for the Ray vs local comparison")
     ap.add_argument("--work", default="/tmp/zss_batch_bench")
     a = ap.parse_args()
     sizes = (2_000, 20_000) if a.quick else (100_000, 1_000_000)
-    n_tp = 120 if a.quick else a.throughput_rows
+    n_tp = 60 if a.quick else a.throughput_rows
+    if a.quick:
+        a.pool = 40
     work = Path(a.work)
     import shutil
 
@@ -106,7 +109,7 @@ def main() -> None:
 
     ag = load_ag_news()
     bank = load_banking77()
-    proto = ag.sample(1000, random_state=0)
+    proto = ag.sample(60 if a.quick else a.freeze_rows, random_state=0)
     t0 = time.perf_counter()
     loaded = get_model(ModelRegistry().default("embedder"))
     labels = make_labels(["World", "Sports", "Business", "Sci/Tech"])

@@ -269,3 +269,14 @@ def test_trained_model_frozen_by_reference_to_its_folder(ag_news, corpus, embedd
     shutil.rmtree(folder)
     with pytest.raises(ClassifierError, match="needs the model 'ag-head'.*missing"):
         make_job(tmp_path / "clf", str(path), "text", tmp_path / "out2")
+
+
+def test_store_cli_lists_classifiers(corpus, tmp_path, embedder, capsys):
+    _, path = corpus
+    assert main(["freeze", "--data", str(path), "--text-column", "text", "--labels", *LABELS, "--limit", "12",
+                 "--out", str(tmp_path / "listed")]) == 0
+    capsys.readouterr()
+    assert main(["store", "classifiers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("id\t") and len(lines) == 2
+    assert "\tlisted\t" in lines[1] and "\tembedding\t" in lines[1] and lines[1].endswith("listed")
