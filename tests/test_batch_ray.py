@@ -58,3 +58,22 @@ def test_ray_and_local_engines_write_the_same_rows(setup, tmp_path, monkeypatch,
     assert a["label"].tolist() == b["label"].tolist()
     np.testing.assert_allclose(a["score"], b["score"], atol=1e-5, equal_nan=True)
     assert remote["empty_text_skipped"] == local["empty_text_skipped"] == 1
+
+
+def test_model_missing_on_the_worker_is_a_clear_error(setup, tmp_path, monkeypatch):
+    """The driver's own check is skipped (as when the driver has the model and a worker does not): the actor's
+    failure comes back as the classifier's message, and no partition is written."""
+    import llm_backend.batch.engines as engines
+    from llm_backend.batch.frozen import Component, FrozenClassifier
+    from llm_backend.errors import UserError
+
+    root, _ = setup
+    comp = Component("trained", {"name": "gone-model", "role": "classifier", "source": "trained",
+                                 "location": str(tmp_path / "not-here"), "description": "", "gguf_file": None},
+                     "logit", "none", np.zeros(2))
+    save_classifier(FrozenClassifier(make_labels(["a", "b"]), [comp], name="orphan"), tmp_path / "orphan")
+    monkeypatch.setattr(engines, "check_models", lambda clf: None)
+    job = engines.make_job(tmp_path / "orphan", str(root / "in" / "*"), "text", tmp_path / "out")
+    with pytest.raises(UserError, match="needs the model 'gone-model', which is missing"):
+        run_batch(job, engine="ray", num_cpus=2, progress=False)
+    assert not list((tmp_path / "out").glob("part-*"))
