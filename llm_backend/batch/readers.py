@@ -120,7 +120,7 @@ def file_columns(f: InputFile) -> list[str]:
         raise
     except UnicodeDecodeError:
         raise DataError(f"'{f.name}' is not UTF-8. Batch jobs read UTF-8 text; convert the file first.") from None
-    except Exception as exc:  # pyarrow / json raise many types for a damaged file
+    except Exception as exc:  # noqa: BLE001 - pyarrow / json raise many types for a damaged file
         raise DataError(f"'{f.name}' cannot be read: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
 
 
