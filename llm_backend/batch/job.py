@@ -199,7 +199,7 @@ def write_partition(job: BatchJob, file_index: int, part: int, rows: pd.DataFram
     rows = rows.sort_values(ROW_COLUMN, kind="stable")
     cols: dict[str, Any] = {}
     if job.id_column:
-        cols[job.id_column] = rows[job.id_column].to_numpy()
+        cols[job.id_column] = pa.Array.from_pandas(rows[job.id_column].reset_index(drop=True))
     else:
         cols[ROW_COLUMN] = rows[ROW_COLUMN].to_numpy(dtype=np.int64)
         if job.with_file_column:

@@ -143,7 +143,7 @@ def _raw_chunks(f: InputFile, columns: list[str], chunk_rows: int) -> Iterator[p
 
         pf = pq.ParquetFile(f.path)
         for rb in pf.iter_batches(batch_size=chunk_rows, columns=columns):
-            yield rb.to_pandas()
+            yield rb.to_pandas(types_mapper=pd.ArrowDtype)  # ints with nulls stay ints: one schema per job
         return
     if f.kind in ("csv", "tsv"):
         reader = pd.read_csv(f.path, sep=_csv_sep(f), header=0, dtype=str, keep_default_na=False, na_values=[],
@@ -192,10 +192,13 @@ def iter_partitions(f: InputFile, text_column: str, id_column: str | None, rows_
 
 
 def _frame(df: pd.DataFrame, start_row: int, text_column: str, id_column: str | None) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
     out: dict[str, Any] = {ROW_COLUMN: range(start_row, start_row + len(df))}
     if id_column:
-        out[id_column] = df[id_column].to_numpy()
-    out["text"] = df[text_column].to_numpy(dtype=object)
+        out[id_column] = df[id_column].reset_index(drop=True)
+    text = df[text_column]
+    # Missing values of any flavour (None, NaN, pd.NA) become None, which the scorer counts as empty text.
+    out["text"] = text.astype(object).where(text.notna(), None).to_numpy(dtype=object)
     return pd.DataFrame(out)
 
 
