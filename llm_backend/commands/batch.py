@@ -19,9 +19,9 @@ import argparse
 import json
 import sys
 
-from ..batch.engines import ENGINES, make_job, run_batch
-from ..batch.job import DEFAULT_BATCH_ROWS
-from ..batch.readers import DEFAULT_ROWS_PER_PARTITION
+from llm_backend.batch.engines import ENGINES, make_job, run_batch
+from llm_backend.batch.job import DEFAULT_BATCH_ROWS
+from llm_backend.batch.readers import DEFAULT_ROWS_PER_PARTITION
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..batch.frozen import check_classifier_name, freeze_run, save_classifier
-from ..errors import UserError
-from .score import add_scoring_arguments, score_corpus
+from llm_backend.batch.frozen import check_classifier_name, freeze_run, save_classifier
+from llm_backend.errors import UserError
+from llm_backend.commands.score import add_scoring_arguments, score_corpus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, clf, result, metrics) -> int:
-    from ..store import Store
+    from llm_backend.store import Store
 
     store = Store()
     try:
@@ -78,7 +78,7 @@ def _record(args: argparse.Namespace, clf, result, metrics) -> int:
 
 
 def _link(args: argparse.Namespace, clf, path, run_id: int) -> None:
-    from ..store import Store
+    from llm_backend.store import Store
 
     store = Store()
     try:
