@@ -37,11 +37,11 @@ def main() -> None:
     from shared_data import ag_news, banking77
 
     from llm_backend.batch.frozen import freeze_run, save_classifier
-    from llm_backend.labels import make_labels
-    from llm_backend.loading import get_model
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.data.labels import make_labels
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
     from llm_backend.scorers.factory import make_scorer
-    from llm_backend.zero_shot import run_scorer
+    from llm_backend.scorers.zero_shot import run_scorer
 
     work = Path("/tmp/zss_gpu_batch")
     shutil.rmtree(work, ignore_errors=True)

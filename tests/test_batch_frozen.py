@@ -23,8 +23,8 @@ from llm_backend.batch.frozen import (
     save_classifier,
 )
 from llm_backend.cli import main
-from llm_backend.errors import DataError, UserError
-from llm_backend.labels import make_labels
+from llm_backend.core.errors import DataError, UserError
+from llm_backend.data.labels import make_labels
 from tests.conftest import stratified
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
@@ -89,7 +89,7 @@ def test_freeze_then_batch_reproduces_score(corpus, frozen, tmp_path):
 
 
 def test_freeze_records_run_and_classifier(corpus, tmp_path, embedder):
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     _, path = corpus
     rc = main(["freeze", "--data", str(path), "--text-column", "text", "--labels", *LABELS, "--limit", "20",
@@ -251,8 +251,8 @@ def test_trained_model_frozen_by_reference_to_its_folder(ag_news, corpus, embedd
     """A saved fine-tuned model (head on MiniLM) freezes by reference; batch gives the model's own predictions, and
     deleting the model folder makes the classifier fail with a clear message."""
     from llm_backend.batch.frozen import freeze_trained_folder
-    from llm_backend.trained_models import predict, save_model
-    from llm_backend.trainer import TrainConfig, train
+    from llm_backend.training.trained_models import predict, save_model
+    from llm_backend.training.trainer import TrainConfig, train
 
     df, path = corpus
     train_df = stratified(ag_news, 4, seed=11)

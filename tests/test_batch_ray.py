@@ -8,9 +8,9 @@ import pytest
 
 from llm_backend.batch.engines import make_job, run_batch
 from llm_backend.batch.frozen import freeze_run, save_classifier
-from llm_backend.labels import make_labels
+from llm_backend.data.labels import make_labels
 from llm_backend.scorers.factory import make_scorer
-from llm_backend.zero_shot import run_scorer
+from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import stratified
 
 ray = pytest.importorskip("ray")
@@ -65,7 +65,7 @@ def test_model_missing_on_the_worker_is_a_clear_error(setup, tmp_path, monkeypat
     failure comes back as the classifier's message, and no partition is written."""
     import llm_backend.batch.engines as engines
     from llm_backend.batch.frozen import Component, FrozenClassifier
-    from llm_backend.errors import UserError
+    from llm_backend.core.errors import UserError
 
     root, _ = setup
     comp = Component("trained", {"name": "gone-model", "role": "classifier", "source": "trained",

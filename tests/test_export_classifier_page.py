@@ -7,8 +7,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from llm_backend.batch.frozen import ClassifierRunner, default_classifiers_dir, load_classifier
-from llm_backend.data_io import load_sample
-from llm_backend.store import get_store
+from llm_backend.data.files import load_sample
+from llm_backend.store.database import get_store
 from tests.conftest import APP_TIMEOUT
 from ui import state
 from ui.state import ActiveDataset

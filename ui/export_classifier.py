@@ -23,8 +23,8 @@ from llm_backend.batch.frozen import (
     freeze_trained_folder,
     save_classifier,
 )
-from llm_backend.config import get_settings
-from llm_backend.errors import UserError
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import UserError
 
 from .errors import user_errors
 
@@ -33,7 +33,7 @@ log = logging.getLogger("zero_shot_studio")
 
 def _record(name: str, path: str, clf: Any, run_id: int | None) -> None:
     try:
-        from llm_backend.store import get_store
+        from llm_backend.store.database import get_store
 
         from .persistence import current_project
 

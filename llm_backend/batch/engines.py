@@ -13,7 +13,7 @@ from typing import Any
 from llm_backend.batch.frozen import check_models, load_classifier
 from llm_backend.batch.job import DEFAULT_BATCH_ROWS, BatchJob, Collector, prepare_output
 from llm_backend.batch.readers import DEFAULT_ROWS_PER_PARTITION, check_columns, count_rows, expand_inputs
-from llm_backend.errors import UserError
+from llm_backend.core.errors import UserError
 
 ENGINES = ("ray", "local")
 

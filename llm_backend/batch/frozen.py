@@ -34,11 +34,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llm_backend.config import get_settings
-from llm_backend.errors import ModelError, UserError
-from llm_backend.labels import Label, make_labels
-from llm_backend.progress import Progress, report
-from llm_backend.registry import ROLES, ModelSpec, resolve_location
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import ModelError, UserError
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.core.progress import Progress, report
+from llm_backend.models.registry import ROLES, ModelSpec, resolve_location
 
 FORMAT = "zero-shot-studio/frozen-classifier"
 VERSION = 1
@@ -422,8 +422,8 @@ class ClassifierRunner:
     """
 
     def __init__(self, clf: FrozenClassifier, cache_entries: int = 0, check_probe: bool = True) -> None:
-        from llm_backend.embedding_cache import CACHE, EmbeddingCache
-        from llm_backend.loading import get_model
+        from llm_backend.models.embedding_cache import CACHE, EmbeddingCache
+        from llm_backend.models.loading import get_model
         from llm_backend.scorers.factory import make_scorer
 
         self.clf = clf
@@ -453,7 +453,7 @@ class ClassifierRunner:
                                   "model or freeze again here.")
 
     def _embed(self, loaded: Any, texts: list[str]) -> np.ndarray:
-        from llm_backend.embedding_cache import embed_texts
+        from llm_backend.models.embedding_cache import embed_texts
 
         return embed_texts(loaded, texts, cache=self.cache)
 
@@ -475,10 +475,10 @@ class ClassifierRunner:
         return out
 
     def probabilities(self, raws: list[np.ndarray]) -> np.ndarray:
-        """The same arithmetic as :func:`llm_backend.zero_shot.run_scorer` after its scorer returned."""
+        """The same arithmetic as :func:`llm_backend.scorers.zero_shot.run_scorer` after its scorer returned."""
         from llm_backend.scorers.base import to_probabilities
         from llm_backend.scorers.ensemble import _EPS, average_probabilities
-        from llm_backend.zero_shot import independent_probabilities
+        from llm_backend.scorers.zero_shot import independent_probabilities
 
         clf = self.clf
         if clf.is_ensemble:
@@ -495,8 +495,8 @@ class ClassifierRunner:
 
     def clean(self, values: Sequence[Any]) -> tuple[list[str], np.ndarray]:
         """Texts cleaned as ``score`` cleans them (control characters, length cut), and which rows are empty."""
-        from llm_backend.data_io import text_column_report
-        from llm_backend.zero_shot import prepare_texts
+        from llm_backend.data.files import text_column_report
+        from llm_backend.scorers.zero_shot import prepare_texts
 
         texts, _ = text_column_report(pd.Series(list(values), dtype=object))
         texts, _ = prepare_texts(texts, self.clf.max_chars)
@@ -549,7 +549,7 @@ def _leaf_component(scorer: Any, labels: Sequence[Label], calibration: str, offs
     """State of one live scorer after it ran on ``texts``: the method's own public pieces, nothing private."""
     from llm_backend.scorers.embedding import EmbeddingScorer, refine_label_vectors
     from llm_backend.scorers.nli import NLIScorer
-    from llm_backend.trained_models import TrainedScorer
+    from llm_backend.training.trained_models import TrainedScorer
 
     loaded = scorer.loaded
     spec = loaded.spec
@@ -557,7 +557,7 @@ def _leaf_component(scorer: Any, labels: Sequence[Label], calibration: str, offs
         # Same three steps as EmbeddingScorer.score; the embeddings come from the cache the run just filled.
         text_vecs = scorer.text_embeddings(list(texts))
         label_vecs = refine_label_vectors(text_vecs, scorer.label_embeddings(labels), scorer.refine)
-        from llm_backend.embedding_cache import embed_texts
+        from llm_backend.models.embedding_cache import embed_texts
 
         probe = embed_texts(loaded, [PROBE_TEXT])[0]
         return Component("embedding", _model_ref(spec), "similarity", calibration, offsets, list(scorer.templates),
@@ -576,7 +576,7 @@ def _leaf_component(scorer: Any, labels: Sequence[Label], calibration: str, offs
 def freeze_run(scorer: Any, texts: Sequence[str], labels: Sequence[Label], result: Any, *,
                source: dict[str, Any] | None = None, name: str = "", check_rows: int | None = None,
                progress: Progress = None) -> FrozenClassifier:
-    """A frozen classifier from a finished :func:`llm_backend.zero_shot.run_scorer` run on ``texts``.
+    """A frozen classifier from a finished :func:`llm_backend.scorers.zero_shot.run_scorer` run on ``texts``.
 
     ``result`` is that run's ZeroShotResult. Single methods take their calibration offsets from the result; an
     ensemble's members are re-scored once to learn theirs (cheap for embeddings, whose vectors are cached). The
@@ -586,7 +586,7 @@ def freeze_run(scorer: Any, texts: Sequence[str], labels: Sequence[Label], resul
     """
     from llm_backend.scorers.calibration import calibrate
     from llm_backend.scorers.ensemble import EnsembleScorer
-    from llm_backend.zero_shot import prepare_texts
+    from llm_backend.scorers.zero_shot import prepare_texts
 
     labels = list(labels)
     texts, _ = prepare_texts(texts)  # what run_scorer scored
@@ -638,8 +638,8 @@ def freeze_trained_folder(folder: str | os.PathLike[str], *, name: str = "", lab
                           threshold: float = 0.5, none_below: float | None = None) -> FrozenClassifier:
     """A frozen classifier that refers to a saved fine-tuned model folder (no calibration: a trained model's
     probabilities are used as they are), with the model's own classes as labels unless ``labels`` is given."""
-    from llm_backend.registry import spec_from_folder
-    from llm_backend.trained_models import read_meta
+    from llm_backend.models.registry import spec_from_folder
+    from llm_backend.training.trained_models import read_meta
 
     meta = read_meta(folder)
     spec = spec_from_folder(folder)

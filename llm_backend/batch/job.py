@@ -32,7 +32,7 @@ import pandas as pd
 
 from llm_backend.batch.frozen import FrozenClassifier
 from llm_backend.batch.readers import ROW_COLUMN, InputFile, iter_partitions
-from llm_backend.errors import DataError, UserError
+from llm_backend.core.errors import DataError, UserError
 
 JOB_FILE = "_job.json"
 SUMMARY_FILE = "_SUCCESS.json"

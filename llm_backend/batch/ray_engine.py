@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from llm_backend.batch.job import BatchJob, Collector, partition_frames, score_frame
-from llm_backend.errors import UserError
+from llm_backend.core.errors import UserError
 
 #: CPU share of a reading task: reading is light next to encoding, and a whole CPU per reader would leave a 2-core
 #: machine one encoder actor.

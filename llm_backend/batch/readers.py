@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from llm_backend.errors import DataError
+from llm_backend.core.errors import DataError
 
 BATCH_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
 #: Default partition size: small enough to resume at a fine grain and keep memory flat, large enough that the

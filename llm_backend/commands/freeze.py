@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from llm_backend.batch.frozen import check_classifier_name, freeze_run, save_classifier
-from llm_backend.errors import UserError
+from llm_backend.core.errors import UserError
 from llm_backend.commands.score import add_scoring_arguments, score_corpus
 
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, clf, result, metrics) -> int:
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     store = Store()
     try:
@@ -78,7 +78,7 @@ def _record(args: argparse.Namespace, clf, result, metrics) -> int:
 
 
 def _link(args: argparse.Namespace, clf, path, run_id: int) -> None:
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     store = Store()
     try:
