@@ -39,3 +39,35 @@ def test_zero_shot_page_exports_a_classifier_that_reproduces_the_run(embedder):
     # the same name again is refused with a message, nothing overwritten
     at.button(key="zs_export_btn").click().run()
     assert any("already exists" in e.value for e in at.error)
+
+
+def test_fine_tune_page_exports_the_saved_model_by_reference(ag_news):
+    from llm_backend.core.config import get_settings
+    from llm_backend.data.sampler import select_per_class
+    from tests.conftest import app_test
+
+    idx, _ = select_per_class(ag_news["label"].tolist(), 10, seed=3)
+    df = ag_news.iloc[idx].reset_index(drop=True)
+    at = app_test("pages/4_Fine-tune_runs.py")
+    at.session_state["zss_dataset"] = ActiveDataset(df, "news", "text", "label", len(df))
+    at.run()
+    at.number_input(key="ft_k").set_value(4)
+    at.run()
+    at.button(key="ft_start").click().run()
+    assert at.session_state["ft_run"].wait(APP_TIMEOUT)
+    at.run()
+    export_btn = next(b for b in at.button if b.key.startswith("ft_export_"))
+    next(t for t in at.text_input if t.key.startswith("ft_name_")).set_value("ft-model")
+    export_btn.click().run()  # not saved yet: a message, nothing written
+    assert any("Save the model first" in e.value for e in at.error)
+    next(b for b in at.button if b.key.startswith("ft_save_")).click().run()
+    next(t for t in at.text_input if t.key.startswith("ft_export_") and t.key.endswith("_name")).set_value("ft-clf")
+    next(b for b in at.button if b.key.startswith("ft_export_")).click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    clf = load_classifier(default_classifiers_dir() / "ft-clf")
+    (comp,) = clf.components
+    assert comp.method == "trained" and comp.model["location"] == str((get_settings().models_dir / "ft-model").resolve())
+    assert sorted(clf.label_names) == sorted(df["label"].unique())
+    store = get_store()
+    assert [c["name"] for c in store.list_classifiers(store.ensure_project("default"))] == ["ft-clf"]
