@@ -280,3 +280,46 @@ def test_store_cli_lists_classifiers(corpus, tmp_path, embedder, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("id\t") and len(lines) == 2
     assert "\tlisted\t" in lines[1] and "\tembedding\t" in lines[1] and lines[1].endswith("listed")
+
+
+def test_ensemble_multi_label_run_freezes_and_reproduces(corpus, embedder, tmp_path):
+    """Every frozen method path reproduces its run row by row: an ensemble (each member keeps its own offsets) in
+    multi-label mode, and the LM verbalizer (a reference to the LM plus its calibration offsets)."""
+    from llm_backend.batch.frozen import ClassifierRunner, freeze_run
+    from llm_backend.scorers.ensemble import EnsembleScorer
+    from llm_backend.scorers.factory import make_scorer
+    from llm_backend.scorers.zero_shot import run_scorer
+
+    df, _ = corpus
+    texts = [t for t in df["text"].tolist() if t.strip()]
+    labels = make_labels(LABELS)
+    members = [make_scorer("embedding", embedder), make_scorer("embedding", embedder, templates="{label}", refine=0)]
+    ens = EnsembleScorer(members, "centering")
+    res = run_scorer(ens, texts, labels, calibration="centering", multi_label=True, threshold=0.55)
+    clf = freeze_run(ens, texts, labels, res, name="ens")
+    save_classifier(clf, tmp_path / "ens")
+    loaded = load_classifier(tmp_path / "ens")
+    assert [c.method for c in loaded.components] == ["embedding", "embedding"] and loaded.multi_label
+    assert not np.allclose(loaded.components[0].offsets, loaded.components[1].offsets)
+    runner = ClassifierRunner(loaded, cache_entries=-1)
+    # scored in two halves: the same rows as the whole run
+    halves = [runner.predict(texts[:15]), runner.predict(texts[15:])]
+    assert pd.concat(halves)["label"].tolist() == res.pred
+
+
+@pytest.mark.slow
+def test_lm_verbalizer_run_freezes_by_reference(corpus, causal_lm, tmp_path):
+    from llm_backend.batch.frozen import ClassifierRunner, freeze_run
+    from llm_backend.scorers.factory import make_scorer
+    from llm_backend.scorers.zero_shot import run_scorer
+
+    df, _ = corpus
+    labels = make_labels(LABELS)
+    few = [t for t in df["text"].tolist() if t.strip()][:2]
+    lm = make_scorer("lm", causal_lm)
+    res_lm = run_scorer(lm, few, labels, calibration="contextual")
+    clf_lm = freeze_run(lm, few, labels, res_lm, name="lm")
+    save_classifier(clf_lm, tmp_path / "lm")
+    (comp,) = load_classifier(tmp_path / "lm").components
+    assert comp.method == "lm" and comp.model["gguf_file"] and comp.calibration == "contextual"
+    assert ClassifierRunner(load_classifier(tmp_path / "lm")).predict(few)["label"].tolist() == res_lm.pred
