@@ -28,15 +28,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
-from llm_backend.data_io import load_sample  # noqa: E402
-from llm_backend.labels import make_labels  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
+from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+
+from llm_backend.data.files import load_sample  # noqa: E402
+from llm_backend.data.labels import make_labels  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
 from llm_backend.scorers.embedding import GENERIC_TEMPLATES  # noqa: E402
 from llm_backend.scorers.ensemble import EnsembleScorer  # noqa: E402
 from llm_backend.scorers.factory import make_scorer, method_available  # noqa: E402
-from llm_backend.zero_shot import run_scorer  # noqa: E402
-from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+from llm_backend.scorers.zero_shot import run_scorer  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 
@@ -78,7 +79,7 @@ def options_table(mpnet_sets: list[str], limit_test: int | None) -> None:
     """The issue-17 table: baseline, defaults and each new option on dev and held-out slices of every data set."""
     import numpy as np
 
-    from llm_backend.embedding_cache import embed_texts
+    from llm_backend.models.embedding_cache import embed_texts
     from llm_backend.scorers.embedding import EmbeddingScorer
     from llm_backend.scorers.label_suggestions import apply_suggestions, suggest_label_wording
     from llm_backend.scorers.self_training import SelfTrainingScorer

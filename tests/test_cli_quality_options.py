@@ -6,8 +6,8 @@ import json
 import pandas as pd
 
 from llm_backend.cli import main
-from llm_backend.data_io import SAMPLES_DIR
-from llm_backend.labels import load_labels_file
+from llm_backend.data.files import SAMPLES_DIR
+from llm_backend.data.labels import load_labels_file
 
 
 def test_score_self_training_writes_metrics(tmp_path):

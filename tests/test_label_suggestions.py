@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from llm_backend.labels import Label, make_labels
+from llm_backend.data.labels import Label, make_labels
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.label_suggestions import apply_suggestions, is_cryptic, suggest_label_wording
 from tests.conftest import SHARED_DATA, stratified

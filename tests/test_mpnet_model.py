@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_backend.embedding_cache import embed_texts
-from llm_backend.loading import get_model
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.models.loading import get_model
 from llm_backend.models.mpnet_package import parts_installed
-from llm_backend.registry import ModelRegistry, is_available_offline
+from llm_backend.models.registry import ModelRegistry, is_available_offline
 
 pytestmark = pytest.mark.skipif(not parts_installed(), reason="all-mpnet-base-v2 part wheels not installed")
 

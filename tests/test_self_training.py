@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_backend.labels import make_labels
+from llm_backend.data.labels import make_labels
 from llm_backend.scorers.embedding import EmbeddingScorer
-from llm_backend.scorers.factory import METHODS, make_scorer
+from llm_backend.scorers.factory import SCORING_METHODS, make_scorer
 from llm_backend.scorers.self_training import MIN_ROWS_PER_LABEL, SelfTrainingScorer, select_confident
-from llm_backend.trained_models import predict
-from llm_backend.trainer import TrainConfig, train
-from llm_backend.zero_shot import run_scorer
+from llm_backend.training.trained_models import predict
+from llm_backend.training.trainer import TrainConfig, train
+from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import stratified
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
@@ -35,7 +35,7 @@ def test_self_training_beats_zero_shot_on_ag_news(embedder, ag_slice):
 
 
 def test_self_training_is_a_method_of_the_factory(embedder):
-    assert "self-training" in METHODS
+    assert "self-training" in SCORING_METHODS
     scorer = make_scorer("self-training", embedder, refine=0)
     assert isinstance(scorer, SelfTrainingScorer) and scorer.refine == 0
 

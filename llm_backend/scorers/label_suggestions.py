@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from llm_backend.labels import Label
+from llm_backend.data.labels import Label
 from llm_backend.scorers.self_training import select_confident
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")

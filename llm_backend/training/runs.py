@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import TrainingError, UserError
-from .trainer import TrainCallbacks, TrainResult
+from llm_backend.core.errors import TrainingError, UserError
+from llm_backend.training.loop import TrainCallbacks, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +177,10 @@ def train_and_evaluate_job(
     ``result.evaluation``: ``test`` (metrics.evaluate of the model), ``pred``, ``baseline`` (same split, zero-shot)
     and, for distillation, ``teacher`` metrics and the student's speed-up.
     """
-    from .metrics import evaluate
-    from .scorers.base import decide, to_probabilities
-    from .trained_models import predict, scorer_for
-    from .trainer import train
+    from llm_backend.evaluation.metrics import evaluate
+    from llm_backend.scorers.base import decide, to_probabilities
+    from llm_backend.training.trained_models import predict, scorer_for
+    from llm_backend.training.trainer import train
 
     def job(cb: TrainCallbacks) -> TrainResult:
         result = train(texts, labels, config, embedder, cb, teacher=teacher, unlabelled=unlabelled,
@@ -199,8 +199,8 @@ def train_and_evaluate_job(
             result.evaluation["baseline"] = evaluate(list(test_gold), decide(probs, names).labels, names)
             result.evaluation["baseline_name"] = getattr(baseline, "name", "zero-shot")
         if teacher is not None:
-            from .labels import make_labels
-            from .trainer_distillation import measure_speed
+            from llm_backend.data.labels import make_labels
+            from llm_backend.training.distillation import measure_speed
 
             cb.status("Scoring the test split with the teacher")
             t_probs = to_probabilities(teacher.score(list(test_texts), make_labels(result.classes)), teacher.kind)
