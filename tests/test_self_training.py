@@ -71,3 +71,14 @@ def test_head_with_pseudo_labels_uses_unlabelled_rows(embedder, ag_news):
     pred, probs = predict(res.model, pool["text"].tolist())
     assert probs.shape == (len(pool), 4)
     assert np.mean(np.asarray(pred) == pool["label"].to_numpy()) > 0.5  # chance is 0.25
+
+
+def test_setfit_with_pseudo_labels_refits_its_head(embedder, ag_news):
+    few = stratified(ag_news, 4, seed=2)
+    pool = stratified(ag_news, 10, seed=8)
+    pool = pool[~pool["text"].isin(few["text"])]
+    cfg = TrainConfig(method="setfit", num_pairs=32, pseudo_labels=True)
+    res = train(few["text"].tolist(), few["label"].tolist(), cfg, embedder, unlabelled=pool["text"].tolist())
+    assert res.extra["n_pseudo"] > 0 and any("pseudo" in n for n in res.notes)
+    pred, _ = predict(res.model, pool["text"].tolist())
+    assert np.mean(np.asarray(pred) == pool["label"].to_numpy()) > 0.4  # chance is 0.25
