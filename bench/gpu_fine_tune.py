@@ -50,18 +50,19 @@ def main() -> None:
               "bench/zero_shot_quality.py.")
         return
 
-    from llm_backend.models.embedding_cache import embed_texts
+    from shared_data import ag_news, banking77, markdown_table
+
     from llm_backend.data.labels import make_labels
-    from llm_backend.models.loading import get_model
-    from llm_backend.evaluation.metrics import evaluate
-    from llm_backend.models.registry import ModelRegistry
     from llm_backend.data.sampler import select_per_class
-    from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, EmbeddingScorer, label_vectors
+    from llm_backend.evaluation.metrics import evaluate
+    from llm_backend.models.embedding_cache import embed_texts
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.scorers.embedding import EmbeddingScorer
     from llm_backend.scorers.self_training import SelfTrainingScorer
+    from llm_backend.scorers.zero_shot import run_scorer
     from llm_backend.training.trained_models import predict
     from llm_backend.training.trainer import TrainConfig, train
-    from llm_backend.scorers.zero_shot import run_scorer
-    from shared_data import ag_news, banking77, markdown_table
 
     reg = ModelRegistry()
     models = {"MiniLM": get_model(reg.get("all-MiniLM-L6-v2")), "mpnet": get_model(reg.get("all-mpnet-base-v2"))}

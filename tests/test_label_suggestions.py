@@ -6,7 +6,11 @@ import pytest
 
 from llm_backend.data.labels import Label, make_labels
 from llm_backend.scorers.embedding import EmbeddingScorer
-from llm_backend.scorers.label_suggestions import apply_suggestions, is_cryptic, suggest_label_wording
+from llm_backend.scorers.label_suggestions import (
+    apply_suggestions,
+    is_cryptic,
+    suggest_label_wording,
+)
 from tests.conftest import SHARED_DATA, stratified
 
 

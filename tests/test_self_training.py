@@ -7,10 +7,14 @@ import pytest
 from llm_backend.data.labels import make_labels
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.factory import SCORING_METHODS, make_scorer
-from llm_backend.scorers.self_training import MIN_ROWS_PER_LABEL, SelfTrainingScorer, select_confident
+from llm_backend.scorers.self_training import (
+    MIN_ROWS_PER_LABEL,
+    SelfTrainingScorer,
+    select_confident,
+)
+from llm_backend.scorers.zero_shot import run_scorer
 from llm_backend.training.trained_models import predict
 from llm_backend.training.trainer import TrainConfig, train
-from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import stratified
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]

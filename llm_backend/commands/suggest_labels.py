@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
     from llm_backend.scorers.embedding import EmbeddingScorer
-    from llm_backend.scorers.label_suggestions import apply_suggestions, suggest_label_wording
+    from llm_backend.scorers.label_suggestions import (
+        apply_suggestions,
+        suggest_label_wording,
+    )
     from llm_backend.scorers.zero_shot import prepare_labels
 
     table = read_path(args.data)

@@ -140,7 +140,7 @@ def suggest_label_wording(texts: Sequence[str], text_vecs: np.ndarray, labels: S
     for lab, rows, ph in zip(labels, by_label, phrases):
         order = rows[np.argsort(-s[rows, labels.index(lab)])] if len(rows) else rows
         out.append(LabelSuggestion(lab.name, is_cryptic(lab), ph, ", ".join(ph),
-                                   [str(texts[i])[:200] for i in order[:n_examples]], int(len(rows))))
+                                   [str(texts[i])[:200] for i in order[:n_examples]], len(rows)))
     return out
 
 

@@ -28,10 +28,14 @@ from typing import Sequence
 
 import numpy as np
 
+from llm_backend.core.progress import Progress, report
 from llm_backend.data.labels import Label
 from llm_backend.models.loaded import LoadedModel
-from llm_backend.core.progress import Progress, report
-from llm_backend.scorers.embedding import DEFAULT_REFINE, EmbeddingScorer, refine_label_vectors
+from llm_backend.scorers.embedding import (
+    DEFAULT_REFINE,
+    EmbeddingScorer,
+    refine_label_vectors,
+)
 
 #: Fewer rows than this per label: return the zero-shot scores (a head on a handful of rows only adds noise).
 MIN_ROWS_PER_LABEL = 4
