@@ -142,7 +142,7 @@ if gold and labels:
 # ------------------------------------------------------------------------------------------------ method
 st.header("2 · Method")
 reg = registry()
-options = ["embedding"]
+options = ["embedding", "self-training"]
 if method_available("lm") and reg.by_role("causal_lm"):
     options.append("lm")
 if reg.by_role("nli"):
@@ -169,7 +169,7 @@ def method_settings(prefix: str, default_method: str = "embedding") -> dict[str,
         specs = reg.by_role(METHOD_ROLES[method])
         cfg["models"] = {method: c2.selectbox("Model", [s.name for s in specs], key=f"{prefix}_model",
                                               help="; ".join(f"{s.name}: {s.description}" for s in specs))}
-    uses_template = method in ("embedding", "nli") or (method == "ensemble" and
+    uses_template = method in ("embedding", "self-training", "nli") or (method == "ensemble" and
                                                        {"embedding", "nli"} & set(cfg.get("members", [])))
     if uses_template:
         several = c3.checkbox("Average several generic templates", key=f"{prefix}_several",
@@ -177,7 +177,7 @@ def method_settings(prefix: str, default_method: str = "embedding") -> dict[str,
         default = "\n".join(GENERIC_TEMPLATES) if several else DEFAULT_TEMPLATE
         cfg["templates"] = c3.text_area("Hypothesis template(s), one per line, with {label}", default, height=90,
                                         key=f"{prefix}_template_{int(several)}")
-    if method == "embedding" or "embedding" in cfg.get("members", []):
+    if method in ("embedding", "self-training") or "embedding" in cfg.get("members", []):
         cfg["refine"] = int(c3.checkbox(
             "Refine label vectors on these texts", value=True, key=f"{prefix}_refine",
             help="Moves each label's vector toward the texts it most confidently claims (transductive). "

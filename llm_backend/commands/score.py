@@ -52,7 +52,9 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
-    p.add_argument("--method", default="embedding", choices=["embedding", "lm", "nli", "trained", "ensemble"])
+    p.add_argument("--method", default="embedding", choices=["embedding", "self-training", "lm", "nli", "trained", "ensemble"],
+                   help="self-training: embedding zero-shot, then a logistic head trained on its confident answers "
+                        "on this file (needs >= 4 rows per label; see docs/zero-shot.md)")
     p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's default)")
     p.add_argument("--ensemble-of", nargs="+", choices=sorted(METHOD_ROLES), default=None,
                    help=f"methods averaged by --method ensemble (default: {' '.join(DEFAULT_ENSEMBLE)})")
