@@ -20,10 +20,9 @@ from .errors import UserError
 from .labels import Label, check_label_count, make_labels
 from .metrics import agreement, evaluate, normalise_label
 from .progress import Progress
-from .scorers.base import NONE_LABEL, Decision, Scorer, decide, to_probabilities
-from .scorers.calibration import CalibrationInfo, calibrate, check_calibration
-from .scorers.ensemble import EnsembleScorer
-from .scorers.nli import NLIScorer
+from .scorers.base import NONE_LABEL, Decision, Scorer, decide
+from .scorers.calibration import CalibrationInfo, check_calibration
+from .scorers.pipeline import independent_probabilities, scored  # noqa: F401 - re-exported for callers
 
 #: Defaults chosen from bench/zero_shot_quality.py (dev slices of AG News and Banking77; see docs/zero-shot.md).
 DEFAULT_CALIBRATION = "centering"
@@ -74,17 +73,6 @@ def gold_coverage(gold: Sequence[object], label_names: Sequence[str]) -> tuple[l
     counts = Counter(normalise_label(g) for g in gold)
     missing = sorted(k for k in counts if k and k not in known)
     return missing, sum(counts[k] for k in missing)
-
-
-def independent_probabilities(probs: np.ndarray) -> np.ndarray:
-    """Multi-label probabilities for methods that only *rank* labels (embeddings, LMs, classifiers).
-
-    ``p·k / (p·k + 1)``: 0.5 exactly when a label is as likely as the uniform 1/k, so a threshold of 0.5 keeps the
-    labels the method favours above average and higher thresholds keep fewer.
-    """
-    k = probs.shape[1] if probs.ndim == 2 else 1
-    pk = probs * k
-    return pk / (pk + 1.0)
 
 
 @dataclass
@@ -163,32 +151,9 @@ def run_scorer(
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"The threshold must be between 0 and 1 (got {threshold}).")
     texts, notes = prepare_texts(texts, max_chars)
-    kind = scorer.kind
-    if isinstance(scorer, EnsembleScorer):
-        # Members are calibrated inside the ensemble; calibrating the average again would count it twice.
-        scorer.calibration = calibration
-        raw = np.asarray(scorer.score(texts, labels, progress=progress), dtype=np.float64)
-        scores = raw
-        info = CalibrationInfo(calibration, calibration, np.zeros(len(labels)),
-                               f"Applied to each member before averaging: {calibration}.")
-        notes += scorer.notes
-        probs = to_probabilities(scores, kind)
-        if multi_label:
-            probs = independent_probabilities(probs)
-    elif isinstance(scorer, NLIScorer) and multi_label:
-        pair = scorer.pair_logits(texts, labels, progress=progress)
-        raw = pair[..., scorer.entail_id]
-        log_odds = pair[..., scorer.entail_id] - pair[..., scorer.contra_id]
-        scores, info = calibrate(log_odds, calibration, scorer=_LogOddsScorer(scorer), labels=labels)
-        probs = 1.0 / (1.0 + np.exp(-scores))
-    else:
-        raw = np.asarray(scorer.score(texts, labels, progress=progress), dtype=np.float64)
-        scores, info = calibrate(raw, calibration, scorer=scorer, labels=labels)
-        probs = to_probabilities(scores, kind)
-        if multi_label:
-            probs = independent_probabilities(probs)
-    if not isinstance(scorer, EnsembleScorer):
-        notes += [n for n in (getattr(scorer, "notes", None) or []) if n not in notes]
+    out = scored(scorer, texts, labels, calibration=calibration, multi_label=multi_label, progress=progress)
+    raw, scores, probs, info = out.raw, out.scores, out.probs, out.calibration
+    notes += [n for n in out.notes if n not in notes]
     if info.note and info.applied != info.requested:
         notes.append(info.note)
     decision = decide(probs, [l.name for l in labels], multi_label=multi_label, threshold=threshold,
@@ -197,20 +162,6 @@ def run_scorer(
         method=scorer.name, model=model_name, labels=list(labels), raw=raw, scores=scores, probs=probs,
         decision=decision, calibration=info, multi_label=multi_label, threshold=threshold, none_below=none_below,
         templates=list(getattr(scorer, "templates", []) or []), notes=notes, seconds=time.perf_counter() - start)
-
-
-class _LogOddsScorer:
-    """Adapter so contextual calibration of multi-label NLI works on entailment-vs-contradiction log-odds."""
-
-    kind = "logit"
-
-    def __init__(self, inner: NLIScorer) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    def score(self, texts: Sequence[str], labels: Sequence[Label], progress: Progress = None) -> np.ndarray:
-        pair = self.inner.pair_logits(texts, labels, progress)
-        return pair[..., self.inner.entail_id] - pair[..., self.inner.contra_id]
 
 
 # ---------------------------------------------------------------- analysis: confusable labels and better words

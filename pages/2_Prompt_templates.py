@@ -27,6 +27,7 @@ from ui.errors import user_errors
 from ui.models import get_model, model_picker, registry
 from ui.persistence import TEMPLATE_TO_LOAD, record_run
 from ui.sidebar import render_sidebar
+from ui.text import plain
 
 st.set_page_config(page_title="Prompt templates · Zero-Shot Studio", page_icon="📝", layout="wide")
 render_sidebar()
@@ -65,7 +66,7 @@ pending = st.session_state.pop(TEMPLATE_TO_LOAD, None)
 if pending is not None:
     with user_errors("Opening the saved template"):
         _load_into_editor(template_from_dict(pending, source="saved template"))
-        st.success(f"Opened the saved template '{pending.get('name', '')}'.")
+        st.success(f"Opened the saved template '{plain(pending.get('name', ''))}'.")
 if BASE not in st.session_state:
     _load_into_editor(_default_template())
 results: dict = st.session_state.setdefault(RESULTS, {})
@@ -77,7 +78,7 @@ with st.expander("Template library: load, save, rename, delete, download, upload
     lib = None
     with user_errors("Opening the library"):
         lib = TemplateLibrary.at(folder)
-        st.caption(f"Folder: `{display_path(lib.folder)}`")
+        st.caption(f"Folder: {plain(display_path(lib.folder))}")
     shipped = {f"[shipped] {t.name}": t for t in shipped_templates()}
     saved = {t.name: t for t in lib.list()} if lib else {}
     options = list(saved) + list(shipped)
@@ -91,16 +92,16 @@ with st.expander("Template library: load, save, rename, delete, download, upload
         if c4.button("Rename", key="pt_rename"):
             with user_errors("Renaming"):
                 lib.rename(choice, new_name)
-                st.success(f"Renamed to '{new_name}'.")
+                st.success(f"Renamed to '{plain(new_name)}'.")
         if st.button("Delete", key="pt_delete"):
             with user_errors("Deleting"):
                 lib.delete(choice)
-                st.success(f"Deleted '{choice}'.")
+                st.success(f"Deleted '{plain(choice)}'.")
     upload = st.file_uploader("Upload a template (.yaml)", type=["yaml", "yml"], key="pt_upload")
     if upload is not None:
         with user_errors("Reading the template"):
             uploaded = load_template_text(upload.getvalue().decode("utf-8", "replace"), source=upload.name)
-            st.button(f"Load '{uploaded.name}'", key="pt_load_upload", on_click=lambda: _load_into_editor(uploaded))
+            st.button(f"Load '{plain(uploaded.name)}'", key="pt_load_upload", on_click=lambda: _load_into_editor(uploaded))
 
 # ------------------------------------------------------------------------------------------------- editor
 base: PromptTemplate = st.session_state[BASE]
@@ -111,7 +112,7 @@ with left:
                  help="Jinja placeholders: " + "; ".join(f"{{{{ {k} }}}}: {v}" for k, v in RESERVED.items())
                  + ". Other columns: {{ column_name }}.")
     cols = [c for c in ds.df.columns if str(c).isidentifier()]
-    st.caption("Placeholders: `{{ text }}` (the text column), " + ", ".join(f"`{{{{ {c} }}}}`" for c in cols[:8])
+    st.caption("Placeholders: `{{ text }}` (the text column), " + ", ".join(plain("{{ " + str(c) + " }}") for c in cols[:8])
                + ", `{{ answers }}`, `{{ label_list }}`, `{{ examples_block }}`; `[MASK]` for cloze mode.")
     st.text_input("Description", key="pt_desc")
 with right:
@@ -139,7 +140,7 @@ if template is not None:
     if d2.button("Save to library", key="pt_save"):
         with user_errors("Saving"):
             path = TemplateLibrary.at(st.session_state.get("pt_folder")).save(template)
-            st.success(f"Saved as `{display_path(path)}`.")
+            st.success(f"Saved as {plain(display_path(path))}.")
 
 # ----------------------------------------------------------------------------------------------- settings
 st.subheader("Run settings")
@@ -186,7 +187,7 @@ if template is not None:
     with user_errors("Rendering the preview"):
         preview_run = _make_run(rows=[int(row)])
         prompt = preview_run.prompt_for(0)
-        st.caption(f"{preview_run.count_tokens(prompt)} tokens for {spec.name}"
+        st.caption(f"{preview_run.count_tokens(prompt)} tokens for {plain(spec.name)}"
                    + (" (chat template applied)" if preview_run.chat else ""))
         st.code(prompt, language=None, wrap_lines=True)
         for note in preview_run.notes:
@@ -221,12 +222,12 @@ if start and template is not None:
         job = _make_run()
         st.session_state[JOB] = job
 if job is not None:
-    bar = st.progress(job.done / len(job.rows), text=f"{job.t.name}: {job.done}/{len(job.rows)} rows")
+    bar = st.progress(job.done / len(job.rows), text=f"{plain(job.t.name)}: {job.done}/{len(job.rows)} rows")
     with user_errors("Running the template"):
         while job.done < len(job.rows):
             job.run_chunk(CHUNK)
             results[job.t.name] = job.result()  # partial results survive a Stop click or a rerun
-            bar.progress(job.done / len(job.rows), text=f"{job.t.name}: {job.done}/{len(job.rows)} rows")
+            bar.progress(job.done / len(job.rows), text=f"{plain(job.t.name)}: {job.done}/{len(job.rows)} rows")
         results[job.t.name] = job.result()
         _record(job)
     st.session_state.pop(JOB, None)
@@ -272,5 +273,5 @@ if len(results) >= 2:
             for col, n, label in zip(pcols, names, cmp["names"]):
                 r = results[n]
                 with col:
-                    st.markdown(f"**{label}**")
+                    st.markdown(f"**{plain(label)}**")
                     st.code(r.prompts[r.rows.index(one)], language=None, wrap_lines=True)

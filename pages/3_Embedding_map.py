@@ -42,6 +42,7 @@ from ui.persistence import record_run
 from ui.progress import progress_bar
 from ui.models import get_model, model_picker, registry
 from ui.sidebar import render_sidebar
+from ui.text import plain, plain_list
 
 # Session keys of this page. SELECTED holds dataset row positions; tests may set it directly.
 MAPS = "map_results"  # {key: MapResult}, the few most recent fits
@@ -294,8 +295,8 @@ with tab_sel:
                 new_df = assign_label(ds.df, selected, value, column, protected=[ds.text_column])
                 state.set_dataset(replace(ds, df=new_df))
                 counts = new_df[column.strip()].astype(str).replace("", np.nan).dropna().value_counts()
-                st.session_state[FLASH] = [("success", f"Labelled {len(selected)} rows '{value.strip()}' in column "
-                                                       f"'{column.strip()}' ({', '.join(f'{k}: {v}' for k, v in counts.items())}).")]
+                st.session_state[FLASH] = [("success", f"Labelled {len(selected)} rows '{plain(value.strip())}' in column "
+                                                       f"'{plain(column.strip())}' ({plain_list(f'{k}: {v}' for k, v in counts.items())}).")]
                 st.rerun()
 
 with tab_nn:
@@ -341,10 +342,10 @@ with tab_cl:
         for s in summaries[:40]:
             c_a, c_b = st.columns([1, 4])
             added = s.name.lower() in existing
-            if c_a.button("Added ✓" if added else f"➕ {s.name}", key=f"map_add_{s.cluster}", disabled=added):
+            if c_a.button("Added ✓" if added else f"➕ {plain(s.name)}", key=f"map_add_{s.cluster}", disabled=added):
                 st.session_state[state.LABELS] = list(state.get(state.LABELS) or []) + [s.to_label()]
-                st.session_state[FLASH] = [("success", f"Added '{s.name}' to the label set.")]
+                st.session_state[FLASH] = [("success", f"Added '{plain(s.name)}' to the label set.")]
                 st.rerun()
-            c_b.caption(f"cluster {s.cluster} · {s.size} texts · {', '.join(s.keywords)}")
+            c_b.caption(f"cluster {s.cluster} · {s.size} texts · {plain_list(s.keywords)}")
         if len(summaries) > 40:
             st.caption(f"{len(summaries) - 40} smaller clusters are not listed; use 'Add all' or a larger minimum size.")

@@ -11,6 +11,7 @@ from llm_backend.loading import LoadedModel, load_model
 from llm_backend.registry import ModelRegistry, ModelSpec, Role
 
 from . import state
+from .text import plain
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -27,7 +28,7 @@ def _load(key: str, _spec: ModelSpec) -> LoadedModel:
 
 
 def get_model(spec: ModelSpec) -> LoadedModel:
-    with st.spinner(f"Loading {spec.name}… (first use only; later sessions reuse it)"):
+    with st.spinner(f"Loading {plain(spec.name)}… (first use only; later sessions reuse it)"):
         return _load(spec.key, spec)
 
 

@@ -31,6 +31,7 @@ from llm_backend.paths import redact
 from llm_backend.store import Store, Versioned, get_store
 
 from . import state
+from .text import plain
 
 log = logging.getLogger("zero_shot_studio")
 
@@ -42,7 +43,7 @@ DEFAULT_PROJECT = "default"
 
 def _warn(action: str, exc: BaseException) -> None:
     log.warning("Experiments store: %s failed", action, exc_info=exc)
-    st.warning(f"{action} was not saved to Experiments: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]}")
+    st.warning(f"{action} was not saved to Experiments: {plain(redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), 300)}")
 
 
 def store_or_none() -> Store | None:

@@ -5,13 +5,11 @@ objects (models, embeddings) live in the backend caches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
-from llm_backend.data_io import text_column_report
+from llm_backend.data.dataset import Dataset
 
 DATASET = "zss_dataset"
 LABELS = "zss_labels"  # list[llm_backend.labels.Label]: the current label set, shared by pages
@@ -19,29 +17,8 @@ PREDICTIONS = "zss_predictions"  # dict: {"method": str, "pred": list[str], "pro
 USER_MODELS = "zss_user_models"  # list[ModelSpec] the user added in the sidebar
 
 
-@dataclass
-class ActiveDataset:
-    """The dataset every page works on. ``df`` is already sampled; ``source_rows`` is the size before sampling."""
-
-    df: pd.DataFrame
-    name: str
-    text_column: str
-    gold_column: str | None = None
-    source_rows: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def texts(self) -> list[str]:
-        return text_column_report(self.df[self.text_column])[0]
-
-    def gold(self) -> list[str] | None:
-        if not self.gold_column:
-            return None
-        return [str(v).strip() if v is not None and str(v) != "nan" else "" for v in self.df[self.gold_column].tolist()]
-
-    @property
-    def fingerprint(self) -> str:
-        """Changes when rows or columns change, so pages can drop results computed on other data."""
-        return f"{self.name}:{len(self.df)}:{self.text_column}:{self.gold_column}:{pd.util.hash_pandas_object(self.df[self.text_column], index=True).sum()}"
+#: The dataset every page works on: the backend type the CLI uses too (texts cleaned once, one fingerprint).
+ActiveDataset = Dataset
 
 
 def get_dataset() -> ActiveDataset | None:
