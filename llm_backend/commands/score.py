@@ -61,7 +61,7 @@ def _labels(args: argparse.Namespace) -> list[Label]:
 def scorer_config(args: argparse.Namespace) -> ScorerConfig:
     """The flags as the same configuration the zero-shot page builds from its widgets."""
     return ScorerConfig(method=args.method, models={args.method: args.model} if args.model else {},
-                        members=tuple(args.ensemble_of or ()), templates=args.template, refine=args.refine,
+                        members=tuple(args.ensemble_of) if args.ensemble_of else None, templates=args.template, refine=args.refine,
                         calibration=args.calibration)
 
 

@@ -1,7 +1,8 @@
 """``train``: few-shot training from a table, saved into the models folder (or any folder) as a reusable model.
 
-Rows are chosen like on the page: ``--per-class K`` seeded picks from the label column (or every labelled row),
-and the remaining labelled rows are the test split the metrics are computed on.
+Rows are chosen by the page's function (:func:`llm_backend.training.split.make_split`): ``--per-class K`` seeded
+picks from the label column (or every labelled row); the remaining labelled rows are the test split, scored by the
+model and by the same zero-shot baseline as the page; distillation's teacher labels only rows left over after both.
 """
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TrainingError
+from ..data.dataset import text_fingerprints
+from ..errors import DataError, TrainingError
 from ..progress import stderr_progress
 from ..trainer import METHODS, TrainCallbacks, TrainConfig
-from ..trainer import train as train_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="distill only: 'zero-shot' (embedding scorer with the class names) or a trained model "
                         "name/folder")
     p.add_argument("--student", choices=["small", "head"], default="small", help="distill only")
+    p.add_argument("--unlabelled", type=int, default=1000, metavar="N",
+                   help="distill only: at most N rows (never training or test rows) labelled by the teacher")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=None)
@@ -46,50 +49,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _teacher(name: str, embedder):  # noqa: ANN001, ANN202 - small factory
-    from ..loading import get_model
-    from ..registry import ModelRegistry
-    from ..trained_models import TrainedScorer
-
-    if name == "zero-shot":
-        from ..scorers.embedding import EmbeddingScorer
-
-        return EmbeddingScorer(embedder)
-    spec = ModelRegistry().resolve(name, "classifier")
-    if spec.source != "trained":
-        raise TrainingError(f"'{name}' is not a model trained here; use 'zero-shot' or a trained model.")
-    return TrainedScorer(get_model(spec))
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..data_io import read_path, text_column_report
+    from ..data.dataset import Dataset
+    from ..labels import make_labels
     from ..loading import get_model
-    from ..metrics import evaluate
     from ..registry import ModelRegistry
-    from ..sampler import normalise_labels, select_per_class
-    from ..trained_models import predict, save_model, writable_models_dir
+    from ..trained_models import save_model, writable_models_dir
+    from ..training.split import make_split
+    from ..training_runs import teacher_scorer, train_and_evaluate_job, zero_shot_scorer
 
-    table = read_path(args.data)
-    df = table.df
-    for col in (args.text_column, args.label_column):
-        if col not in df.columns:
-            raise TrainingError(f"Column '{col}' is not in {Path(args.data).name}. Columns: {', '.join(map(str, df.columns))}")
-    texts, notes = text_column_report(df[args.text_column])
-    labels, label_notes = normalise_labels(df[args.label_column].tolist())
-    for note in table.notes + notes + label_notes:
+    try:
+        ds = Dataset.from_file(args.data, args.text_column, args.label_column)
+    except DataError as exc:
+        raise TrainingError(str(exc).replace("is not in the file", f"is not in {Path(args.data).name}")) from None
+    texts = ds.texts()
+    distill = args.method == "distill"
+    # The same split as the fine-tune page: train / test / (distillation) teacher pool, disjoint.
+    split = make_split(ds.df[args.label_column].tolist(), per_class=args.per_class, seed=args.seed,
+                       max_test=args.max_test, n_pool=args.unlabelled if distill else 0)
+    for note in ds.notes + ds.text_notes() + split.notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.per_class:
-        train_idx, sel_notes = select_per_class(labels, args.per_class, args.seed)
-        for note in sel_notes:
-            print(f"note: {note}", file=sys.stderr)
-    else:
-        train_idx = [i for i, l in enumerate(labels) if l]
-    chosen = set(train_idx)
-    test_idx = [i for i, l in enumerate(labels) if l and i not in chosen]
-    if args.max_test and len(test_idx) > args.max_test:
-        import numpy as np
-
-        test_idx = sorted(np.random.default_rng(args.seed).choice(test_idx, args.max_test, replace=False).tolist())
+    warning = split.coverage_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    if distill and not split.pool_idx:
+        print("note: no rows are left for the teacher to label (every row is a training or test row); pass "
+              "--max-test to keep some for distillation.", file=sys.stderr)
     fine_tune = args.method in ("finetune", "finetune-head", "lora", "distill")
     cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, num_pairs=args.num_pairs, seed=args.seed,
@@ -99,26 +84,30 @@ def run(args: argparse.Namespace) -> int:
     models_dir = out.parent if (out.parent != Path(".") or out.is_absolute()) else None
     registry = ModelRegistry()
     embedder = get_model(registry.resolve(args.embedder, "embedder"))
-    teacher = _teacher(args.teacher, embedder) if args.method == "distill" else None
-    unlabelled = [texts[i] for i in test_idx] if args.method == "distill" else []
-    if unlabelled:
-        print("note: the student learns from the teacher's labels on the test rows' texts (never their gold labels).",
-              file=sys.stderr)
+    label_set = make_labels(split.classes) if split.classes else None
+    teacher = teacher_scorer(args.teacher, embedder, label_set, get_model, registry) if distill else None
     writable_models_dir(models_dir)  # fail before training, not after
-    result = train_model(
-        [texts[i] for i in train_idx], [labels[i] for i in train_idx], cfg, embedder,
-        TrainCallbacks(progress=stderr_progress(f"train {args.method}")), teacher=teacher, unlabelled=unlabelled)
+    job = train_and_evaluate_job(
+        split.train_texts(texts), split.train_labels(), cfg, embedder, test_texts=split.test_texts(texts),
+        test_gold=split.test_gold(), teacher=teacher, unlabelled=split.pool_texts(texts),
+        baseline=zero_shot_scorer(embedder, label_set), baseline_labels=label_set)
+    result = job(TrainCallbacks(progress=stderr_progress(f"train {args.method}")))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    ev = result.evaluation
     metrics: dict = {"method": args.method, "n_train": result.n_train, "classes": result.classes,
-                     "train_seconds": round(result.wall_s, 2), "history": result.history}
-    if test_idx:
-        pred, _ = predict(result.model, [texts[i] for i in test_idx], progress=stderr_progress("evaluate"))
-        metrics["test"] = evaluate([labels[i] for i in test_idx], pred, result.classes)
+                     "train_seconds": round(result.wall_s, 2), "history": result.history,
+                     "split": {"train": split.train_idx, "test": split.test_idx, "pool": split.pool_idx}}
+    for key in ("test", "baseline", "teacher", "speed"):
+        if key in ev:
+            metrics[key] = ev[key]
+    if "test" in metrics:
+        base = f"  zero-shot macro-F1: {ev['baseline']['macro_f1']:.3f}" if "baseline" in ev else ""
         print(f"test rows: {metrics['test']['n']}  accuracy: {metrics['test']['accuracy']:.3f}  "
-              f"macro-F1: {metrics['test']['macro_f1']:.3f}")
-    folder = save_model(result.model, out.name, result.meta(metrics=metrics.get("test", {})), models_dir,
-                        overwrite=args.overwrite)
+              f"macro-F1: {metrics['test']['macro_f1']:.3f}{base}")
+    meta = result.meta(metrics=metrics.get("test", {}))
+    meta["train_fingerprints"] = text_fingerprints(split.train_texts(texts) + split.pool_texts(texts))
+    folder = save_model(result.model, out.name, meta, models_dir, overwrite=args.overwrite)
     print(f"saved: {folder}")
     if args.metrics_json:
         Path(args.metrics_json).write_text(json.dumps({**metrics, "model_dir": str(folder)}, indent=2, default=str),

@@ -102,13 +102,13 @@ class ScorerConfig:
 
     method: str = "embedding"
     models: dict[str, str | None] = field(default_factory=dict)  # method -> model name/folder (None = default)
-    members: Sequence[str] = ()  # ensemble only (empty = DEFAULT_ENSEMBLE)
+    members: Sequence[str] | None = None  # ensemble only (None = DEFAULT_ENSEMBLE; empty = an error)
     templates: str | Sequence[str] | None = None
     refine: int | None = None
     calibration: str = "centering"  # the ensemble calibrates each member before averaging
 
     def ensemble_members(self) -> list[str]:
-        return list(self.members or DEFAULT_ENSEMBLE)
+        return list(DEFAULT_ENSEMBLE if self.members is None else self.members)
 
     def methods(self) -> list[str]:
         """Every method this configuration runs (the members of an ensemble)."""
@@ -116,6 +116,12 @@ class ScorerConfig:
 
     def is_slow(self) -> bool:
         return any(m not in FAST_METHODS for m in self.methods())
+
+    def cost_key(self) -> str:
+        """Identifies the configuration's speed (method, models, members) for run-time estimates."""
+        members = ",".join(self.ensemble_members()) if self.method == "ensemble" else ""
+        models = ",".join(f"{k}={v}" for k, v in sorted(self.models.items()))
+        return f"{self.method}|{members}|{models}|refine={self.refine}"
 
     def as_settings(self) -> dict[str, Any]:
         """What the experiment store records about this configuration."""
@@ -147,7 +153,7 @@ def build_scorer(config: ScorerConfig, registry: Any, load: Callable[[Any], Load
             raise UserError("Choose at least one method to average in the ensemble.")
         if "ensemble" in members:
             raise UserError("An ensemble cannot contain another ensemble.")
-        built = [build_scorer(ScorerConfig(m, config.models, (), config.templates, config.refine,
+        built = [build_scorer(ScorerConfig(m, config.models, None, config.templates, config.refine,
                                            config.calibration), registry, load, on_load) for m in members]
         return EnsembleScorer([s for s, _ in built], config.calibration), " + ".join(n for _, n in built)
     if not method_available(method):
