@@ -41,3 +41,46 @@ def require_dataset() -> ActiveDataset:
 
 def get(key: str, default: Any = None) -> Any:
     return st.session_state.get(key, default)
+
+
+# -------------------------------------------------------------------- the active dataset across page changes
+#: Home's loader widgets. Streamlit forgets a widget's value when its page is left, so coming back to Home used to
+#: show the default (the first bundled sample) and silently replace the uploaded dataset (issue 18).
+HOME_WIDGETS = ("home_source", "home_sample", "home_text_col", "home_gold_col", "home_n_rows", "home_seed",
+                "home_encoding", "home_delimiter")
+HOME_SAVED = "zss_home_saved"
+
+
+def restore_home_widgets() -> None:
+    """Put back the loader values that produced the active dataset (only when Home's widgets were forgotten)."""
+    saved = st.session_state.get(HOME_SAVED) or {}
+    if get_dataset() is None or "home_source" in st.session_state:
+        return
+    for key, value in saved.items():
+        st.session_state[key] = value
+
+
+def remember_home_widgets() -> None:
+    st.session_state[HOME_SAVED] = {k: st.session_state[k] for k in HOME_WIDGETS if k in st.session_state}
+
+
+def activate_dataset(ds: Dataset) -> list[str]:
+    """Make ``ds`` the active dataset unless it is the same data; results tied to the old one are cleared.
+
+    The same data (same fingerprint) keeps the existing object, so columns added on other pages (map labels)
+    survive a visit to Home. Returns messages saying what was cleared.
+    """
+    old = get_dataset()
+    if old is not None and old.fingerprint == ds.fingerprint:
+        return []
+    set_dataset(ds)
+    if old is None:
+        return []
+    messages = []
+    if st.session_state.pop(PREDICTIONS, None) is not None:
+        messages.append(f"Predictions made on {old.name} were cleared.")
+    if st.session_state.get(LABELS) and ds.gold_column:
+        st.session_state.pop(LABELS)
+        messages.append("The label set now starts from this dataset's gold labels (the old one was made for "
+                        f"{old.name}; reload it from Experiments if you need it).")
+    return messages
