@@ -103,6 +103,7 @@ if method == "distill":
 with user_errors("Choosing training rows"):
     split = make_split(ds.df[label_col].tolist(), per_class=k if mode.startswith("k") else None, seed=seed,
                        gold_values=ds.df[gold_col].tolist(), test_mask=test_mask, max_test=max_test, n_pool=n_pool)
+st.session_state["ft_split"] = split  # what the next run uses (tests compare it with `train`)
 for note in split.notes:
     st.caption(plain(note, 1000))
 if not split.train_idx:
