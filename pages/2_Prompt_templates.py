@@ -34,7 +34,9 @@ render_sidebar()
 st.title("📝 Prompt templates")
 ds = state.require_dataset()
 
-RESULTS = "pt_results"  # {template name: PromptRunResult}
+RESULTS = "pt_results"  # {run name: PromptRunResult}; a reused template name gets "#2", never overwrites
+JOB_NAME = "pt_job_name"  # the run name of the job in flight
+NEWEST = "pt_newest"  # set when a run ends: the Results panel switches to it
 JOB = "pt_job"  # the TemplateRun in progress
 VERSION = "pt_editor_version"
 BASE = "pt_base"  # the template the editor started from
@@ -207,34 +209,52 @@ def _record(job: TemplateRun, note: str = "") -> None:
                note=note)
 
 
+def _unique_name(name: str) -> str:
+    """A new run never replaces an earlier result: a reused template name gets "#2", "#3"… (issue 18)."""
+    if name not in results:
+        return name
+    n = 2
+    while f"{name} #{n}" in results:
+        n += 1
+    return f"{name} #{n}"
+
+
 job: TemplateRun | None = st.session_state.get(JOB)
 b1, b2 = st.columns([1, 1])
-start = b1.button(f"Run on {int(n_rows)} rows", type="primary", key="pt_run", disabled=template is None)
-stop = b2.button("Stop", key="pt_stop", disabled=job is None)
-if stop and job is not None:
-    results[job.t.name] = job.result()
-    _record(job, note=f"stopped after {job.done} of {len(job.rows)} rows")
-    st.session_state.pop(JOB, None)
-    job = None
-    st.info("Stopped; the rows done so far are kept.")
+start = b1.button(f"Run on {int(n_rows)} rows", type="primary", key="pt_run", disabled=template is None or job is not None)
 if start and template is not None:
     with user_errors("Preparing the run"):
         job = _make_run()
         st.session_state[JOB] = job
+        st.session_state[JOB_NAME] = _unique_name(job.t.name)
+# Drawn after a start so it is enabled while the run goes: a click interrupts the loop below and lands here.
+stop = b2.button("Stop", key="pt_stop", disabled=job is None)
+run_name = st.session_state.get(JOB_NAME, "")
+if stop and job is not None:
+    results[run_name] = job.result()
+    _record(job, note=f"stopped after {job.done} of {len(job.rows)} rows")
+    st.session_state.pop(JOB, None)
+    st.session_state[NEWEST] = run_name
+    job = None
+    st.info("Stopped; the rows done so far are kept.")
 if job is not None:
     bar = st.progress(job.done / len(job.rows), text=f"{plain(job.t.name)}: {job.done}/{len(job.rows)} rows")
     with user_errors("Running the template"):
         while job.done < len(job.rows):
             job.run_chunk(CHUNK)
-            results[job.t.name] = job.result()  # partial results survive a Stop click or a rerun
+            results[run_name] = job.result()  # partial results survive a Stop click or a rerun
             bar.progress(job.done / len(job.rows), text=f"{plain(job.t.name)}: {job.done}/{len(job.rows)} rows")
-        results[job.t.name] = job.result()
+        results[run_name] = job.result()
         _record(job)
     st.session_state.pop(JOB, None)
+    st.session_state[NEWEST] = run_name
 
 # ----------------------------------------------------------------------------------------------- results
 if results:
     st.subheader("Results")
+    newest = st.session_state.pop(NEWEST, None)
+    if newest in results:  # a run just ended: the panel shows it, not the one picked before
+        st.session_state["pt_show"] = newest
     shown = st.selectbox("Run", list(results), index=len(results) - 1, key="pt_show")
     res = results[shown]
     m = res.metrics

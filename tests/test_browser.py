@@ -182,8 +182,9 @@ def banking_csv(tmp_path_factory):
 
 def test_77_classes_upload_confusion_map_and_distribution(server, page, banking_csv):
     """Upload a 77-class file, score it, and screenshot the confusion view, the map and the label distribution."""
-    _open_page(page, "app", "Zero-Shot Studio") if page.get_by_test_id("stSidebarNav").get_by_role(
-        "link", name="app").count() else _open_page(page, "Home", "Zero-Shot Studio")
+    page.goto(server)  # a fresh session: this test may run alone
+    page.get_by_role("heading", name="Zero-Shot Studio").first.wait_for()
+    _wait_idle(page)
     page.get_by_text("Upload a file").click()
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(banking_csv))
     page.get_by_text("banking77_600.csv is the active dataset").wait_for()
@@ -196,8 +197,9 @@ def test_77_classes_upload_confusion_map_and_distribution(server, page, banking_
 
     # The upload survives a visit elsewhere and back (issue 18 item 2).
     _open_page(page, "Experiments", "Experiments")
-    _open_page(page, "app", "Zero-Shot Studio") if page.get_by_test_id("stSidebarNav").get_by_role(
-        "link", name="app").count() else _open_page(page, "Home", "Zero-Shot Studio")
+    page.get_by_test_id("stSidebarNav").get_by_role("link").first.click()  # Home is the first entry
+    page.get_by_role("heading", name="Zero-Shot Studio").first.wait_for()
+    _wait_idle(page)
     page.get_by_text("banking77_600.csv").first.wait_for()
     assert page.get_by_text("Still using the dataset loaded before").count() == 1
 
