@@ -347,7 +347,8 @@ def map_figure(
             text=[html.escape(str(n)) for n in labels["name"]], textposition="top center",
             textfont=dict(size=13, color="#111"), hovertext=[html.escape(str(t)) for t in labels["text"]],
             hovertemplate="<b>label %{text}</b><br>%{hovertext}<extra></extra>",
-            marker=dict(size=18, symbol="star", color="gold", line=dict(width=1.5, color="#111"))))
+            marker=dict(size=18 if named else 11, symbol="star", color="gold", opacity=1.0 if named else 0.85,
+                        line=dict(width=1.5 if named else 1.0, color="#111"))))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="lasso",
                       legend=dict(title=dict(text=colour_name), itemsizing="constant"),
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),

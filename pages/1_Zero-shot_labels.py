@@ -38,6 +38,7 @@ CONFUSABLE = "zs_confusable"
 RUNS = "zs_run_count"  # how many model runs this session made (tests check filters do not rerun)
 BG = "zs_background"  # the background TrainingRun of a slow configuration
 OWNER = "zs_owner"
+MAX_SAVED_PREDICTIONS = 20_000  # per-row predictions kept with a saved run, so Experiments can reopen its results
 BACKGROUND_ABOVE_S = 15.0  # estimated runs longer than this go to the background
 
 st.set_page_config(page_title="Zero-shot labels · Zero-Shot Studio", page_icon="🏷️", layout="wide")
@@ -71,7 +72,8 @@ def _finish(res: ZeroShotResult, cfg: ScorerConfig, kind: str, run_labels: list[
     metrics = res.evaluate(gold) if gold else {"n": len(texts)}
     record_run("zero-shot" if kind == "run" else "zero-shot-compare", cfg.method, res.model,
                {**cfg.as_settings(), **decision, "n_texts": len(texts)},
-               {**metrics, "seconds": round(res.seconds, 2)}, labels=run_labels, labels_name=f"{ds.name} labels")
+               {**metrics, "seconds": round(res.seconds, 2), "predictions": list(res.pred)[:MAX_SAVED_PREDICTIONS]},
+               labels=run_labels, labels_name=f"{ds.name} labels")
     if kind == "run":
         st.session_state[RESULT] = {"result": res, "fingerprint": ds.fingerprint, "dataset": ds.name,
                                     "metrics": metrics if gold else None}

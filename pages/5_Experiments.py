@@ -15,6 +15,7 @@ from llm_backend.config import get_settings
 from llm_backend.labels import make_labels
 from llm_backend.store import Run, compare_metrics, diff_settings
 from ui import state
+from ui.charts import confusion_view
 from ui.errors import user_errors
 from ui.persistence import TEMPLATE_TO_LOAD, current_project, set_project, store_or_none
 from ui.sidebar import render_sidebar
@@ -141,10 +142,20 @@ with tab_runs:
                 if per_class:
                     st.markdown("**Per class**")
                     st.dataframe(pd.DataFrame(per_class).T, width="stretch")
-                other = {k: v for k, v in run.metrics.items() if k not in ("per_class", "confusion")}
+                other = {k: v for k, v in run.metrics.items() if k not in ("per_class", "confusion", "predictions")}
                 if other:
                     with st.expander("All metrics"):
                         st.json(other, expanded=False)
+            if run.metrics.get("confusion") or run.metrics.get("predictions"):
+                with st.expander("Results of this run (confusion view, predictions)", expanded=False):
+                    if run.metrics.get("confusion"):
+                        confusion_view(run.metrics, f"exp_cm_{run.id}")
+                    if run.metrics.get("predictions"):
+                        preds = pd.DataFrame({"row": range(len(run.metrics["predictions"])),
+                                              "predicted": run.metrics["predictions"]})
+                        st.dataframe(preds, width="stretch", hide_index=True, height=240, key=f"exp_preds_{run.id}")
+                        st.download_button("Download these predictions (CSV)", preds.to_csv(index=False).encode(),
+                                           f"run-{run.id}-predictions.csv", "text/csv", key=f"exp_dl_{run.id}")
             note = st.text_input("Note", value=run.note, key=f"exp_note_{run.id}", placeholder="why this run?")
             if note != run.note and st.button("Save note", key=f"exp_note_save_{run.id}"):
                 with user_errors("Saving the note"):
