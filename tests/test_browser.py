@@ -220,7 +220,8 @@ def test_77_classes_upload_confusion_map_and_distribution(server, page, banking_
     _no_exception(page)
     page.get_by_test_id("stPlotlyChart").first.screenshot(path=str(ARTIFACTS / "b77_map_all_classes.png"))
     page.get_by_test_id("stSelectbox").filter(has_text="Highlight one class").first.click()
-    page.get_by_role("option", name="card_arrival").click()
+    page.keyboard.type("card_arrival")  # 78 options: the list is virtualised, so type to filter it
+    page.get_by_role("option", name="card_arrival", exact=True).click()
     _wait_idle(page)
     _no_exception(page)
     page.get_by_test_id("stPlotlyChart").first.screenshot(path=str(ARTIFACTS / "b77_map_highlight_card_arrival.png"))
