@@ -6,8 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from llm_backend.config import get_settings
-from llm_backend.data_io import (
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import DataError
+from llm_backend.core.workshop import limits, row_cap
+from llm_backend.data.files import (
     COMMON_ENCODINGS,
     SUPPORTED_EXTENSIONS,
     LoadedTable,
@@ -19,8 +21,6 @@ from llm_backend.data_io import (
     sample_rows,
     text_column_report,
 )
-from llm_backend.errors import DataError
-from llm_backend.workshop import limits, row_cap
 from ui import state
 from ui.charts import label_counts_chart
 from ui.errors import user_errors

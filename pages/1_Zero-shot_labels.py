@@ -2,7 +2,7 @@
 
 Widgets → llm_backend (build_scorer, run_scorer, confusion analysis) → drawings. Results live in session state so
 filters never rerun models. Fast methods run in the script; slow ones (the LM, ensembles with it) show a measured
-estimate first and run in the background with Stop (llm_backend.training_runs.SCORING).
+estimate first and run in the background with Stop (llm_backend.training.runs.SCORING).
 """
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any
 
 import streamlit as st
 
-from llm_backend.labels import Label, parse_label_list
+from llm_backend.data.labels import Label, parse_label_list
 from llm_backend.scorers import estimate as est
 from llm_backend.scorers.calibration import CALIBRATION_TITLES, CALIBRATIONS
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.factory import ScorerConfig, build_scorer
-from llm_backend.training_runs import SCORING, zero_shot_job
-from llm_backend.workshop import RunTimer
-from llm_backend.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, compare_results, confusable_report, \
+from llm_backend.training.runs import SCORING, zero_shot_job
+from llm_backend.core.workshop import RunTimer
+from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, compare_results, confusable_report, \
     prepare_labels, run_scorer
 from ui import state
 from ui.background import run_panel, session_alive

@@ -12,14 +12,14 @@ import pandas as pd
 import streamlit as st
 
 from llm_backend.data.dataset import Dataset
-from llm_backend.data_io import read_table
-from llm_backend.device import pick_device
-from llm_backend.errors import TrainingError
-from llm_backend.labels import Label, make_labels
-from llm_backend.trainer import METHODS
+from llm_backend.data.files import read_table
+from llm_backend.core.device import pick_device
+from llm_backend.core.errors import TrainingError
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.training.loop import TRAINING_METHODS
 from llm_backend.training.cross_validation import cross_validate_job
 from llm_backend.training.split import make_split
-from llm_backend.training_runs import MANAGER, teacher_scorer, train_and_evaluate_job, zero_shot_scorer
+from llm_backend.training.runs import MANAGER, teacher_scorer, train_and_evaluate_job, zero_shot_scorer
 from ui import state
 from ui.background import session_alive
 from ui.charts import training_curves
@@ -85,7 +85,7 @@ max_test = int(st.number_input("Score at most this many test rows (seeded sample
 st.subheader("2 · Method")
 dev = pick_device()
 m1, m2 = st.columns([2, 3])
-method = m1.selectbox("Method", list(METHODS), format_func=lambda m: f"{m} — {METHODS[m]}", key="ft_method")
+method = m1.selectbox("Method", list(TRAINING_METHODS), format_func=lambda m: f"{m} — {TRAINING_METHODS[m]}", key="ft_method")
 m2.caption(f"Runs on **{plain(dev.name)}** ({dev.kind}). Head on embeddings takes seconds; SetFit and fine-tunes "
            "take minutes on a CPU, seconds on a GPU.")
 cfg = settings_form(method, seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.data_io import load_sample
+from llm_backend.data.files import load_sample
 from tests.conftest import APP_TIMEOUT
 from ui import state
 from ui.state import ActiveDataset
@@ -85,7 +85,7 @@ def test_a_run_is_recorded_in_the_experiment_store(_isolated_data_dir):
     """After a run the Experiments store holds it with the page's metrics (persistence is wired in)."""
     import pandas as pd
 
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
     from tests.conftest import app_test
     from ui import state
 
@@ -145,9 +145,9 @@ def test_slow_method_shows_a_measured_estimate_and_stops_in_the_background():
 def test_trained_model_metrics_leave_out_its_training_rows(embedder):
     """Issue 18: scoring a file with a model trained on most of it must not report training-set accuracy."""
     from llm_backend.data.dataset import text_fingerprints
-    from llm_backend.sampler import select_per_class
-    from llm_backend.trained_models import save_model
-    from llm_backend.trainer import TrainConfig, TrainCallbacks, train
+    from llm_backend.data.sampler import select_per_class
+    from llm_backend.training.trained_models import save_model
+    from llm_backend.training.trainer import TrainConfig, TrainCallbacks, train
 
     df = load_sample("News headlines").df.head(60).reset_index(drop=True)
     idx, _ = select_per_class(df["topic"].tolist(), 5, 0)

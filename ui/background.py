@@ -1,6 +1,6 @@
 """Background runs seen from a page: the session-liveness hook and the polling progress panel with Stop.
 
-A run in a thread (``llm_backend.training_runs``) keeps the page usable while it works; the page polls it from a
+A run in a thread (``llm_backend.training.runs``) keeps the page usable while it works; the page polls it from a
 fragment once a second. ``session_alive`` lets the run stop itself when its browser tab closes (issue 18: closing
 the tab used to leave the server burning CPU for the rest of an hour-long run).
 """
@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from llm_backend.training_runs import TrainingRun
+from llm_backend.training.runs import TrainingRun
 
 
 def session_alive() -> Callable[[], bool]:

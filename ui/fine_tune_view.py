@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from llm_backend.data.dataset import text_fingerprints
-from llm_backend.trained_models import save_model
-from llm_backend.trainer import TrainConfig
+from llm_backend.training.trained_models import save_model
+from llm_backend.training.loop import TrainConfig
 
 from .charts import confusion_view
 from .errors import user_errors

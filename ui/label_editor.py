@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from llm_backend.errors import LabelError
-from llm_backend.labels import Label, dump_labels, load_labels_text, parse_label_list
-from llm_backend.zero_shot import gold_coverage, labels_from_frame, labels_from_gold, labels_to_frame
+from llm_backend.core.errors import LabelError
+from llm_backend.data.labels import Label, dump_labels, load_labels_text, parse_label_list
+from llm_backend.data.labels import labels_from_gold
+from llm_backend.scorers.zero_shot import gold_coverage, labels_from_frame, labels_to_frame
 
 from . import state
 from .errors import user_errors

@@ -12,7 +12,7 @@ import streamlit as st
 from llm_backend.data.dataset import Dataset
 
 DATASET = "zss_dataset"
-LABELS = "zss_labels"  # list[llm_backend.labels.Label]: the current label set, shared by pages
+LABELS = "zss_labels"  # list[llm_backend.data.labels.Label]: the current label set, shared by pages
 PREDICTIONS = "zss_predictions"  # dict: {"method": str, "pred": list[str], "probs": ndarray, "labels": list[str]}
 USER_MODELS = "zss_user_models"  # list[ModelSpec] the user added in the sidebar
 

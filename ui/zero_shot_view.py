@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import streamlit as st
 
 from llm_backend.evaluation.confusion import filter_results
-from llm_backend.zero_shot import ZeroShotResult, metrics_table
+from llm_backend.scorers.zero_shot import ZeroShotResult, metrics_table
 
 from .charts import confusion_view, label_counts_chart
 from .text import plain, plain_list

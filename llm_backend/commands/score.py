@@ -1,6 +1,6 @@
 """``score``: label a whole file with a zero-shot method, write predictions (and metrics when gold exists).
 
-Same backend as the zero-shot page (:func:`llm_backend.zero_shot.run_scorer`), so a CLI run reproduces the page's
+Same backend as the zero-shot page (:func:`llm_backend.scorers.zero_shot.run_scorer`), so a CLI run reproduces the page's
 numbers. Progress goes to stderr; results go to files only.
 """
 from __future__ import annotations
@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Sequence
 
 
-from ..data.dataset import Dataset
-from ..errors import UserError
-from ..labels import Label, load_labels_file, make_labels
-from ..loading import get_model
-from ..progress import stderr_progress
-from ..registry import ModelRegistry
-from ..scorers.calibration import CALIBRATIONS
-from ..scorers.embedding import DEFAULT_TEMPLATE
-from ..scorers.factory import DEFAULT_ENSEMBLE, METHOD_ROLES, ScorerConfig, build_scorer
-from ..zero_shot import DEFAULT_CALIBRATION, gold_coverage, prepare_labels, run_scorer
+from llm_backend.data.dataset import Dataset
+from llm_backend.core.errors import UserError
+from llm_backend.data.labels import Label, load_labels_file, make_labels
+from llm_backend.models.loading import get_model
+from llm_backend.core.progress import stderr_progress
+from llm_backend.models.registry import ModelRegistry
+from llm_backend.scorers.calibration import CALIBRATIONS
+from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
+from llm_backend.scorers.factory import DEFAULT_ENSEMBLE, METHOD_ROLES, ScorerConfig, build_scorer
+from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, gold_coverage, prepare_labels, run_scorer
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..data.dataset import text_fingerprints
-from ..errors import DataError, TrainingError
-from ..progress import stderr_progress
-from ..trainer import METHODS, TrainCallbacks, TrainConfig
+from llm_backend.data.dataset import text_fingerprints
+from llm_backend.core.errors import DataError, TrainingError
+from llm_backend.core.progress import stderr_progress
+from llm_backend.training.loop import TRAINING_METHODS, TrainCallbacks, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, default=None, metavar="K",
                    help="train on K seeded examples per class (default: every labelled row, no test split)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=list(METHODS), default="head")
+    p.add_argument("--method", choices=list(TRAINING_METHODS), default="head")
     p.add_argument("--teacher", default="zero-shot",
                    help="distill only: 'zero-shot' (embedding scorer with the class names) or a trained model "
                         "name/folder")
@@ -50,13 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.dataset import Dataset
-    from ..labels import make_labels
-    from ..loading import get_model
-    from ..registry import ModelRegistry
-    from ..trained_models import save_model, writable_models_dir
-    from ..training.split import make_split
-    from ..training_runs import teacher_scorer, train_and_evaluate_job, zero_shot_scorer
+    from llm_backend.data.dataset import Dataset
+    from llm_backend.data.labels import make_labels
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trained_models import save_model, writable_models_dir
+    from llm_backend.training.split import make_split
+    from llm_backend.training.runs import teacher_scorer, train_and_evaluate_job, zero_shot_scorer
 
     try:
         ds = Dataset.from_file(args.data, args.text_column, args.label_column)

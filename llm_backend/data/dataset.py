@@ -1,7 +1,7 @@
 """The dataset every page and command works on: a table, its text and gold columns, and a fingerprint.
 
 Pages hold one in the session (``ui.state``); ``score``/``train`` build one from ``--data``. Texts are cleaned once
-(:func:`llm_backend.data_io.text_column_report`) and kept, gold labels are read one way, and the fingerprint ties
+(:func:`llm_backend.data.files.text_column_report`) and kept, gold labels are read one way, and the fingerprint ties
 results to the exact rows they were computed on, so a page can mark or drop results made on other data.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from llm_backend.data_io import read_path, text_column_report
-from llm_backend.errors import DataError
+from llm_backend.data.files import read_path, text_column_report
+from llm_backend.core.errors import DataError
 
 
 def clean_gold(values: Any) -> list[str]:

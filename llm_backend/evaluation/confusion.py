@@ -2,7 +2,7 @@
 
 A 77×77 matrix drawn in label order is ~110 px wide with one tick label in seven (issue 18). What an analyst needs
 is the few classes that are mixed up, next to each other, and the rows behind any cell. These functions work on
-:func:`llm_backend.metrics.evaluate` output so the zero-shot page, the fine-tune page and the CLI agree.
+:func:`llm_backend.evaluation.metrics.evaluate` output so the zero-shot page, the fine-tune page and the CLI agree.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from llm_backend.metrics import misclassified, normalise_label
+from llm_backend.evaluation.metrics import misclassified, normalise_label
 
 
 def _matrix(metrics: dict[str, Any]) -> tuple[list[str], np.ndarray]:

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from llm_backend.labels import Label
+from llm_backend.data.labels import Label
 
 _COSTS: dict[str, float] = {}  # key -> seconds per (text × label)
 _LOCK = threading.Lock()

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llm_backend.labels import Label
-from llm_backend.progress import Progress
+from llm_backend.data.labels import Label
+from llm_backend.core.progress import Progress
 from llm_backend.scorers.base import to_probabilities
 from llm_backend.scorers.calibration import CalibrationInfo, calibrate
 

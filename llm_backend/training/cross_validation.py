@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from llm_backend.errors import TrainingError
+from llm_backend.core.errors import TrainingError
 
 
 def cross_validate_job(texts: Sequence[str], labels: Sequence[str], config: Any, embedder: Any,
@@ -16,9 +16,10 @@ def cross_validate_job(texts: Sequence[str], labels: Sequence[str], config: Any,
     """A job (``job(callbacks) -> metrics``) that trains ``folds`` models and evaluates their pooled predictions."""
     from sklearn.model_selection import StratifiedKFold
 
-    from llm_backend.metrics import evaluate
-    from llm_backend.trained_models import predict
-    from llm_backend.trainer import TrainCallbacks, train
+    from llm_backend.evaluation.metrics import evaluate
+    from llm_backend.training.trained_models import predict
+    from llm_backend.training.loop import TrainCallbacks
+    from llm_backend.training.trainer import train
 
     idx = [i for i, l in enumerate(labels) if l]
     y = [labels[i] for i in idx]

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from llm_backend.sampler import normalise_labels, select_per_class
+from llm_backend.data.sampler import normalise_labels, select_per_class
 
 
 @dataclass

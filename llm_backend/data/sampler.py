@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import TrainingError
-from .metrics import normalise_label
+from llm_backend.core.errors import TrainingError
+from llm_backend.evaluation.metrics import normalise_label
 
 
 def _canonical(value: str) -> str:

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .loading import LoadedModel
-from .progress import Progress, report
+from llm_backend.core.progress import Progress, report
+from llm_backend.models.loaded import LoadedModel
 
 
 class EmbeddingCache:
@@ -77,7 +77,7 @@ def use_batching(model: LoadedModel) -> bool:
 def encode_uncached(model: LoadedModel, texts: Sequence[str], batch_size: int = 64, progress: Progress = None) -> np.ndarray:
     """Encode texts with a sentence-transformer, in batches so a progress bar can move."""
     if use_batching(model):
-        from .batching import get_batching_encoder
+        from llm_backend.models.batching import get_batching_encoder
 
         return get_batching_encoder(model).encode(list(texts), progress=progress)
     total = len(texts)

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .config import PROJECT_ROOT, get_settings
-from .errors import ModelError, UserError
+from llm_backend.core.config import PROJECT_ROOT, get_settings
+from llm_backend.core.errors import ModelError, UserError
 
 
 class PathError(UserError):
@@ -105,11 +105,11 @@ def safe_path(
 
 def safe_model_folder(user_path: str | os.PathLike[str], role: str | None = None,
                       roots: Iterable[str | os.PathLike[str]] | None = None):
-    """A :class:`~llm_backend.registry.ModelSpec` for a user's model folder, checked against the roots first.
+    """A :class:`~llm_backend.models.registry.ModelSpec` for a user's model folder, checked against the roots first.
 
     The registry's own messages may name the full folder; here they are redacted, so the page can show them.
     """
-    from .registry import spec_from_folder
+    from llm_backend.models.registry import spec_from_folder
 
     folder = safe_path(user_path, roots, kind="model folder")
     if not folder.is_dir():

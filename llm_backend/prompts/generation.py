@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
-from .errors import UserError
-from .loading import LoadedModel
-from .progress import Progress, report
+from llm_backend.core.errors import UserError
+from llm_backend.core.progress import Progress, report
+from llm_backend.models.loaded import LoadedModel
 
 UNMAPPED = "unmapped"
 

@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ModelError, UserError
-from .loading import LoadedModel
-from .progress import Progress, report
+from llm_backend.core.errors import ModelError, UserError
+from llm_backend.core.progress import Progress, report
+from llm_backend.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import UserError
+from llm_backend.core.errors import UserError
 
 SELECTIONS = ("random", "nearest")
 

@@ -28,9 +28,9 @@ from jinja2 import StrictUndefined, meta
 from jinja2 import exceptions as jexc
 from jinja2.sandbox import SandboxedEnvironment
 
-from .config import PROJECT_ROOT, get_settings
-from .errors import TemplateError
-from .labels import humanize
+from llm_backend.core.config import PROJECT_ROOT, get_settings
+from llm_backend.core.errors import TemplateError
+from llm_backend.data.labels import humanize
 
 #: Names every template may use besides the dataset's columns.
 RESERVED = {
@@ -303,7 +303,7 @@ class TemplateLibrary:
         """A library in a folder the user typed, refused when it escapes the allowed roots (``paths.safe_path``)."""
         if user_folder is None or not str(user_folder).strip():
             return cls()
-        from .paths import safe_path
+        from llm_backend.core.paths import safe_path
 
         return cls(safe_path(user_folder, must_exist=False, kind="template folder"))
 

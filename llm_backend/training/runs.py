@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import TrainingError, UserError
-from .trainer import TrainCallbacks, TrainResult
+from llm_backend.core.errors import TrainingError, UserError
+from llm_backend.training.loop import TrainCallbacks, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,9 @@ def zero_shot_scorer(embedder: Any, labels: Any = None) -> Any:
     It is the fine-tune baseline and the distillation teacher on the page and in ``train``, so "zero-shot" means
     the same predictions everywhere. ``labels`` (the user's label set) gives class names their descriptions.
     """
-    from .scorers.embedding import EmbeddingScorer
-    from .scorers.pipeline import CalibratedScorer
-    from .zero_shot import DEFAULT_CALIBRATION
+    from llm_backend.scorers.embedding import EmbeddingScorer
+    from llm_backend.scorers.pipeline import CalibratedScorer
+    from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION
 
     return CalibratedScorer(EmbeddingScorer(embedder), DEFAULT_CALIBRATION, labels)
 
@@ -192,9 +192,9 @@ def teacher_scorer(choice: str | None, embedder: Any, labels: Any = None, load: 
     """The distillation teacher: ``"zero-shot"``/None (see :func:`zero_shot_scorer`) or a trained model's name."""
     if not choice or choice == "zero-shot":
         return zero_shot_scorer(embedder, labels)
-    from .loading import get_model
-    from .registry import ModelRegistry
-    from .trained_models import TrainedScorer
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trained_models import TrainedScorer
 
     spec = (registry or ModelRegistry()).resolve(choice, "classifier")
     if spec.source != "trained":
@@ -224,12 +224,12 @@ def train_and_evaluate_job(
     speed-up. A head has no training loop, so its one history row gets the training log-loss (the chart is never
     empty).
     """
-    from .labels import make_labels
-    from .metrics import evaluate
-    from .scorers.pipeline import scored
-    from .scorers.base import decide
-    from .trained_models import predict, scorer_for
-    from .trainer import train
+    from llm_backend.data.labels import make_labels
+    from llm_backend.evaluation.metrics import evaluate
+    from llm_backend.scorers.base import decide
+    from llm_backend.scorers.pipeline import scored
+    from llm_backend.training.trained_models import predict, scorer_for
+    from llm_backend.training.trainer import train
 
     def _decide(scorer: Any, rows: list[str], labs: Any, progress: Any = None) -> list[str]:
         # The zero-shot baseline/teacher is a CalibratedScorer (calibrated inside); a trained teacher needs none.
@@ -254,7 +254,7 @@ def train_and_evaluate_job(
                                                                                 cb.progress), names)
             result.evaluation["baseline_name"] = getattr(baseline, "name", "zero-shot")
         if teacher is not None:
-            from .trainer_distillation import measure_speed
+            from llm_backend.training.distillation import measure_speed
 
             cb.status("Scoring the test split with the teacher")
             t_pred = _decide(teacher, list(test_texts), make_labels(result.classes))

@@ -14,12 +14,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .embedding_cache import embed_texts
-from .errors import DataError, UserError
-from .labels import Label
-from .loading import LoadedModel
-from .progress import Progress
-from .projection import Projection, ProjectionParams, fit_projection
+from llm_backend.core.errors import DataError, UserError
+from llm_backend.core.progress import Progress
+from llm_backend.data.labels import Label
+from llm_backend.maps.projection import Projection, ProjectionParams, fit_projection
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.models.loaded import LoadedModel
 
 LABEL_TEMPLATE = "This text is about {phrase}."
 HOVER_CHARS = 200
@@ -38,13 +38,6 @@ def label_text(label: Label, template: str = LABEL_TEMPLATE) -> str:
     if label.description.strip():
         text = f"{text} {label.description.strip()}"
     return text
-
-
-def labels_from_gold(gold: Sequence[str] | None) -> list[Label]:
-    """The gold classes as a label set, for when the session has none yet (sorted, blanks dropped)."""
-    if not gold:
-        return []
-    return [Label(name=g) for g in sorted({g for g in gold if g})]
 
 
 @dataclass

@@ -1,38 +1,23 @@
 """Turning a :class:`ModelSpec` into weights on the right device, once per process.
 
-The loaders here are plain functions; :class:`ModelCache` wraps them so the CLI and tests share loaded models the
-way the Streamlit server does through ``st.cache_resource``. Each loaded model carries a lock: tokenizers and
-in-place cache state are not safe to use from two Streamlit sessions at the same instant, and a short lock around a
-batched call costs far less than a second copy of the weights.
+The loaders here are plain functions; the one process-wide :class:`~llm_backend.models.loaded.ModelCache` wraps
+them, so pages (every browser session of a server), the CLI, tests and benches share each loaded model.
 """
 from __future__ import annotations
 
 import logging
 import shutil
 import tempfile
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import get_settings
-from .device import DeviceInfo, pick_device
-from .errors import ModelError
-from .registry import ModelSpec, resolve_location
+from llm_backend.core.config import get_settings
+from llm_backend.core.device import DeviceInfo, pick_device
+from llm_backend.core.errors import ModelError
+from llm_backend.models.loaded import GetModel, LoadedModel, ModelCache
+from llm_backend.models.registry import ModelSpec, resolve_location
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadedModel:
-    """A model with what is needed to use it safely: its tokenizer, device and a lock."""
-
-    spec: ModelSpec
-    model: Any
-    tokenizer: Any = None
-    device: DeviceInfo | None = None
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _load_embedder(spec: ModelSpec, device: DeviceInfo) -> LoadedModel:
@@ -120,17 +105,20 @@ _AUTO_CLASSES = {
 }
 
 
-def load_model(spec: ModelSpec, device: DeviceInfo | None = None) -> LoadedModel:
-    """Load weights for ``spec``. Every failure becomes a ModelError that names the model and a likely fix."""
+def load_model(spec: ModelSpec, get_dependency: GetModel | None = None, device: DeviceInfo | None = None) -> LoadedModel:
+    """Load weights for ``spec``. Every failure becomes a ModelError that names the model and a likely fix.
+
+    ``get_dependency`` fetches models this one is built on (a head-only trained model's embedder); the process-wide
+    cache passes its own ``get`` so the shared copy is reused.
+    """
     device = device or pick_device()
     try:
         if spec.role == "embedder":
             return _load_embedder(spec, device)
         if spec.source == "trained":
             # Trained models know how to load themselves (head on embeddings, SetFit, fine-tuned transformer).
-            from . import trained_models
-
-            return trained_models.load_trained(spec, device)
+            from llm_backend.training import trained_models
+            return trained_models.load_trained(spec, get_dependency or get_model, device)
         return _load_auto(spec, device, _AUTO_CLASSES[spec.role])
     except ModelError:
         raise
@@ -138,42 +126,15 @@ def load_model(spec: ModelSpec, device: DeviceInfo | None = None) -> LoadedModel
         hint = "Is it a complete model folder (config, tokenizer and weights)?"
         if spec.source == "hub":
             hint = "Check the id, and that the app runs with network (HF_HUB_OFFLINE=0)."
-        from .paths import redact  # the library's message often names the folder's absolute path
+        from llm_backend.core.paths import (
+            redact,  # the library's message often names the folder's absolute path
+        )
 
         first_line = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
         raise ModelError(f"Could not load '{spec.name}' as a {spec.role}: {first_line}. {hint}") from exc
 
 
-class ModelCache:
-    """Loads each spec once per process and hands the same object to every caller (CLI, tests, benchmarks)."""
-
-    def __init__(self) -> None:
-        self._models: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-
-    def get(self, spec: ModelSpec) -> LoadedModel:
-        with self._lock:
-            if spec.key in self._models:
-                return self._models[spec.key]
-            key_lock = self._loading.setdefault(spec.key, threading.Lock())
-        with key_lock:  # two threads asking for one model load it once; other models load in parallel
-            if spec.key not in self._models:
-                loaded = load_model(spec)
-                with self._lock:
-                    self._models[spec.key] = loaded
-            return self._models[spec.key]
-
-    def loaded(self) -> list[ModelSpec]:
-        with self._lock:
-            return [m.spec for m in self._models.values()]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._models.clear()
-
-
-_default_cache = ModelCache()
+_default_cache = ModelCache(load_model)
 
 
 def get_model(spec: ModelSpec) -> LoadedModel:

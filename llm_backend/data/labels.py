@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from .errors import LabelError
+from llm_backend.core.errors import LabelError
 
 
 def humanize(name: str) -> str:
@@ -78,9 +78,22 @@ def make_labels(items: Iterable[str | Label | dict[str, Any]]) -> list[Label]:
     return labels
 
 
+
+def labels_from_gold(gold: Sequence[object] | None) -> list[Label]:
+    """The default label set when the data has a gold column: its distinct values (normalised), sorted, blanks dropped.
+
+    One definition for the zero-shot page, the map and the CLI, so the same gold column gives the same labels.
+    """
+    from llm_backend.evaluation.metrics import normalise_label
+
+    names = sorted({normalise_label(g) for g in gold or []} - {""})
+    return make_labels(names) if names else []
+
 def check_label_count(labels: Sequence[Label], multi_label: bool) -> None:
     """Every run goes through here, so the workshop's label cap applies to the pages and the CLI alike."""
-    from .workshop import check_labels  # local: workshop reads settings, labels stays importable without them
+    from llm_backend.core.workshop import (
+        check_labels,  # local: workshop reads settings, labels stays importable without them
+    )
 
     if len(labels) < 2 and not multi_label:
         raise LabelError("Single-label classification needs at least two labels; with one label use multi-label mode.")

@@ -11,8 +11,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from .config import get_settings
-from .errors import DataError, LabelError, UserError
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import DataError, LabelError, UserError
 
 
 def _env_int(name: str, default: int) -> int:
@@ -106,7 +106,7 @@ def check_writable_sample(path: str | os.PathLike[str]) -> None:
     """Refuse writes into the bundled samples folder in workshop mode (they are shared by every participant)."""
     from pathlib import Path
 
-    from .data_io import SAMPLES_DIR
+    from llm_backend.data.files import SAMPLES_DIR
 
     if not limits().samples_read_only:
         return

@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from .errors import DataError, UserError
-from .labels import Label
+from llm_backend.core.errors import DataError, UserError
+from llm_backend.data.labels import Label
 
 ClusterMethod = Literal["kmeans", "hdbscan"]
 NOISE = -1

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import PROJECT_ROOT, get_settings
-from .errors import DataError
+from llm_backend.core.config import PROJECT_ROOT, get_settings
+from llm_backend.core.errors import DataError
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl", ".parquet")
 COMMON_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "shift_jis", "gb18030")

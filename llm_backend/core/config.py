@@ -16,7 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
 # tokenizers' thread pool fights with Streamlit's threads and prints a warning after fork.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env_int(name: str, default: int) -> int:

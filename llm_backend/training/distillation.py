@@ -1,7 +1,7 @@
 """Distillation: a slow or label-hungry teacher labels unlabelled rows softly, a small fast student learns from them.
 
 The teacher is any Scorer (the zero-shot embedding scorer, an NLI or LLM scorer, or a trained model via
-:class:`~llm_backend.trained_models.TrainedScorer`). It scores the unlabelled rows plus the few gold rows; its
+:class:`~llm_backend.training.trained_models.TrainedScorer`). It scores the unlabelled rows plus the few gold rows; its
 probabilities are the student's soft targets. The loss is KL(teacher ‖ student) on every row plus
 ``distill_lambda`` × cross-entropy on the gold rows, so the few real labels can correct the teacher where it is wrong.
 
@@ -20,17 +20,25 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .device import DeviceInfo
-from .embedding_cache import embed_texts
-from .errors import TrainingError
-from .labels import make_labels
-from .loading import LoadedModel
-from .progress import report
-from .registry import resolve_location
-from .sampler import TrainingSet, split_validation
-from .scorers.base import Scorer, to_probabilities
-from .trained_models import EmbeddingHeadModel
-from .trainer import TrainCallbacks, TrainConfig, TrainResult, _emit, _val_metrics, fit_sequence_model, load_sequence_base
+from llm_backend.core.device import DeviceInfo
+from llm_backend.core.errors import TrainingError
+from llm_backend.core.progress import report
+from llm_backend.data.labels import make_labels
+from llm_backend.data.sampler import TrainingSet, split_validation
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.models.registry import resolve_location
+from llm_backend.scorers.base import Scorer, to_probabilities
+from llm_backend.training.loop import (
+    TrainCallbacks,
+    TrainConfig,
+    TrainResult,
+    emit,
+    fit_sequence_model,
+    load_sequence_base,
+    val_metrics,
+)
+from llm_backend.training.trained_models import EmbeddingHeadModel
 
 _SPEED_CALLS = itertools.count(1)
 
@@ -82,8 +90,8 @@ def _train_head_student(texts: list[str], y: np.ndarray, soft: np.ndarray, data:
         model.weight = (layer.weight.detach().numpy() * 20.0).astype(np.float32)
         model.bias = (layer.bias.detach().numpy() * 20.0).astype(np.float32)
         row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
-                               "elapsed_s": time.perf_counter() - start, **_val_metrics(model, val[0], val[1], data.classes)}
-        _emit(result.history, row, cb)
+                               "elapsed_s": time.perf_counter() - start, **val_metrics(model, val[0], val[1], data.classes)}
+        emit(result.history, row, cb)
         if result.stopped:
             break
     return model

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import DataError, UserError
+from llm_backend.core.errors import DataError, UserError
 
 Method = Literal["pca", "umap", "tsne"]
-METHODS: tuple[str, ...] = ("pca", "umap", "tsne")
+PROJECTION_METHODS: tuple[str, ...] = ("pca", "umap", "tsne")
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 TSNE_NEIGHBOURS = 10
 
@@ -159,7 +159,7 @@ def fit_projection(vectors: np.ndarray, params: ProjectionParams) -> Projection:
                      f"mean position of their {TSNE_NEIGHBOURS} most similar texts.")
         proj = Projection(params, coords.astype(np.float32), 0.0, model=None, train=vectors, notes=notes)
     else:
-        raise UserError(f"Unknown projection method '{params.method}'. Choose one of: {', '.join(METHODS)}.")
+        raise UserError(f"Unknown projection method '{params.method}'. Choose one of: {', '.join(PROJECTION_METHODS)}.")
     proj.seconds = time.perf_counter() - start
     return proj
 

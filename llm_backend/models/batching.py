@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .loading import LoadedModel
-from .progress import Progress, report
+from llm_backend.core.progress import Progress, report
+from llm_backend.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ _STOP = object()
 
 class BatchingEncoder:
     """A sentence-transformer behind a batching queue. ``encode(texts)`` has the same contract as
-    :func:`llm_backend.embedding_cache.encode_uncached`: (n, dim) float32, L2-normalised rows in input order.
+    :func:`llm_backend.models.embedding_cache.encode_uncached`: (n, dim) float32, L2-normalised rows in input order.
     """
 
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 64, max_wait_ms: float = 4.0,
@@ -194,7 +194,7 @@ def get_batching_encoder(loaded: LoadedModel, **kwargs: float) -> BatchingEncode
 
 
 def encode_batched(model: LoadedModel, texts: Sequence[str], batch_size: int = 64, progress: Progress = None) -> np.ndarray:
-    """Drop-in for :func:`llm_backend.embedding_cache.encode_uncached` that goes through the shared queue.
+    """Drop-in for :func:`llm_backend.models.embedding_cache.encode_uncached` that goes through the shared queue.
 
     ``batch_size`` is accepted for signature compatibility; the queue's ``max_batch`` decides the real batch.
     """

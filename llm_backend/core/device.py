@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import get_settings
+from llm_backend.core.config import get_settings
 
 
 @dataclass(frozen=True)

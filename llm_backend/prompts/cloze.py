@@ -11,9 +11,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import ModelError, TemplateError
-from .loading import LoadedModel
-from .progress import Progress, report
+from llm_backend.core.errors import ModelError, TemplateError
+from llm_backend.core.progress import Progress, report
+from llm_backend.models.loaded import LoadedModel
 
 
 def mask_token(loaded: LoadedModel) -> str:

@@ -24,14 +24,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import get_settings
-from .device import DeviceInfo, pick_device
-from .embedding_cache import embed_texts
-from .errors import ModelError, TrainingError
-from .labels import Label
-from .loading import LoadedModel
-from .progress import Progress, report
-from .registry import ModelRegistry, ModelSpec, spec_from_folder
+from llm_backend.core.config import get_settings
+from llm_backend.core.device import DeviceInfo, pick_device
+from llm_backend.core.errors import ModelError, TrainingError
+from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.models.loaded import GetModel, LoadedModel
+from llm_backend.models.registry import ModelRegistry, ModelSpec, spec_from_folder
 
 META_FILE = "zss_model.json"
 HEAD_FILE = "head.safetensors"
@@ -240,10 +240,8 @@ def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"The {META_FILE} of '{Path(folder).name}' cannot be read: {exc}") from None
 
 
-def _base_embedder(meta: dict[str, Any]) -> LoadedModel:
+def _base_embedder(meta: dict[str, Any], get_model: GetModel) -> LoadedModel:
     """The shared embedder a head-only model was trained on, found by name in the registry, else by location."""
-    from .loading import get_model
-
     registry = ModelRegistry()
     name, location = meta.get("base_model"), meta.get("base_location")
     try:
@@ -255,8 +253,8 @@ def _base_embedder(meta: dict[str, Any]) -> LoadedModel:
     return get_model(spec)
 
 
-def load_trained(spec: ModelSpec, device: DeviceInfo | None = None) -> LoadedModel:
-    """What :func:`llm_backend.loading.load_model` calls for source "trained": a LoadedModel holding the classifier."""
+def load_trained(spec: ModelSpec, get_model: GetModel, device: DeviceInfo | None = None) -> LoadedModel:
+    """What :func:`llm_backend.models.loading.load_model` calls for source "trained": a LoadedModel holding the classifier."""
     device = device or pick_device()
     folder = Path(spec.location)
     meta = read_meta(folder)
@@ -269,7 +267,7 @@ def load_trained(spec: ModelSpec, device: DeviceInfo | None = None) -> LoadedMod
 
         head = load_file(str(folder / HEAD_FILE))
         if meta.get("body") == "base":
-            body = _base_embedder(meta)
+            body = _base_embedder(meta, get_model)
             is_base = True
         else:
             from sentence_transformers import SentenceTransformer

@@ -15,14 +15,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import get_settings
-from .errors import UserError
-from .labels import Label, check_label_count, make_labels
-from .metrics import agreement, evaluate, normalise_label
-from .progress import Progress
-from .scorers.base import NONE_LABEL, Decision, Scorer, decide
-from .scorers.calibration import CalibrationInfo, check_calibration
-from .scorers.pipeline import independent_probabilities, scored  # noqa: F401 - re-exported for callers
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import UserError
+from llm_backend.core.progress import Progress
+from llm_backend.data.labels import Label, check_label_count, make_labels
+from llm_backend.evaluation.metrics import agreement, evaluate, normalise_label
+from llm_backend.scorers.base import NONE_LABEL, Decision, Scorer, decide
+from llm_backend.scorers.calibration import CalibrationInfo, check_calibration
+from llm_backend.scorers.pipeline import independent_probabilities, scored  # noqa: F401 - re-exported for callers
 
 #: Defaults chosen from bench/zero_shot_quality.py (dev slices of AG News and Banking77; see docs/zero-shot.md).
 DEFAULT_CALIBRATION = "centering"
@@ -59,12 +59,6 @@ def prepare_labels(labels: Iterable[str | Label | dict[str, Any]], multi_label: 
     labs = make_labels(labels)
     check_label_count(labs, multi_label)
     return labs
-
-
-def labels_from_gold(gold: Sequence[object]) -> list[Label]:
-    """The default label set when the data has a gold column: its distinct values, in sorted order."""
-    names = sorted({normalise_label(g) for g in gold} - {""})
-    return make_labels(names) if names else []
 
 
 def gold_coverage(gold: Sequence[object], label_names: Sequence[str]) -> tuple[list[str], int]:
@@ -184,7 +178,7 @@ def run_scorer(
 def trained_on_rows(scorer: Any, texts: Sequence[str]) -> np.ndarray | None:
     """Which texts a trained scorer (or an ensemble's trained member) saw in training, from the text fingerprints
     its folder stores (``train_fingerprints`` in zss_model.json); None when no scorer carries any."""
-    from .data.dataset import text_fingerprints
+    from llm_backend.data.dataset import text_fingerprints
 
     known: set[str] = set()
     for member in [scorer, *list(getattr(scorer, "members", []) or [])]:
@@ -214,7 +208,7 @@ def confusable_pairs(
 ) -> pd.DataFrame:
     """Label pairs worth a second look: very close label embeddings, or mixed up most in the confusion matrix.
 
-    ``metrics`` is :func:`llm_backend.metrics.evaluate` output; its confusion counts both directions of a mix-up,
+    ``metrics`` is :func:`llm_backend.evaluation.metrics.evaluate` output; its confusion counts both directions of a mix-up,
     divided by the two classes' gold support, so a pair of small classes that always swap ranks high.
     """
     names = list(label_names)

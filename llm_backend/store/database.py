@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from .config import get_settings
-from .errors import UserError
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import UserError
 
 EXPORT_FORMAT = "zero-shot-studio/project"
 EXPORT_VERSION = 1
@@ -753,7 +753,7 @@ def _parse_export(data: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
 
 def _reason(exc: BaseException) -> str:
     """The first line of an sqlite/OS error, without the file's full path."""
-    from .paths import redact
+    from llm_backend.core.paths import redact
 
     return redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]
 
