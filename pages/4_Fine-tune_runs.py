@@ -16,6 +16,7 @@ from llm_backend.data.files import read_table
 from llm_backend.core.device import pick_device
 from llm_backend.core.errors import TrainingError
 from llm_backend.data.labels import Label, make_labels
+from llm_backend.scorers import estimate as est
 from llm_backend.training.loop import TRAINING_METHODS
 from llm_backend.training.cross_validation import cross_validate_job
 from llm_backend.training.split import make_split
@@ -147,7 +148,7 @@ def _start(cross_validate: bool = False):
                         alive=session_alive())
     run.settings = {"dataset": ds.name, "label column": label_col, "k": k if mode.startswith("k") else "all",
                     "seed": seed, "train rows": len(split.train_idx), "test rows": len(test_texts),
-                    "classes": len(split.classes)}
+                    "classes": len(split.classes), "cost_key": cost_key}
     run.config = {**cfg.as_dict(), "base model": embedder.spec.name, "teacher": teacher_choice,
                   "unlabelled rows": len(split.pool_idx)}
     st.session_state[SEEN][run.run_id] = split.train_texts(texts) + split.pool_texts(texts)
@@ -156,6 +157,11 @@ def _start(cross_validate: bool = False):
 
 run = st.session_state.get(RUN)
 running = run is not None and run.running
+cost_key = f"train|{method}|{cfg.student}|{cfg.num_pairs}"
+guess = est.estimate(cost_key, len(split.train_idx) + len(split.pool_idx), cfg.epochs or 1)
+st.caption(f"⏱ Estimated {est.describe_seconds(guess)} of training (measured on this server by an earlier run)."
+           if guess is not None else "⏱ No run of this method measured on this server yet: the progress bar shows "
+           "the time left once it starts, and Stop ends it.")
 s1, s2, s3, _ = st.columns([1, 1, 2, 2])
 if s1.button("▶ Start run", type="primary", disabled=running, key="ft_start"):
     with user_errors("Starting the run"):
@@ -192,6 +198,9 @@ def progress_panel() -> None:
             st.session_state[CV] = run.result
         else:
             record_finished(run, st.session_state[HISTORY], MAX_KEPT_MODELS)
+            if run.result is not None and not run.result.stopped:
+                est.record(run.settings.get("cost_key", ""), run.settings["train rows"] + run.config["unlabelled rows"],
+                           run.result.config.epochs or 1, run.result.wall_s)
         if st.session_state.get("ft_drawn") != run.run_id:
             st.session_state["ft_drawn"] = run.run_id
             st.rerun()  # redraw the whole page once, so the results below appear

@@ -78,10 +78,13 @@ def _dataset_id(store: Store, project_id: int) -> int | None:
                                 text_column=ds.text_column, gold_column=ds.gold_column)
 
 
-def _label_set_id(store: Store, project_id: int, labels: Sequence[Any] | None, name: str) -> int | None:
+def _label_set_id(store: Store, project_id: int, labels: Sequence[Any] | None, name: str | None) -> int | None:
     labels = labels if labels is not None else state.get(state.LABELS)
     if not labels:
         return None
+    if not name:  # named after the data it was used on, not "working set vN" (issue 18)
+        ds = state.get_dataset()
+        name = f"{ds.name} labels" if ds is not None else "working set"
     return store.save_label_set(project_id, name, list(labels)).id
 
 
@@ -101,7 +104,7 @@ def record_run(
     status: str = "done",
     error: str = "",
     labels: Sequence[Any] | None = None,
-    labels_name: str = "working set",
+    labels_name: str | None = None,
     template: Mapping[str, Any] | None = None,
     template_name: str = "working template",
     note: str = "",
@@ -147,7 +150,7 @@ def tracked_run(
     settings: Mapping[str, Any] | None = None,
     *,
     labels: Sequence[Any] | None = None,
-    labels_name: str = "working set",
+    labels_name: str | None = None,
     template: Mapping[str, Any] | None = None,
     template_name: str = "working template",
 ) -> Iterator[RunHandle]:
