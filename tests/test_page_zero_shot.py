@@ -121,7 +121,7 @@ def test_results_filters_errors_only_and_by_gold_and_default_comparison_is_fast(
 
 def test_slow_method_shows_a_measured_estimate_and_stops_in_the_background():
     """Issue 18: an LM run needs an estimate before it starts, runs in the background, and Stop ends it."""
-    at = _app(16)
+    at = _app(8)
     at.run()
     at.selectbox(key="zs_a_method").set_value("lm").run()
     assert not at.exception
