@@ -189,8 +189,12 @@ def progress_panel() -> None:
     eta = f" · about {snap.eta_s:.0f} s left" if snap.eta_s is not None else ""
     st.progress(snap.fraction, text=f"{snap.method}: {snap.status} ({snap.done}/{snap.total}) · "
                                     f"{snap.elapsed_s:.0f} s{eta} · {snap.state}")
-    if snap.history:
-        st.plotly_chart(training_curves(snap.history), width="stretch", key=f"ft_curve_{snap.run_id}_{len(snap.history)}")
+    # A finished run's own history is complete (the head's loss is filled in after its single fitting step).
+    history = getattr(run.result, "history", None) if not run.running and run.result is not None else None
+    history = history or snap.history
+    if history:
+        st.plotly_chart(training_curves(history), width="stretch",
+                        key=f"ft_curve_{snap.run_id}_{len(history)}_{run.running}")
     if snap.state == "failed":
         st.error(plain(snap.error, 1000))
     if not run.running and snap.state != "failed":

@@ -6,6 +6,7 @@ the rows behind any cell one click away (issue 18).
 """
 from __future__ import annotations
 
+import html
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,8 +26,9 @@ TICK_CHARS = 22  # longer names are cut on the axis; the hover shows them whole
 
 
 def short(name: str, n: int = TICK_CHARS) -> str:
+    """Shortened and HTML-escaped: plotly renders tags such as <a href> in tick labels, legends and hovers."""
     s = str(name)
-    return s if len(s) <= n else s[: n - 1] + "…"
+    return html.escape(s if len(s) <= n else s[: n - 1] + "…")
 
 
 def _unique_ticks(names: Sequence[str]) -> list[str]:
@@ -54,7 +56,8 @@ def label_counts_chart(values: Sequence[Any], title: str, key: str, top: int = 3
         show_all = st.toggle(f"Show all {len(counts)} labels (top {top} shown)", key=f"{key}_all")
     shown = counts if show_all else counts.head(top)
     names = list(shown.index)
-    fig = go.Figure(go.Bar(x=shown.to_numpy(), y=_unique_ticks(names), orientation="h", customdata=names,
+    fig = go.Figure(go.Bar(x=shown.to_numpy(), y=_unique_ticks(names), orientation="h",
+                           customdata=[html.escape(n) for n in names],
                            hovertemplate="%{customdata}: %{x} rows<extra></extra>"))
     fig.update_layout(title=title, height=90 + 20 * len(shown), margin=dict(l=10, r=10, t=40, b=10),
                       yaxis=dict(autorange="reversed", tickmode="array", tickvals=_unique_ticks(names),
@@ -80,7 +83,8 @@ def confusion_view(metrics: dict[str, Any], key: str, texts: Sequence[str] | Non
         classes = confusion_order(metrics)
     cm = sub_matrix(metrics, classes)
     ticks = _unique_ticks(classes)
-    hover = [[f"gold: {g}<br>predicted: {p}<br>rows: {int(cm[i, j])}" for j, p in enumerate(classes)]
+    hover = [[f"gold: {html.escape(g)}<br>predicted: {html.escape(p)}<br>rows: {int(cm[i, j])}"
+              for j, p in enumerate(classes)]
              for i, g in enumerate(classes)]
     fig = go.Figure(go.Heatmap(z=cm, x=ticks, y=ticks, colorscale="Blues", text=hover,
                                hovertemplate="%{text}<extra></extra>",

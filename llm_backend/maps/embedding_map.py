@@ -306,7 +306,7 @@ def map_figure(
                                    customdata=positions[~mask], name=f"other classes ({int((~mask).sum())})",
                                    marker=dict(size=marker_size, opacity=0.35, color="#c7c7c7"), **common))
         fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], text=hover[mask], customdata=positions[mask],
-                                   name=f"{focus} ({int(mask.sum())})",
+                                   name=f"{html.escape(str(focus))} ({int(mask.sum())})",
                                    marker=dict(size=marker_size + 3, opacity=0.95, color="#d62728",
                                                line=dict(width=0.5, color="#111")), **common))
     else:
@@ -318,7 +318,7 @@ def map_figure(
             mask = groups == g
             fig.add_trace(go.Scattergl(
                 x=coords[mask, 0], y=coords[mask, 1], text=hover[mask], customdata=positions[mask],
-                name=f"{g} ({int(mask.sum())})", legendgroup=str(g),
+                name=f"{html.escape(str(g))} ({int(mask.sum())})", legendgroup=str(g),
                 marker=dict(size=marker_size, opacity=0.75, color=palette[i % len(palette)]), **common))
     if highlight is not None and len(highlight):
         h = np.asarray(highlight)
