@@ -87,7 +87,7 @@ def _finish(res: ZeroShotResult, cfg: ScorerConfig, kind: str, run_labels: list[
 
 def _estimate_widget(cfg: ScorerConfig, n_labels: int, key: str) -> float | None:
     """Show the measured estimate for ``cfg``; slow unmeasured configurations get a 'Measure speed' button."""
-    seconds = est.estimate(cfg.cost_key(), len(texts), max(n_labels, 1))
+    seconds = est.estimate(cfg.cost_key(), cfg.cost_units(len(texts), max(n_labels, 1)), 1)
     if seconds is not None:
         st.caption(f"⏱ Estimated {est.describe_seconds(seconds)} for {len(texts):,} rows × {n_labels} labels "
                    "(measured on this server)." + (" It runs in the background; Stop ends it." if
@@ -98,7 +98,10 @@ def _estimate_widget(cfg: ScorerConfig, n_labels: int, key: str) -> float | None
         if st.button("⏱ Measure speed", key=f"{key}_probe"):
             with user_errors("Measuring"), st.spinner("Scoring 4 rows…"):
                 scorer, _ = build_scorer(cfg, registry(), get_model)
-                est.probe(scorer, texts, prepare_labels(labels, multi), cfg.cost_key())
+                labs = prepare_labels(labels, multi)
+                seconds_per = est.probe(scorer, texts, labs, cfg.cost_key())  # per text × label
+                est.record(cfg.cost_key(), cfg.cost_units(est.PROBE_ROWS, len(labs)), 1,
+                           seconds_per * est.PROBE_ROWS * len(labs))
                 st.rerun()
     return seconds
 
@@ -112,7 +115,7 @@ def _start(cfg: ScorerConfig, run_labels: list[Label], kind: str, seconds: float
                           none_below=floor or None, progress=progress, model_name=model_name)
 
     def remember(res: ZeroShotResult, s: float) -> None:
-        est.record(cfg.cost_key(), len(texts), len(labs), s)
+        est.record(cfg.cost_key(), cfg.cost_units(len(texts), len(labs)), 1, s)
 
     if cfg.is_slow() or (seconds or 0) > BACKGROUND_ABOVE_S:
         run = SCORING.start(f"{st.session_state[OWNER]}:zs", kind, zero_shot_job(go, remember), alive=session_alive())

@@ -206,7 +206,7 @@ def test_77_classes_upload_confusion_map_and_distribution(server, page, banking_
     _open_page(page, "Zero-shot labels", "Zero-shot label testing")
     page.get_by_role("button", name="Run", exact=True).click()
     try:  # 616 × 77 may run in the background (its measured estimate is over 15 s): the fragment brings it in
-        page.get_by_text("Most confused pairs").wait_for(timeout=420_000)
+        page.get_by_text("Most confused pairs").wait_for(timeout=900_000)
     except Exception:
         _shot(page, "b77_zero_shot_timeout.png", height=3000)
         raise

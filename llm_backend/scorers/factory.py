@@ -117,6 +117,12 @@ class ScorerConfig:
     def is_slow(self) -> bool:
         return any(m not in FAST_METHODS for m in self.methods())
 
+    def cost_units(self, n_texts: int, n_labels: int) -> int:
+        """What the run time grows with: texts × labels for methods that read a text once per label (LM, NLI),
+        texts alone for embeddings and trained models (labels are embedded once). Measured on the browser test:
+        costing an embedding run per text × label predicted 20 min for 77 labels after an 8-label run."""
+        return n_texts * (n_labels if self.is_slow() else 1)
+
     def cost_key(self) -> str:
         """Identifies the configuration's speed (method, models, members) for run-time estimates."""
         members = ",".join(self.ensemble_members()) if self.method == "ensemble" else ""
