@@ -43,6 +43,7 @@ PAGES = [
     ("pages/3_Embedding_map.py", "🗺️", "Embedding map", "see clusters and labels in 2D; select points; discover categories"),
     ("pages/4_Fine-tune_runs.py", "🎯", "Fine-tune runs", "few-shot training, LoRA and distillation, measured against zero-shot"),
     ("pages/5_Experiments.py", "📒", "Experiments", "saved runs, label sets and templates"),
+    ("pages/7_Named_entities.py", "🔖", "Named entities", "fine-tune, evaluate and run a token tagger (CoNLL)"),
 ]
 available = [p for p in PAGES if (Path(__file__).parent / p[0]).is_file()]
 if available:

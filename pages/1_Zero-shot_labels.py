@@ -25,6 +25,7 @@ from ui.background import run_panel, session_alive
 from ui.errors import user_errors
 from ui.label_editor import label_editor
 from ui.method_form import method_form
+from ui.export_classifier import export_classifier
 from ui.models import get_model, registry
 from ui.persistence import record_run
 from ui.progress import progress_bar
@@ -149,6 +150,7 @@ if stored is None or stored["fingerprint"] != ds.fingerprint:
 res: ZeroShotResult = stored["result"]
 st.header("3 · Results")
 metrics = results_view(res, texts, gold, stored.get("metrics"))
+export_classifier(res, texts, lambda: build_scorer(cfg_a, registry(), get_model)[0], key="zs_export")
 
 st.header("4 · Confusable labels")
 st.caption("Label pairs whose meanings sit very close in embedding space, or that the confusion matrix mixes most, "

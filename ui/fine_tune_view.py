@@ -16,6 +16,7 @@ from llm_backend.training.loop import TrainConfig
 
 from .charts import confusion_view
 from .errors import user_errors
+from .export_classifier import export_classifier
 from .persistence import record_run, record_trained_model
 from .text import plain
 
@@ -113,3 +114,4 @@ def results(latest: dict[str, Any], dataset_name: str, seen_texts: list[str]) ->
                                  run_id=latest.get("store_run_id"))
             st.success(f"Saved as **{plain(folder.name)}**. It is now listed as a trained classifier and can be "
                        f"chosen as a scorer on the label-testing page and with the CLI (--model {plain(folder.name)}).")
+    export_classifier(trained_model=name, key=f"ft_export_{latest['run_id']}")

@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
+
+import pandas as pd
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 
-from llm_backend.data.dataset import Dataset
+from llm_backend.data.dataset import Dataset, clean_gold
 from llm_backend.core.errors import UserError
 from llm_backend.data.labels import Label, load_labels_file, make_labels
 from llm_backend.models.loading import get_model
@@ -21,12 +24,20 @@ from llm_backend.models.registry import ModelRegistry
 from llm_backend.scorers.calibration import CALIBRATIONS
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
 from llm_backend.scorers.factory import DEFAULT_ENSEMBLE, METHOD_ROLES, ScorerConfig, build_scorer
-from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, gold_coverage, prepare_labels, run_scorer
+from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, gold_coverage, prepare_labels, run_scorer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
                        description="Zero-shot classification of a table's text column with a label set.")
+    add_scoring_arguments(p)
+    p.add_argument("--out", required=True, help="predictions CSV to write")
+    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
+    p.set_defaults(func=run)
+
+
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones."""
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
     p.add_argument("--text-column", required=True, help="column holding the text to label")
     g = p.add_mutually_exclusive_group(required=True)
@@ -47,9 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="single-label: predict '(none)' when the top probability is below this")
     p.add_argument("--gold-column", help="column with true labels: enables metrics")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-    p.add_argument("--out", required=True, help="predictions CSV to write")
-    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
-    p.set_defaults(func=run)
 
 
 def _labels(args: argparse.Namespace) -> list[Label]:
@@ -65,8 +73,22 @@ def scorer_config(args: argparse.Namespace) -> ScorerConfig:
                         calibration=args.calibration)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.metrics_json and not args.gold_column:
+@dataclass
+class ScoredCorpus:
+    """A finished ``score`` run: what ``score`` writes out and what ``freeze`` freezes."""
+
+    df: pd.DataFrame
+    texts: list[str]
+    labels: list[Label]
+    scorer: Any
+    model_name: str
+    result: ZeroShotResult
+    gold_column: str | None
+
+
+def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
+    """Read ``--data``, build the scorer and run it: the part of ``score`` that ``freeze`` shares."""
+    if getattr(args, "metrics_json", None) and not args.gold_column:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
@@ -83,9 +105,16 @@ def run(args: argparse.Namespace) -> int:
                         progress=stderr_progress(f"Scoring with {scorer.name}"))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    return ScoredCorpus(df, texts, labels, scorer, model_name, result, ds.gold_column)
+
+
+def run(args: argparse.Namespace) -> int:
+    scored = score_corpus(args)
+    df, texts, result, model_name, gold_col = scored.df, scored.texts, scored.result, scored.model_name, \
+        scored.gold_column
     out = result.table(texts)
     out.insert(0, "row", df.index.to_numpy())
-    gold = ds.gold()
+    gold = clean_gold(df[gold_col].tolist()) if gold_col else None
     if gold is not None:
         out.insert(2, "gold", gold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

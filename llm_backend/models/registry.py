@@ -16,15 +16,16 @@ from typing import Literal
 from llm_backend.core.config import get_settings
 from llm_backend.core.errors import ModelError
 
-Role = Literal["embedder", "causal_lm", "masked_lm", "nli", "classifier"]
+Role = Literal["embedder", "causal_lm", "masked_lm", "nli", "classifier", "ner"]
 Source = Literal["package", "folder", "hub", "trained"]
-ROLES: tuple[str, ...] = ("embedder", "causal_lm", "masked_lm", "nli", "classifier")
+ROLES: tuple[str, ...] = ("embedder", "causal_lm", "masked_lm", "nli", "classifier", "ner")
 ROLE_TITLES = {
     "embedder": "sentence embedder",
     "causal_lm": "causal language model",
     "masked_lm": "masked language model",
     "nli": "NLI classifier",
     "classifier": "trained classifier",
+    "ner": "named-entity tagger",
 }
 
 
@@ -124,7 +125,11 @@ def infer_role(folder: Path) -> Role:
     if (folder / "modules.json").is_file() or (folder / "config_sentence_transformers.json").is_file():
         return "embedder"
     if (folder / "zss_model.json").is_file():
-        return "classifier"
+        try:  # a trained model says what it is (classifier or named-entity tagger)
+            role = json.loads((folder / "zss_model.json").read_text(encoding="utf-8")).get("role", "classifier")
+        except (OSError, ValueError):
+            role = "classifier"
+        return role if role in ROLES else "classifier"
     if any(folder.glob("*.gguf")):
         return "causal_lm"
     config_path = folder / "config.json"
@@ -159,7 +164,7 @@ def spec_from_folder(path: str | os.PathLike[str], role: Role | None = None, nam
         raise ModelError(f"'{folder.name}' is a file, not a model folder.")
     inferred = infer_role(folder)
     gguf = next(iter(sorted(p.name for p in folder.glob("*.gguf"))), None)
-    source: Source = "trained" if inferred == "classifier" and (folder / "zss_model.json").is_file() else "folder"
+    source: Source = "trained" if inferred in ("classifier", "ner") and (folder / "zss_model.json").is_file() else "folder"
     return ModelSpec(name or folder.name, role or inferred, source, str(folder.resolve()), f"local folder {folder.name}", gguf)
 
 

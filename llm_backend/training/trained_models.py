@@ -259,6 +259,11 @@ def load_trained(spec: ModelSpec, get_model: GetModel, device: DeviceInfo | None
     folder = Path(spec.location)
     meta = read_meta(folder)
     fmt = meta.get("format")
+    if fmt == "token_classifier":  # a named-entity tagger (llm_backend.ner): tags tokens, not texts
+        from llm_backend.ner.model import load_ner
+
+        tagger = load_ner(folder, device)
+        return LoadedModel(spec, tagger, tagger.tokenizer, device, extra={"meta": meta})
     classes = [str(c) for c in meta.get("labels") or []]
     if len(classes) < 2:
         raise ModelError(f"'{spec.name}' lists fewer than two labels in its {META_FILE}.")
