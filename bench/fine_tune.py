@@ -33,7 +33,9 @@ from llm_backend.data.sampler import select_per_class  # noqa: E402
 from llm_backend.evaluation.metrics import evaluate  # noqa: E402
 from llm_backend.models.loading import get_model  # noqa: E402
 from llm_backend.models.registry import ModelRegistry  # noqa: E402
-from llm_backend.scorers.base import decide, to_probabilities  # noqa: E402
+from llm_backend.scorers.base import decide  # noqa: E402
+from llm_backend.scorers.pipeline import CalibratedScorer, scored  # noqa: E402
+from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION  # noqa: E402
 from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
 from llm_backend.training.distillation import measure_speed  # noqa: E402
 from llm_backend.training.loop import TrainConfig  # noqa: E402
@@ -51,9 +53,11 @@ TEST_SIZE = {"ag_news": 1000, "banking77": 1500}
 
 
 def zero_shot(scorer: EmbeddingScorer, texts: list[str], gold: list[str], classes: list[str]) -> dict:
+    """The zero-shot page's default method through the one decision pipeline (prior centering included), i.e.
+    the same baseline the fine-tune page and `train` report (issue 11; before, this column was uncalibrated)."""
     labels = make_labels(classes)
-    probs = to_probabilities(scorer.score(texts, labels), scorer.kind)
-    return evaluate(gold, decide(probs, classes).labels, classes)
+    out = scored(CalibratedScorer(scorer, DEFAULT_CALIBRATION), texts, labels, calibration="none")
+    return evaluate(gold, decide(out.probs, classes).labels, classes)
 
 
 def write(rows: list[dict], args: argparse.Namespace) -> None:

@@ -13,10 +13,11 @@ from llm_backend.models.loaded import LoadedModel
 from llm_backend.models.registry import ModelRegistry, ModelSpec, Role
 
 from . import state
+from .text import plain
 
 
 def get_model(spec: ModelSpec) -> LoadedModel:
-    with st.spinner(f"Loading {spec.name}… (first use only; later sessions reuse it)"):
+    with st.spinner(f"Loading {plain(spec.name)}… (first use only; later sessions reuse it)"):
         return loading.get_model(spec)
 
 

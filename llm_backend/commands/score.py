@@ -9,31 +9,22 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+
+import pandas as pd
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
 
-from llm_backend.core.errors import DataError, UserError
-from llm_backend.core.progress import stderr_progress
-from llm_backend.data.files import read_path, text_column_report
+from llm_backend.data.dataset import Dataset, clean_gold
+from llm_backend.core.errors import UserError
 from llm_backend.data.labels import Label, load_labels_file, make_labels
 from llm_backend.models.loading import get_model
+from llm_backend.core.progress import stderr_progress
 from llm_backend.models.registry import ModelRegistry
 from llm_backend.scorers.calibration import CALIBRATIONS
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
-from llm_backend.scorers.ensemble import EnsembleScorer
-from llm_backend.scorers.factory import METHOD_ROLES, make_scorer, method_available
-from llm_backend.scorers.zero_shot import (
-    DEFAULT_CALIBRATION,
-    ZeroShotResult,
-    gold_coverage,
-    prepare_labels,
-    run_scorer,
-)
-
-#: Members of ``--method ensemble`` when --ensemble-of is not given: the combination measured best (docs/zero-shot.md).
-DEFAULT_ENSEMBLE = ("embedding", "lm")
+from llm_backend.scorers.factory import DEFAULT_ENSEMBLE, METHOD_ROLES, SCORING_METHODS, ScorerConfig, build_scorer
+from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, gold_coverage, prepare_labels, run_scorer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +43,7 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
-    p.add_argument("--method", default="embedding", choices=["embedding", "self-training", "lm", "nli", "trained", "ensemble"],
+    p.add_argument("--method", default="embedding", choices=[*SCORING_METHODS, "ensemble"],
                    help="self-training: embedding zero-shot, then a logistic head trained on its confident answers "
                         "on this file (needs >= 4 rows per label; see docs/zero-shot.md)")
     p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's default)")
@@ -77,25 +68,11 @@ def _labels(args: argparse.Namespace) -> list[Label]:
     return make_labels(args.labels)
 
 
-def _column(df: pd.DataFrame, name: str, what: str) -> str:
-    if name in df.columns:
-        return name
-    raise DataError(f"The {what} column '{name}' is not in the file. Columns: {', '.join(map(str, df.columns))}")
-
-
-def build_scorer(method: str, model: str | None, templates: Sequence[str] | None,
-                 ensemble_of: Sequence[str] | None, calibration: str, refine: int | None = None):
-    """A scorer for the CLI's method, loading models through the process-wide cache."""
-    registry = ModelRegistry()
-    if method == "ensemble":
-        members = [build_scorer(m, None, templates, None, calibration, refine)[0] for m in (ensemble_of or DEFAULT_ENSEMBLE)]
-        return EnsembleScorer(members, calibration), "+".join(m.name for m in members)
-    if not method_available(method):
-        raise UserError(f"The '{method}' method is not available in this build.")
-    spec = registry.resolve(model, METHOD_ROLES[method])  # type: ignore[arg-type]
-    print(f"Loading {spec.name}…", file=sys.stderr, flush=True)
-    loaded = get_model(spec)
-    return make_scorer(method, loaded, templates=templates, refine=refine), spec.name
+def scorer_config(args: argparse.Namespace) -> ScorerConfig:
+    """The flags as the same configuration the zero-shot page builds from its widgets."""
+    return ScorerConfig(method=args.method, models={args.method: args.model} if args.model else {},
+                        members=tuple(args.ensemble_of) if args.ensemble_of else None, templates=args.template, refine=args.refine,
+                        calibration=args.calibration)
 
 
 @dataclass
@@ -117,24 +94,20 @@ def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
-    table = read_path(args.data)
-    df = table.df
-    text_col = _column(df, args.text_column, "text")
-    gold_col = _column(df, args.gold_column, "gold") if args.gold_column else None
-    if args.limit:
-        df = df.head(args.limit)
-    texts, notes = text_column_report(df[text_col])
-    for note in table.notes + notes:
+    ds = Dataset.from_file(args.data, args.text_column, args.gold_column, limit=args.limit)
+    df = ds.df
+    texts = ds.texts()
+    for note in ds.notes + ds.text_notes():
         print(f"note: {note}", file=sys.stderr)
     labels = prepare_labels(_labels(args), args.multi_label)
-    scorer, model_name = build_scorer(args.method, args.model, args.template, args.ensemble_of, args.calibration,
-                                     args.refine)
+    scorer, model_name = build_scorer(scorer_config(args), ModelRegistry(), get_model,
+                                      on_load=lambda name: print(f"Loading {name}…", file=sys.stderr, flush=True))
     result = run_scorer(scorer, texts, labels, calibration=args.calibration, multi_label=args.multi_label,
                         threshold=args.threshold, none_below=args.none_below, model_name=model_name,
                         progress=stderr_progress(f"Scoring with {scorer.name}"))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    return ScoredCorpus(df, texts, labels, scorer, model_name, result, gold_col)
+    return ScoredCorpus(df, texts, labels, scorer, model_name, result, ds.gold_column)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,9 +116,8 @@ def run(args: argparse.Namespace) -> int:
         scored.gold_column
     out = result.table(texts)
     out.insert(0, "row", df.index.to_numpy())
-    gold = None
-    if gold_col:
-        gold = [str(v).strip() if pd.notna(v) else "" for v in df[gold_col].tolist()]
+    gold = clean_gold(df[gold_col].tolist()) if gold_col else None
+    if gold is not None:
         out.insert(2, "gold", gold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
