@@ -6,7 +6,7 @@ the tab used to leave the server burning CPU for the rest of an hour-long run).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import streamlit as st
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 from llm_backend.data.dataset import Dataset, clean_gold
