@@ -22,6 +22,7 @@ from llm_backend.data_io import (
 )
 from llm_backend.errors import DataError
 from llm_backend.workshop import limits, row_cap
+from ui.language import show_language_notice
 from ui import state
 from ui.errors import user_errors
 from ui.sidebar import dataset_caption, render_sidebar
@@ -138,6 +139,7 @@ except DataError as exc:
 texts, text_notes = text_column_report(used[text_col])
 for note in text_notes:
     st.warning(note)
+show_language_notice(used, text_col)  # detected language; non-English preselects a multilingual embedder
 
 ds = state.ActiveDataset(used, table.name, text_col, gold_col, source_rows=n_total, notes=table.notes + text_notes)
 state.set_dataset(ds)

@@ -15,7 +15,7 @@ import streamlit as st
 from llm_backend.errors import LabelError, UserError
 from llm_backend.labels import Label, dump_labels, load_labels_text, parse_label_list
 from llm_backend.scorers.calibration import CALIBRATION_TITLES, CALIBRATIONS
-from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, GENERIC_TEMPLATES, EmbeddingScorer
+from llm_backend.scorers.embedding import GENERIC_TEMPLATES, EmbeddingScorer
 from llm_backend.scorers.ensemble import EnsembleScorer
 from llm_backend.workshop import RunTimer
 from llm_backend.scorers.factory import METHOD_ROLES, METHOD_TITLES, make_scorer, method_available
@@ -36,6 +36,7 @@ from llm_backend.zero_shot import (
 )
 from ui import state
 from ui.errors import user_errors
+from ui.language import dataset_language, embedder_index, template_default, warn_label_language
 from ui.persistence import record_run
 from ui.progress import progress_bar
 from ui.models import get_model, registry
@@ -55,6 +56,7 @@ st.title("🏷️ Zero-shot label testing")
 ds = state.require_dataset()
 texts = ds.texts()
 gold = ds.gold()
+language = dataset_language(ds.df, ds.text_column)  # preselects a multilingual embedder and template for non-English
 st.caption(f"Dataset **{ds.name}**: {len(texts):,} rows, text `{ds.text_column}`"
            + (f", gold `{ds.gold_column}`" if ds.gold_column else " (no gold column: no accuracy, only predictions)"))
 
@@ -152,16 +154,18 @@ def method_settings(prefix: str, default_method: str = "embedding") -> dict[str,
         cfg["models"] = {m: reg.default(METHOD_ROLES[m]).name for m in cfg["members"]}
     else:
         specs = reg.by_role(METHOD_ROLES[method])
-        cfg["models"] = {method: c2.selectbox("Model", [s.name for s in specs], key=f"{prefix}_model",
+        names = [s.name for s in specs]
+        cfg["models"] = {method: c2.selectbox("Model", names, key=f"{prefix}_model_{language.language}",
+                                              index=embedder_index(names, language) if method == "embedding" else 0,
                                               help="; ".join(f"{s.name}: {s.description}" for s in specs))}
     uses_template = method in ("embedding", "nli") or (method == "ensemble" and
                                                        {"embedding", "nli"} & set(cfg.get("members", [])))
     if uses_template:
         several = c3.checkbox("Average several generic templates", key=f"{prefix}_several",
                               help="Averages: " + " | ".join(GENERIC_TEMPLATES))
-        default = "\n".join(GENERIC_TEMPLATES) if several else DEFAULT_TEMPLATE
+        default = "\n".join(GENERIC_TEMPLATES) if several else template_default(language)
         cfg["templates"] = c3.text_area("Hypothesis template(s), one per line, with {label}", default, height=90,
-                                        key=f"{prefix}_template_{int(several)}")
+                                        key=f"{prefix}_template_{int(several)}_{language.language}")
     if method == "embedding" or "embedding" in cfg.get("members", []):
         cfg["refine"] = int(c3.checkbox(
             "Refine label vectors on these texts", value=True, key=f"{prefix}_refine",
@@ -211,6 +215,7 @@ def run_config(cfg: dict[str, Any], run_labels: list[Label], what: str) -> ZeroS
     return result
 
 
+warn_label_language([l.name for l in labels], language, cfg_a["models"].get("embedding"))
 if st.button("Run", type="primary", key="zs_run", disabled=label_problem is not None):
     with user_errors("Scoring"):
         res = run_config(cfg_a, labels, "Run")

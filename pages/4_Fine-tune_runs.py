@@ -24,6 +24,8 @@ from llm_backend.trainer import METHODS, TrainConfig
 from llm_backend.training_runs import MANAGER, TrainingRun, train_and_evaluate_job
 from ui import state
 from ui.errors import user_errors
+from llm_backend.data.language import recommended_embedder
+from ui.language import dataset_language
 from ui.models import get_model, registry
 from ui.persistence import record_run, record_trained_model
 from ui.sidebar import render_sidebar
@@ -147,7 +149,8 @@ def _label_set() -> list[Label]:
 
 
 def _start() -> TrainingRun:
-    embedder = get_model(registry().default("embedder"))
+    # Non-English data trains on the multilingual embedder (the English MiniLM is near chance on it).
+    embedder = get_model(registry().get(recommended_embedder(dataset_language(ds.df, ds.text_column))))
     from llm_backend.scorers.embedding import EmbeddingScorer
 
     baseline = EmbeddingScorer(embedder)
