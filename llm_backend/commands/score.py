@@ -38,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
     p.add_argument("--method", default="embedding", choices=["embedding", "lm", "nli", "trained", "ensemble"])
-    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's default)")
+    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's "
+                                   "default; multilingual-e5-small for non-English texts)")
     p.add_argument("--ensemble-of", nargs="+", choices=sorted(METHOD_ROLES), default=None,
                    help=f"methods averaged by --method ensemble (default: {' '.join(DEFAULT_ENSEMBLE)})")
     p.add_argument("--template", action="append", default=None,
-                   help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}')")
+                   help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}', "
+                        "or the texts' language's template for non-English texts)")
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATIONS)
     p.add_argument("--refine", type=int, default=None, metavar="N",
                    help="embedding method: passes of label-prototype refinement on this corpus (default 1; 0 = off)")
@@ -84,6 +86,25 @@ def build_scorer(method: str, model: str | None, templates: Sequence[str] | None
     return make_scorer(method, loaded, templates=templates, refine=refine), spec.name
 
 
+def language_defaults(args: argparse.Namespace, texts: Sequence[str],
+                      labels: Sequence[Label]) -> tuple[str | None, list[str] | None]:
+    """The page's language-aware defaults: multilingual embedder and template for non-English texts, with notes."""
+    from ..data.language import (default_template, detect_language, label_language_warning, language_notice,
+                                 recommended_embedder)
+
+    report = detect_language(texts)
+    model, templates = args.model, args.template
+    if args.method == "embedding" and report.needs_multilingual:
+        model = model or recommended_embedder(report)
+        templates = templates or [default_template(report.language)]
+    embedder = model or ModelRegistry().default("embedder").name
+    for note in (language_notice(report, model),
+                 label_language_warning([l.name for l in labels], report, embedder)):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    return model, templates
+
+
 def run(args: argparse.Namespace) -> int:
     if args.metrics_json and not args.gold_column:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
@@ -99,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     for note in table.notes + notes:
         print(f"note: {note}", file=sys.stderr)
     labels = prepare_labels(_labels(args), args.multi_label)
-    scorer, model_name = build_scorer(args.method, args.model, args.template, args.ensemble_of, args.calibration,
+    model, templates = language_defaults(args, texts, labels)
+    scorer, model_name = build_scorer(args.method, model, templates, args.ensemble_of, args.calibration,
                                      args.refine)
     result = run_scorer(scorer, texts, labels, calibration=args.calibration, multi_label=args.multi_label,
                         threshold=args.threshold, none_below=args.none_below, model_name=model_name,
