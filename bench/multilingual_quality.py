@@ -98,12 +98,19 @@ def few_shot(reg: ModelRegistry, df: pd.DataFrame, setfit: bool, k: int = 8, see
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--setfit", action="store_true")
+    ap.add_argument("--news-dev", type=int, default=200, help="THUCNews dev rows (the rest up to --news-test is held out)")
+    ap.add_argument("--news-test", type=int, default=300)
+    ap.add_argument("--intents-dev", type=int, default=300)
+    ap.add_argument("--intents-test", type=int, default=600)
     args = ap.parse_args()
     reg = ModelRegistry()
     news = pd.read_csv(SHARED / "thucnews_dev.csv")
     ecdt = pd.read_csv(SHARED / "ecdt_train.csv")
-    sets = {"THUCNews topics (14)": split(news, 400), "ECDT intents (31)": split(ecdt, 700)}
-    result = {"zero_shot": zero_shot(reg, sets), "few_shot": few_shot(reg, sets["ECDT intents (31)"][1], args.setfit)}
+    news_dev, news_test = split(news, args.news_dev)
+    ecdt_dev, ecdt_test = split(ecdt, args.intents_dev)
+    sets = {"THUCNews topics (14)": (news_dev, news_test.iloc[: args.news_test]),
+            "ECDT intents (31)": (ecdt_dev, ecdt_test.iloc[: args.intents_test])}
+    result = {"zero_shot": zero_shot(reg, sets), "few_shot": few_shot(reg, ecdt_test, args.setfit)}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "multilingual_quality.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     md = ["# Chinese quality (label names only)", "",
