@@ -173,7 +173,7 @@ def main() -> None:
                                              "Banking77": bk.iloc[args.rows: args.rows + int(n * 1.5)]})
     print(markdown_table(pd.DataFrame(result["quality"])), flush=True)
     if args.multilingual:
-        result["multilingual"] = multilingual_rows(reg, args.rounds, 256, 64)
+        result["multilingual"] = multilingual_rows(reg, args.rounds, 128, 32)
         print(markdown_table(pd.DataFrame(result["multilingual"])), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "encode_speed.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("ZSS_FORCE_CPU", "1")
 
-from llm_backend.data.language import default_template, detect_language, recommended_embedder  # noqa: E402
+from llm_backend.data.language import default_template, detect_language, recommended_embedder, template_language  # noqa: E402
 from llm_backend.loading import get_model  # noqa: E402
 from llm_backend.registry import MULTILINGUAL_EMBEDDER, ModelRegistry  # noqa: E402
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, EmbeddingScorer  # noqa: E402
@@ -58,7 +58,7 @@ def zero_shot(reg: ModelRegistry, sets: dict[str, tuple[pd.DataFrame, pd.DataFra
     for name, (dev, test) in sets.items():
         report = detect_language(test["text"])
         lang_emb = get_model(reg.get(recommended_embedder(report)))
-        template = default_template(report.language)
+        template = default_template(template_language(report, sorted(test["label"].unique())))
         settings = {
             "English default (MiniLM, English template)": (mini, [DEFAULT_TEMPLATE], 1),
             "plain multilingual (e5, bare label names)": (e5, ["{label}"], 0),

@@ -36,6 +36,7 @@ from llm_backend.zero_shot import (
 )
 from ui import state
 from ui.errors import user_errors
+from llm_backend.data.language import template_language
 from ui.language import dataset_language, embedder_index, template_default, warn_label_language
 from ui.persistence import record_run
 from ui.progress import progress_bar
@@ -163,9 +164,10 @@ def method_settings(prefix: str, default_method: str = "embedding") -> dict[str,
     if uses_template:
         several = c3.checkbox("Average several generic templates", key=f"{prefix}_several",
                               help="Averages: " + " | ".join(GENERIC_TEMPLATES))
-        default = "\n".join(GENERIC_TEMPLATES) if several else template_default(language)
+        default = "\n".join(GENERIC_TEMPLATES) if several else template_default(language, [l.name for l in labels])
         cfg["templates"] = c3.text_area("Hypothesis template(s), one per line, with {label}", default, height=90,
-                                        key=f"{prefix}_template_{int(several)}_{language.language}")
+                                        key=f"{prefix}_template_{int(several)}_{language.language}_"
+                                            f"{template_language(language, [l.name for l in labels])}")
     if method == "embedding" or "embedding" in cfg.get("members", []):
         cfg["refine"] = int(c3.checkbox(
             "Refine label vectors on these texts", value=True, key=f"{prefix}_refine",

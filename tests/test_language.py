@@ -11,6 +11,7 @@ from llm_backend.data.language import (
     label_language_warning,
     language_notice,
     recommended_embedder,
+    template_language,
 )
 from llm_backend.data_io import load_sample
 from llm_backend.registry import MULTILINGUAL_EMBEDDER
@@ -67,6 +68,8 @@ def test_label_set_in_another_language_warns(ecdt):
     assert warning and "English" in warning and "Chinese" in warning and "usually still" in warning
     assert "not multilingual" in label_language_warning(english_labels, report, "all-MiniLM-L6-v2")
     assert label_language_warning(["天气", "航班", "诗词"], report, MULTILINGUAL_EMBEDDER) is None
+    assert template_language(report, english_labels) == "en"
+    assert template_language(report, ["天气", "航班"]) == template_language(report) == "zh"
 
 
 def test_bundled_chinese_sample():

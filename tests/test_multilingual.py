@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from llm_backend.clustering import cluster_keywords
-from llm_backend.data.language import default_template, detect_language, recommended_embedder
+from llm_backend.data.language import default_template, detect_language, recommended_embedder, template_language
 from llm_backend.embedding_cache import inference_encoder
 from llm_backend.loading import get_model
 from llm_backend.registry import MULTILINGUAL_EMBEDDER
@@ -52,7 +52,9 @@ def test_chinese_zero_shot_with_language_defaults_beats_english_default(e5, embe
     labels = sorted(df["label"].unique())
     report = detect_language(df["text"])
     assert recommended_embedder(report) == e5.spec.name
-    ours = run_scorer(EmbeddingScorer(e5, default_template(report.language)), df["text"].tolist(), labels)
+    template = default_template(template_language(report, labels))
+    assert template == "This text is about {label}."  # ECDT's intents are named in English
+    ours = run_scorer(EmbeddingScorer(e5, template), df["text"].tolist(), labels)
     english = run_scorer(EmbeddingScorer(embedder, DEFAULT_TEMPLATE), df["text"].tolist(), labels)
     f_ours = f1_score(df["label"], ours.pred, average="macro")
     f_en = f1_score(df["label"], english.pred, average="macro")

@@ -12,6 +12,7 @@ from llm_backend.data.language import (
     label_language_warning,
     language_notice,
     recommended_embedder,
+    template_language,
 )
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
 
@@ -41,9 +42,11 @@ def embedder_index(names: Sequence[str], report: LanguageReport) -> int:
     return list(names).index(wanted) if wanted in names else 0
 
 
-def template_default(report: LanguageReport) -> str:
-    """The hypothesis template to prefill: the texts' language when it has one, else the English default."""
-    return default_template(report.language) if report.needs_multilingual else DEFAULT_TEMPLATE
+def template_default(report: LanguageReport, label_names: Sequence[str] = ()) -> str:
+    """The hypothesis template to prefill: in the labels' (else the texts') language for non-English data."""
+    if not report.needs_multilingual:
+        return DEFAULT_TEMPLATE
+    return default_template(template_language(report, label_names))
 
 
 def warn_label_language(label_names: Sequence[str], report: LanguageReport, embedder_name: str | None) -> None:

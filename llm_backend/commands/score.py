@@ -90,13 +90,13 @@ def language_defaults(args: argparse.Namespace, texts: Sequence[str],
                       labels: Sequence[Label]) -> tuple[str | None, list[str] | None]:
     """The page's language-aware defaults: multilingual embedder and template for non-English texts, with notes."""
     from ..data.language import (default_template, detect_language, label_language_warning, language_notice,
-                                 recommended_embedder)
+                                 recommended_embedder, template_language)
 
     report = detect_language(texts)
     model, templates = args.model, args.template
     if args.method == "embedding" and report.needs_multilingual:
         model = model or recommended_embedder(report)
-        templates = templates or [default_template(report.language)]
+        templates = templates or [default_template(template_language(report, [l.name for l in labels]))]
     embedder = model or ModelRegistry().default("embedder").name
     for note in (language_notice(report, model),
                  label_language_warning([l.name for l in labels], report, embedder)):
