@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("ZSS_FORCE_CPU", "1")
 
-from llm_backend.batching import BatchingEncoder  # noqa: E402
-from llm_backend.embedding_cache import CACHE, EmbeddingCache, embed_texts  # noqa: E402
-from llm_backend.loading import LoadedModel, get_model  # noqa: E402
+from llm_backend.models.batching import BatchingEncoder  # noqa: E402
+from llm_backend.models.embedding_cache import CACHE, EmbeddingCache, embed_texts  # noqa: E402
+from llm_backend.models.loading import LoadedModel, get_model  # noqa: E402
 from llm_backend.models.onnx_encoder import OnnxEncoder  # noqa: E402
-from llm_backend.registry import MULTILINGUAL_EMBEDDER, ModelRegistry  # noqa: E402
+from llm_backend.models.registry import MULTILINGUAL_EMBEDDER, ModelRegistry  # noqa: E402
 from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
-from llm_backend.zero_shot import run_scorer  # noqa: E402
+from llm_backend.scorers.zero_shot import run_scorer  # noqa: E402
 from shared_data import SHARED, ag_news, banking77, markdown_table  # noqa: E402
 
 OUT = ROOT / "bench" / "results"

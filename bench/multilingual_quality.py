@@ -33,10 +33,10 @@ os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("ZSS_FORCE_CPU", "1")
 
 from llm_backend.data.language import default_template, detect_language, recommended_embedder, template_language  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.registry import MULTILINGUAL_EMBEDDER, ModelRegistry  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import MULTILINGUAL_EMBEDDER, ModelRegistry  # noqa: E402
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, EmbeddingScorer  # noqa: E402
-from llm_backend.zero_shot import run_scorer  # noqa: E402
+from llm_backend.scorers.zero_shot import run_scorer  # noqa: E402
 from shared_data import SHARED, markdown_table  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
@@ -76,8 +76,8 @@ def zero_shot(reg: ModelRegistry, sets: dict[str, tuple[pd.DataFrame, pd.DataFra
 
 
 def few_shot(reg: ModelRegistry, df: pd.DataFrame, setfit: bool, k: int = 8, seed: int = 0) -> list[dict]:
-    from llm_backend.trained_models import predict
-    from llm_backend.trainer import TrainConfig, train
+    from llm_backend.training.trained_models import predict
+    from llm_backend.training.trainer import TrainConfig, train
 
     e5 = get_model(reg.get(MULTILINGUAL_EMBEDDER))
     train_df = df.groupby("label", group_keys=False).sample(n=k, random_state=seed)

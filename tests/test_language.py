@@ -13,8 +13,8 @@ from llm_backend.data.language import (
     recommended_embedder,
     template_language,
 )
-from llm_backend.data_io import load_sample
-from llm_backend.registry import MULTILINGUAL_EMBEDDER
+from llm_backend.data.files import load_sample
+from llm_backend.models.registry import MULTILINGUAL_EMBEDDER
 from tests.conftest import SHARED_DATA
 
 

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from llm_backend.clustering import cluster_keywords
+from llm_backend.maps.clustering import cluster_keywords
 from llm_backend.data.language import default_template, detect_language, recommended_embedder, template_language
-from llm_backend.embedding_cache import inference_encoder
-from llm_backend.loading import get_model
-from llm_backend.registry import MULTILINGUAL_EMBEDDER
+from llm_backend.models.embedding_cache import inference_encoder
+from llm_backend.models.loading import get_model
+from llm_backend.models.registry import MULTILINGUAL_EMBEDDER
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, EmbeddingScorer
-from llm_backend.zero_shot import run_scorer
+from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import SHARED_DATA, stratified
 
 
@@ -62,8 +62,8 @@ def test_chinese_zero_shot_with_language_defaults_beats_english_default(e5, embe
 
 
 def test_few_shot_head_on_the_multilingual_embedder(e5, ecdt):
-    from llm_backend.trained_models import predict
-    from llm_backend.trainer import TrainConfig, train
+    from llm_backend.training.trained_models import predict
+    from llm_backend.training.trainer import TrainConfig, train
 
     train_df = ecdt.groupby("label", group_keys=False).sample(n=8, random_state=0)
     test_df = stratified(ecdt.drop(train_df.index), 8, seed=1)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.data_io import load_sample
-from llm_backend.registry import MULTILINGUAL_EMBEDDER
+from llm_backend.data.files import load_sample
+from llm_backend.models.registry import MULTILINGUAL_EMBEDDER
 from tests.conftest import APP_TIMEOUT, app_test
 from ui import state
 from ui.state import ActiveDataset

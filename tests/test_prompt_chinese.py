@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm_backend.data_io import load_sample
-from llm_backend.prompting import RunConfig, TemplateRun
-from llm_backend.templates import PromptTemplate, load_template_text
+from llm_backend.data.files import load_sample
+from llm_backend.prompts.runner import RunConfig, TemplateRun
+from llm_backend.prompts.templates import PromptTemplate, load_template_text
 
 VERB = {"物流配送": ["快递", "物流"], "退货退款": ["退货", "退款"], "账单问题": ["账单", "扣费"]}
 TEMPLATE = "客户留言：{{ text }}\n这条留言是关于什么的（{{ answers }}）？回答："

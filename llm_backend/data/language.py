@@ -198,7 +198,7 @@ def template_language(report: LanguageReport, label_names: Sequence[str] = ()) -
 
 def recommended_embedder(report: LanguageReport) -> str:
     """Registry name of the embedder to preselect: multilingual when enough rows are not English."""
-    from llm_backend.registry import DEFAULT_MODELS, MULTILINGUAL_EMBEDDER
+    from llm_backend.models.registry import DEFAULT_MODELS, MULTILINGUAL_EMBEDDER
 
     if report.needs_multilingual:
         return MULTILINGUAL_EMBEDDER
@@ -235,7 +235,7 @@ def label_language_warning(label_names: Sequence[str], text_report: LanguageRepo
         return None  # two Latin-script languages: label names are too short to tell them apart reliably
     msg = (f"The label names look {LANGUAGE_NAMES.get(label_lang, label_lang)} while the texts are mostly "
            f"{text_report.name}. ")
-    from llm_backend.registry import MULTILINGUAL_EMBEDDER
+    from llm_backend.models.registry import MULTILINGUAL_EMBEDDER
 
     if embedder_name == MULTILINGUAL_EMBEDDER:
         msg += ("A multilingual embedder usually still matches them across languages, but labels written in the "

@@ -221,7 +221,7 @@ def e5_folder(cache_dir: str | Path | None = None, variant: str = "original") ->
     Written to a temporary folder and renamed, so a killed process never leaves half a model behind.
     """
     if cache_dir is None:
-        from llm_backend.config import get_settings
+        from llm_backend.core.config import get_settings
 
         cache_dir = get_settings().cache_dir
     target = Path(cache_dir) / "models" / f"multilingual-e5-small-{variant}-v{FOLDER_VERSION}"

@@ -107,7 +107,7 @@ def onnx_files(st_model: Any, model_key: str, cache_dir: str | Path | None = Non
     Written in a temporary folder and renamed, so a killed export never leaves a file that looks finished.
     """
     if cache_dir is None:
-        from llm_backend.config import get_settings
+        from llm_backend.core.config import get_settings
 
         cache_dir = get_settings().cache_dir
     target = Path(cache_dir) / "onnx" / _cache_key(model_key)
