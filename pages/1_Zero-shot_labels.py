@@ -48,6 +48,7 @@ from ui import state
 from ui.errors import user_errors
 from llm_backend.data.language import template_language
 from ui.language import dataset_language, embedder_index, template_default, warn_label_language
+from ui.export_classifier import export_classifier
 from ui.models import get_model, registry
 from ui.persistence import record_run
 from ui.progress import progress_bar
@@ -140,7 +141,7 @@ if gold and labels:
 # ------------------------------------------------------------------------------------------------ method
 st.header("2 · Method")
 reg = registry()
-options = ["embedding"]
+options = ["embedding", "self-training"]
 if method_available("lm") and reg.by_role("causal_lm"):
     options.append("lm")
 if reg.by_role("nli"):
@@ -167,9 +168,9 @@ def method_settings(prefix: str, default_method: str = "embedding") -> dict[str,
         specs = reg.by_role(METHOD_ROLES[method])
         names = [s.name for s in specs]
         cfg["models"] = {method: c2.selectbox("Model", names, key=f"{prefix}_model_{language.language}",
-                                              index=embedder_index(names, language) if method == "embedding" else 0,
+                                              index=embedder_index(names, language) if METHOD_ROLES[method] == "embedder" else 0,
                                               help="; ".join(f"{s.name}: {s.description}" for s in specs))}
-    uses_template = method in ("embedding", "nli") or (method == "ensemble" and
+    uses_template = method in ("embedding", "self-training", "nli") or (method == "ensemble" and
                                                        {"embedding", "nli"} & set(cfg.get("members", [])))
     if uses_template:
         several = c3.checkbox("Average several generic templates", key=f"{prefix}_several",
@@ -178,7 +179,7 @@ def method_settings(prefix: str, default_method: str = "embedding") -> dict[str,
         cfg["templates"] = c3.text_area("Hypothesis template(s), one per line, with {label}", default, height=90,
                                         key=f"{prefix}_template_{int(several)}_{language.language}_"
                                             f"{template_language(language, [l.name for l in labels])}")
-    if method == "embedding" or "embedding" in cfg.get("members", []):
+    if method in ("embedding", "self-training") or "embedding" in cfg.get("members", []):
         cfg["refine"] = int(c3.checkbox(
             "Refine label vectors on these texts", value=True, key=f"{prefix}_refine",
             help="Moves each label's vector toward the texts it most confidently claims (transductive). "
@@ -254,6 +255,7 @@ if res.calibration.note:
     st.caption(f"Calibration: {res.calibration.note}")
 for note in res.notes:
     st.info(note)
+export_classifier(res, stored["texts"], lambda: build_scorer(cfg_a)[0], key="zs_export")
 
 table = res.table(texts)
 if gold:

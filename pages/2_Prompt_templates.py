@@ -30,6 +30,7 @@ from llm_backend.prompts.templates import (
 from llm_backend.scorers.calibration import CALIBRATION_TITLES
 from ui import state
 from ui.errors import user_errors
+from ui.export_classifier import export_classifier
 from ui.models import get_model, model_picker, registry
 from ui.persistence import TEMPLATE_TO_LOAD, record_run
 from ui.sidebar import render_sidebar
@@ -280,3 +281,6 @@ if len(results) >= 2:
                 with col:
                     st.markdown(f"**{label}**")
                     st.code(r.prompts[r.rows.index(one)], language=None, wrap_lines=True)
+
+export_classifier(unsupported="Prompt-template runs (Jinja prompts, few-shot examples) cannot be frozen yet. For batch "
+                  "scoring, freeze the LM verbalizer or embedding method from the zero-shot page.", key="pt_export")

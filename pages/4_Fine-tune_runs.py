@@ -26,6 +26,7 @@ from ui import state
 from ui.errors import user_errors
 from llm_backend.data.language import recommended_embedder
 from ui.language import dataset_language
+from ui.export_classifier import export_classifier
 from ui.models import get_model, registry
 from ui.persistence import record_run, record_trained_model
 from ui.sidebar import render_sidebar
@@ -319,6 +320,7 @@ if history:
                                      run_id=latest.get("store_run_id"))
                 st.success(f"Saved as **{folder.name}**. It is now listed as a trained classifier and can be chosen as "
                            "a scorer on the label-testing page and with the CLI (`--model " + folder.name + "`).")
+        export_classifier(trained_model=name, key=f"ft_export_{latest['run_id']}")
     st.markdown("**Runs in this session**")
     table = pd.DataFrame([{k: v for k, v in h.items() if k != "result"} for h in history])
     st.dataframe(table, width="stretch", hide_index=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -25,6 +26,7 @@ from llm_backend.scorers.ensemble import EnsembleScorer
 from llm_backend.scorers.factory import METHOD_ROLES, make_scorer, method_available
 from llm_backend.scorers.zero_shot import (
     DEFAULT_CALIBRATION,
+    ZeroShotResult,
     gold_coverage,
     prepare_labels,
     run_scorer,
@@ -37,12 +39,22 @@ DEFAULT_ENSEMBLE = ("embedding", "lm")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
                        description="Zero-shot classification of a table's text column with a label set.")
+    add_scoring_arguments(p)
+    p.add_argument("--out", required=True, help="predictions CSV to write")
+    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
+    p.set_defaults(func=run)
+
+
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones."""
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
     p.add_argument("--text-column", required=True, help="column holding the text to label")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
-    p.add_argument("--method", default="embedding", choices=["embedding", "lm", "nli", "trained", "ensemble"])
+    p.add_argument("--method", default="embedding", choices=["embedding", "self-training", "lm", "nli", "trained", "ensemble"],
+                   help="self-training: embedding zero-shot, then a logistic head trained on its confident answers "
+                        "on this file (needs >= 4 rows per label; see docs/zero-shot.md)")
     p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's "
                                    "default; multilingual-e5-small for non-English texts)")
     p.add_argument("--ensemble-of", nargs="+", choices=sorted(METHOD_ROLES), default=None,
@@ -59,9 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="single-label: predict '(none)' when the top probability is below this")
     p.add_argument("--gold-column", help="column with true labels: enables metrics")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-    p.add_argument("--out", required=True, help="predictions CSV to write")
-    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
-    p.set_defaults(func=run)
 
 
 def _labels(args: argparse.Namespace) -> list[Label]:
@@ -99,7 +108,7 @@ def language_defaults(args: argparse.Namespace, texts: Sequence[str],
 
     report = detect_language(texts)
     model, templates = args.model, args.template
-    if args.method == "embedding" and report.needs_multilingual:
+    if args.method in ("embedding", "self-training") and report.needs_multilingual:
         model = model or recommended_embedder(report)
         templates = templates or [default_template(template_language(report, [l.name for l in labels]))]
     embedder = model or ModelRegistry().default("embedder").name
@@ -110,8 +119,22 @@ def language_defaults(args: argparse.Namespace, texts: Sequence[str],
     return model, templates
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.metrics_json and not args.gold_column:
+@dataclass
+class ScoredCorpus:
+    """A finished ``score`` run: what ``score`` writes out and what ``freeze`` freezes."""
+
+    df: pd.DataFrame
+    texts: list[str]
+    labels: list[Label]
+    scorer: Any
+    model_name: str
+    result: ZeroShotResult
+    gold_column: str | None
+
+
+def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
+    """Read ``--data``, build the scorer and run it: the part of ``score`` that ``freeze`` shares."""
+    if getattr(args, "metrics_json", None) and not args.gold_column:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
@@ -133,6 +156,13 @@ def run(args: argparse.Namespace) -> int:
                         progress=stderr_progress(f"Scoring with {scorer.name}"))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    return ScoredCorpus(df, texts, labels, scorer, model_name, result, gold_col)
+
+
+def run(args: argparse.Namespace) -> int:
+    scored = score_corpus(args)
+    df, texts, result, model_name, gold_col = scored.df, scored.texts, scored.result, scored.model_name, \
+        scored.gold_column
     out = result.table(texts)
     out.insert(0, "row", df.index.to_numpy())
     gold = None

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-pairs", type=int, default=None, help="setfit: contrastive pairs per epoch")
     p.add_argument("--label-anchor-weight", type=float, default=2.0,
                    help="head/setfit: weight of each class's label sentence as an extra training row (0 = off)")
+    p.add_argument("--pseudo-labels", action="store_true",
+                   help="head/setfit: label the rows not used for training (never their gold) with the few-shot "
+                        "model and refit on gold + its confident answers (docs/fine-tune.md)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of training rows held out for early stopping (default 0.2 for fine-tunes, else 0)")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on at most this many test rows (seeded)")
@@ -98,14 +101,19 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, num_pairs=args.num_pairs, seed=args.seed,
                       val_fraction=args.val_fraction if args.val_fraction is not None else (0.2 if fine_tune else 0.0),
-                      student=args.student, label_anchor_weight=args.label_anchor_weight)
+                      student=args.student, label_anchor_weight=args.label_anchor_weight,
+                      pseudo_labels=bool(args.pseudo_labels) and args.method in ("head", "setfit"))
     out = Path(args.out)
     models_dir = out.parent if (out.parent != Path(".") or out.is_absolute()) else None
     registry = ModelRegistry()
     embedder = get_model(registry.resolve(args.embedder, "embedder"))
     teacher = _teacher(args.teacher, embedder) if args.method == "distill" else None
     unlabelled = [texts[i] for i in test_idx] if args.method == "distill" else []
-    if unlabelled:
+    if cfg.pseudo_labels:  # every row not trained on: unlabelled rows and the test rows' texts (never their gold)
+        unlabelled = [t for i, t in enumerate(texts) if i not in chosen and t.strip()]
+        print(f"note: pseudo-labelling {len(unlabelled)} rows not used for training (their gold labels are not read).",
+              file=sys.stderr)
+    elif unlabelled:
         print("note: the student learns from the teacher's labels on the test rows' texts (never their gold labels).",
               file=sys.stderr)
     writable_models_dir(models_dir)  # fail before training, not after

@@ -17,15 +17,16 @@ from llm_backend.scorers.base import Scorer
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.nli import NLIScorer
 
-SCORING_METHODS: tuple[str, ...] = ("embedding", "lm", "nli", "trained")
+SCORING_METHODS: tuple[str, ...] = ("embedding", "self-training", "lm", "nli", "trained")
 METHOD_TITLES = {
     "embedding": "Embedding similarity",
+    "self-training": "Embedding + self-training on this corpus",
     "lm": "LM verbalizer",
     "nli": "NLI entailment",
     "trained": "Trained model",
     "ensemble": "Ensemble",
 }
-METHOD_ROLES = {"embedding": "embedder", "lm": "causal_lm", "nli": "nli", "trained": "classifier"}
+METHOD_ROLES = {"embedding": "embedder", "self-training": "embedder", "lm": "causal_lm", "nli": "nli", "trained": "classifier"}
 
 
 def _module_exists(name: str) -> bool:
@@ -72,6 +73,11 @@ def make_scorer(method: str, loaded: LoadedModel, *, templates: str | Sequence[s
         if refine is None:
             return EmbeddingScorer(loaded, templates, use_descriptions=use_descriptions)
         return EmbeddingScorer(loaded, templates, use_descriptions=use_descriptions, refine=refine)
+    if method == "self-training":
+        from .self_training import SelfTrainingScorer
+
+        return SelfTrainingScorer(loaded, templates, use_descriptions=use_descriptions,
+                                  **({} if refine is None else {"refine": refine}))
     if method == "nli":
         return NLIScorer(loaded, templates)
     if method == "lm":
