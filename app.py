@@ -21,6 +21,7 @@ from llm_backend.data.files import (
     sample_rows,
     text_column_report,
 )
+from ui.language import show_language_notice
 from ui import state
 from ui.charts import label_counts_chart
 from ui.errors import user_errors
@@ -142,6 +143,7 @@ except DataError as exc:
 texts, text_notes = text_column_report(used[text_col])
 for note in text_notes:
     st.warning(note)
+show_language_notice(used, text_col)  # detected language; non-English preselects a multilingual embedder
 
 ds = state.ActiveDataset(used, table.name, text_col, gold_col, source_rows=n_total, notes=table.notes + text_notes)
 for message in state.activate_dataset(ds):

@@ -23,6 +23,7 @@ from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, c
 from ui import state
 from ui.background import run_panel, session_alive
 from ui.errors import user_errors
+from ui.language import dataset_language, warn_label_language
 from ui.label_editor import label_editor
 from ui.method_form import method_form
 from ui.export_classifier import export_classifier
@@ -63,7 +64,9 @@ multi = c2.radio("Labels per text", ["single-label", "multi-label"], horizontal=
 threshold = c3.slider("Multi-label threshold", 0.05, 0.95, 0.5, 0.05, key="zs_threshold", disabled=not multi)
 floor = c4.slider("'None of these' below (0 = off)", 0.0, 0.9, 0.0, 0.05, key="zs_none_below", disabled=multi,
                   help="Single-label: predict '(none)' when the top probability is below this floor.")
-cfg_a = method_form("zs_a", calibration)
+language = dataset_language(ds.df, ds.text_column)  # preselects a multilingual embedder and template
+label_names = [l.name for l in labels]
+cfg_a = method_form("zs_a", calibration, language=language, label_names=label_names)
 decision = {"calibration": calibration, "multi_label": multi, "threshold": threshold, "none_below": floor}
 
 
@@ -130,6 +133,7 @@ def _start(cfg: ScorerConfig, run_labels: list[Label], kind: str, seconds: float
     _finish(res, cfg, kind, labs)
 
 
+warn_label_language(label_names, language, cfg_a.models.get(cfg_a.method))
 bg = st.session_state.get(BG)
 busy = bg is not None and bg.running
 seconds_a = _estimate_widget(cfg_a, len(labels), "zs_a")
@@ -176,7 +180,7 @@ what = st.radio("Compare the run above with", ["another method", "another label 
                 key="zs_compare_what")
 if what == "another method":
     st.caption("Pick the method for B below; slow methods show their estimated time before you run them.")
-    cfg_b, labels_b_text = method_form("zs_b", calibration), None
+    cfg_b, labels_b_text = method_form("zs_b", calibration, language=language, label_names=label_names), None
 else:
     cfg_b = cfg_a
     labels_b_text = st.text_area("Label set B (one per line, `name: description` allowed)",

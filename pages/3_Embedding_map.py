@@ -55,6 +55,7 @@ from ui.errors import user_errors
 from ui.models import get_model, model_picker, registry
 from ui.persistence import record_run
 from ui.progress import progress_bar
+from ui.language import dataset_language, embedder_index
 from ui.sidebar import render_sidebar
 from ui.text import plain, plain_list
 
@@ -91,7 +92,9 @@ st.session_state.setdefault("map_settings_open", not have_map_for_data)
 with st.expander("Map settings", expanded=st.session_state["map_settings_open"]):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        spec = model_picker("embedder", "Embedding model", key="map_model")
+        names = [s.name for s in registry().by_role("embedder")]
+        spec = model_picker("embedder", "Embedding model", key="map_model",
+                            index=embedder_index(names, dataset_language(ds.df, ds.text_column)))
     method = c2.radio("Projection", PROJECTION_METHODS, format_func=METHOD_TITLES.get, horizontal=True, key="map_method",
                       help="PCA: instant, linear, clusters overlap. UMAP: keeps local and some global structure; "
                            "its first use compiles code (~20 s). t-SNE: tight local clusters, slow on large data.")

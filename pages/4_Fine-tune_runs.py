@@ -16,6 +16,7 @@ from llm_backend.data.files import read_table
 from llm_backend.core.device import pick_device
 from llm_backend.core.errors import TrainingError
 from llm_backend.data.labels import Label, make_labels
+from llm_backend.data.language import recommended_embedder
 from llm_backend.scorers import estimate as est
 from llm_backend.training.loop import TRAINING_METHODS
 from llm_backend.training.cross_validation import cross_validate_job
@@ -26,6 +27,7 @@ from ui.background import session_alive
 from ui.charts import training_curves
 from ui.errors import user_errors
 from ui.fine_tune_view import record_finished, results, settings_form
+from ui.language import dataset_language
 from ui.models import get_model, registry
 from ui.sidebar import render_sidebar
 from ui.text import plain
@@ -132,7 +134,8 @@ def _label_set() -> list[Label]:
 def _start(cross_validate: bool = False):
     if len(split.classes) < 2:
         raise TrainingError("Training needs at least two classes in the chosen rows.")
-    embedder = get_model(registry().default("embedder"))
+    # Non-English data trains on the multilingual embedder (the English MiniLM is near chance on it), as `train` does.
+    embedder = get_model(registry().get(recommended_embedder(dataset_language(ds.df, ds.text_column))))
     labs = _label_set()
     if cross_validate:
         labelled = [i for i, l in enumerate(split.labels) if l]

@@ -5,8 +5,11 @@ The zero-shot page draws it twice (run A and the comparison's B). Methods come f
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import streamlit as st
 
+from llm_backend.data.language import LanguageReport, template_language
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, GENERIC_TEMPLATES
 from llm_backend.scorers.factory import (
     DEFAULT_ENSEMBLE,
@@ -17,6 +20,7 @@ from llm_backend.scorers.factory import (
     available_methods,
 )
 
+from .language import embedder_index, template_default
 from .models import registry
 
 
@@ -25,8 +29,13 @@ def _title(method: str) -> str:
     return METHOD_TITLES.get(method, method) + slow
 
 
-def method_form(prefix: str, calibration: str, default_method: str = "embedding") -> ScorerConfig:
-    """Widgets for one configuration under key prefix ``prefix``; returns the configuration."""
+def method_form(prefix: str, calibration: str, default_method: str = "embedding",
+                language: LanguageReport | None = None, label_names: Sequence[str] = ()) -> ScorerConfig:
+    """Widgets for one configuration under key prefix ``prefix``; returns the configuration.
+
+    ``language`` (the dataset's detected language) preselects the multilingual embedder and a hypothesis template in
+    the labels' (else the texts') language for non-English data, as ``score`` does from the command line.
+    """
     reg = registry()
     options = available_methods(reg)
     c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
@@ -42,16 +51,22 @@ def method_form(prefix: str, calibration: str, default_method: str = "embedding"
         models = {m: reg.default(METHOD_ROLES[m]).name for m in members}
     else:
         specs = reg.by_role(METHOD_ROLES[method])
-        models = {method: c2.selectbox("Model", [s.name for s in specs], key=f"{prefix}_model",
+        names = [s.name for s in specs]
+        index = embedder_index(names, language) if language and METHOD_ROLES[method] == "embedder" else 0
+        lang_key = f"_{language.language}" if language else ""
+        models = {method: c2.selectbox("Model", names, index=index, key=f"{prefix}_model{lang_key}",
                                        help="; ".join(f"{s.name}: {s.description}" for s in specs))}
     used = set(members) if method == "ensemble" else {method}
     templates = None
     if used & {"embedding", "self-training", "nli"}:
         several = c3.checkbox("Average several generic templates", key=f"{prefix}_several",
                               help="Averages: " + " | ".join(GENERIC_TEMPLATES))
-        default_t = "\n".join(GENERIC_TEMPLATES) if several else DEFAULT_TEMPLATE
+        single = template_default(language, label_names) if language else DEFAULT_TEMPLATE
+        default_t = "\n".join(GENERIC_TEMPLATES) if several else single
+        # the key follows the template's language, so a new dataset or label language refreshes the default
+        t_lang = template_language(language, label_names) if language else "en"
         templates = c3.text_area("Hypothesis template(s), one per line, with {label}", default_t, height=90,
-                                 key=f"{prefix}_template_{int(several)}")
+                                 key=f"{prefix}_template_{int(several)}_{t_lang}")
     refine = None
     if used & {"embedding", "self-training"}:
         refine = int(c3.checkbox(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 from llm_backend.data.dataset import Dataset, clean_gold
@@ -46,11 +46,13 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="embedding", choices=[*SCORING_METHODS, "ensemble"],
                    help="self-training: embedding zero-shot, then a logistic head trained on its confident answers "
                         "on this file (needs >= 4 rows per label; see docs/zero-shot.md)")
-    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's default)")
+    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's "
+                                   "default; multilingual-e5-small for non-English texts)")
     p.add_argument("--ensemble-of", nargs="+", choices=sorted(METHOD_ROLES), default=None,
                    help=f"methods averaged by --method ensemble (default: {' '.join(DEFAULT_ENSEMBLE)})")
     p.add_argument("--template", action="append", default=None,
-                   help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}')")
+                   help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}', "
+                        "or the texts' language's template for non-English texts)")
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATIONS)
     p.add_argument("--refine", type=int, default=None, metavar="N",
                    help="embedding method: passes of label-prototype refinement on this corpus (default 1; 0 = off)")
@@ -68,11 +70,35 @@ def _labels(args: argparse.Namespace) -> list[Label]:
     return make_labels(args.labels)
 
 
-def scorer_config(args: argparse.Namespace) -> ScorerConfig:
-    """The flags as the same configuration the zero-shot page builds from its widgets."""
-    return ScorerConfig(method=args.method, models={args.method: args.model} if args.model else {},
-                        members=tuple(args.ensemble_of) if args.ensemble_of else None, templates=args.template, refine=args.refine,
-                        calibration=args.calibration)
+def scorer_config(args: argparse.Namespace, model: str | None = None,
+                  templates: Sequence[str] | None = None) -> ScorerConfig:
+    """The flags as the same configuration the zero-shot page builds from its widgets.
+
+    ``model`` / ``templates`` are the language-aware choices (:func:`language_defaults`) when the flags leave them out.
+    """
+    model = model or args.model
+    return ScorerConfig(method=args.method, models={args.method: model} if model else {},
+                        members=tuple(args.ensemble_of) if args.ensemble_of else None,
+                        templates=templates or args.template, refine=args.refine, calibration=args.calibration)
+
+
+def language_defaults(args: argparse.Namespace, texts: Sequence[str],
+                      labels: Sequence[Label]) -> tuple[str | None, list[str] | None]:
+    """The page's language-aware defaults: multilingual embedder and template for non-English texts, with notes."""
+    from llm_backend.data.language import (default_template, detect_language, label_language_warning,
+                                           language_notice, recommended_embedder, template_language)
+
+    report = detect_language(texts)
+    model, templates = args.model, args.template
+    if args.method in ("embedding", "self-training") and report.needs_multilingual:
+        model = model or recommended_embedder(report)
+        templates = templates or [default_template(template_language(report, [l.name for l in labels]))]
+    embedder = model or ModelRegistry().default("embedder").name
+    for note in (language_notice(report, model),
+                 label_language_warning([l.name for l in labels], report, embedder)):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    return model, templates
 
 
 @dataclass
@@ -100,7 +126,8 @@ def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
     for note in ds.notes + ds.text_notes():
         print(f"note: {note}", file=sys.stderr)
     labels = prepare_labels(_labels(args), args.multi_label)
-    scorer, model_name = build_scorer(scorer_config(args), ModelRegistry(), get_model,
+    model, templates = language_defaults(args, texts, labels)
+    scorer, model_name = build_scorer(scorer_config(args, model, templates), ModelRegistry(), get_model,
                                       on_load=lambda name: print(f"Loading {name}…", file=sys.stderr, flush=True))
     result = run_scorer(scorer, texts, labels, calibration=args.calibration, multi_label=args.multi_label,
                         threshold=args.threshold, none_below=args.none_below, model_name=model_name,

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of training rows held out for early stopping (default 0.2 for fine-tunes, else 0)")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on at most this many test rows (seeded)")
-    p.add_argument("--embedder", default=None, help="embedder name or folder (default: the registry's default)")
+    p.add_argument("--embedder", default=None, help="embedder name or folder (default: the registry's default; "
+                   "multilingual-e5-small for non-English texts)")
     p.add_argument("--out", required=True, metavar="MODEL_DIR",
                    help="a model name (saved in the models folder) or a path to a new folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llm_backend.data.dataset import Dataset
+    from llm_backend.data.language import detect_language, recommended_embedder
     from llm_backend.data.labels import make_labels
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
@@ -90,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     models_dir = out.parent if (out.parent != Path(".") or out.is_absolute()) else None
     registry = ModelRegistry()
-    embedder = get_model(registry.resolve(args.embedder, "embedder"))
+    # the page's default: the multilingual embedder for non-English texts (MiniLM is near chance on them)
+    embedder_name = args.embedder or recommended_embedder(detect_language(texts))
+    embedder = get_model(registry.resolve(embedder_name, "embedder"))
     label_set = make_labels(split.classes) if split.classes else None
     teacher = teacher_scorer(args.teacher, embedder, label_set, get_model, registry) if distill else None
     if cfg.pseudo_labels:

@@ -275,13 +275,12 @@ def suggest_phrasings(
     than in the whole corpus (document frequency, English stop words removed); words already in the label are
     skipped. These are suggestions to read, not rules: the nearest texts may themselves be mislabelled.
     """
-    from sklearn.feature_extraction.text import CountVectorizer
+    from llm_backend.data.words import word_vectorizer
 
     if len(texts) == 0 or len(labels) == 0:
         return {}
     try:
-        vec = CountVectorizer(stop_words="english", binary=True, token_pattern=r"(?u)\b[^\W\d_]{3,}\b",
-                              max_features=20_000)
+        vec = word_vectorizer(texts, binary=True, max_features=20_000)  # jieba words for Chinese
         X = vec.fit_transform([str(t) for t in texts])
     except ValueError:  # every text empty or only stop words
         return {l.name: [] for l in labels}

@@ -153,9 +153,15 @@ def _batch_to(features: dict[str, Any], device: Any) -> dict[str, Any]:
 
 
 def _preprocess(body: Any, texts: list[str]) -> dict[str, Any]:
-    """Tokenised features; sentence-transformers 6 renamed ``tokenize`` to ``preprocess``."""
+    """Tokenised features; sentence-transformers 6 renamed ``tokenize`` to ``preprocess``.
+
+    The model's default prompt (e5's ``"query: "``) is prepended as ``encode`` does, so training sees the inputs
+    inference will see (``preprocess`` itself adds no prompt).
+    """
     fn = getattr(body, "preprocess", None) or body.tokenize
-    return fn(texts)
+    name = getattr(body, "default_prompt_name", None)
+    prompt = (getattr(body, "prompts", None) or {}).get(name, "") if name else ""
+    return fn([prompt + t for t in texts] if prompt else texts)
 
 
 def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: TrainCallbacks,
