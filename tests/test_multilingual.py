@@ -2,14 +2,13 @@
 default, few-shot heads on it, and jieba-segmented keywords for Chinese clusters."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
 from llm_backend.maps.clustering import cluster_keywords
 from llm_backend.data.language import default_template, detect_language, recommended_embedder, template_language
-from llm_backend.models.embedding_cache import inference_encoder
+from llm_backend.models.loaded import inference_encoder
 from llm_backend.models.loading import get_model
 from llm_backend.models.registry import MULTILINGUAL_EMBEDDER
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, EmbeddingScorer

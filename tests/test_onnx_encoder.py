@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts, inference_encoder
+from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts
+from llm_backend.models.loaded import inference_encoder
 from llm_backend.models.loading import attach_fast_encoder
 from llm_backend.models.onnx_encoder import OnnxEncoder, onnx_wanted
 

@@ -9,7 +9,8 @@ import pytest
 
 from llm_backend.core.device import pick_device
 from llm_backend.core.errors import ModelError
-from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts, inference_encoder
+from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts
+from llm_backend.models.loaded import inference_encoder
 from llm_backend.models.loaded import ModelCache
 from llm_backend.models.loading import get_model, load_model
 from llm_backend.models.registry import (

@@ -23,8 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from llm_backend.core.progress import Progress, report
-from llm_backend.models.embedding_cache import inference_encoder
-from llm_backend.models.loaded import LoadedModel
+from llm_backend.models.loaded import LoadedModel, inference_encoder
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from llm_backend.core.progress import Progress, report
-from llm_backend.models.loaded import LoadedModel
+from llm_backend.models.loaded import LoadedModel, inference_encoder
 
 
 class EmbeddingCache:
@@ -72,11 +72,6 @@ def use_batching(model: LoadedModel) -> bool:
     if flag is not None:
         return flag == "1"
     return model.device is not None and model.device.kind == "cuda"
-
-
-def inference_encoder(model: LoadedModel) -> Any:
-    """What runs ``encode`` for inference: the ONNX copy on CPU when there is one, else the torch model."""
-    return model.extra.get("fast_encoder") or model.model
 
 
 def encode_uncached(model: LoadedModel, texts: Sequence[str], batch_size: int = 64, progress: Progress = None) -> np.ndarray:
