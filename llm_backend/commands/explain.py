@@ -13,18 +13,23 @@ import sys
 from pathlib import Path
 
 from llm_backend.data.files import read_path, text_column_report
-from llm_backend.core.errors import UserError
+from llm_backend.core.errors import DataError, UserError
 from llm_backend.explain.attribution import METHODS
 from llm_backend.explain.explainer import explain_text
 from llm_backend.scorers.zero_shot import prepare_labels
-from llm_backend.commands.score import _column, _labels, add_data_arguments, add_scorer_arguments, build_scorer
+from llm_backend.commands.score import _labels, add_scoring_arguments, scorer_config
+from llm_backend.models.loading import get_model
+from llm_backend.models.registry import ModelRegistry
+from llm_backend.scorers.factory import build_scorer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="why a row gets its label: a weight per word (occlusion or gradients)",
                        description="Word attributions for one row of a file (--row) or one text (--text).")
-    add_data_arguments(p, required=False)
-    add_scorer_arguments(p)
+    add_scoring_arguments(p)  # score's own definitions; --data/--text-column become optional (--text needs none)
+    for action in p._actions:
+        if action.dest in ("data", "text_column"):
+            action.required = False
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--row", type=int, help="0-based row of --data (the `row` column of score's output)")
     which.add_argument("--text", help="a text to explain instead of a row")
@@ -43,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--row needs --data and --text-column.")
         table = read_path(args.data)
         df = table.df.head(args.limit) if args.limit else table.df
-        texts, _notes = text_column_report(df[_column(df, args.text_column, "text")])
+        if args.text_column not in df.columns:
+            raise DataError(f"The text column '{args.text_column}' is not in the file. Columns: "
+                            f"{', '.join(map(str, df.columns))}")
+        texts, _notes = text_column_report(df[args.text_column])
         if not 0 <= args.row < len(texts):
             raise UserError(f"--row must be between 0 and {len(texts) - 1} (the file has {len(texts)} rows"
                             + (f" within --limit {args.limit}" if args.limit else "") + ").")
@@ -53,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.steps > 512:
         raise UserError("--steps must be between 1 and 512.")
     labels = prepare_labels(_labels(args), False)
-    scorer, model_name = build_scorer(args.method, args.model, args.template, args.ensemble_of, args.calibration,
-                                     args.refine)
+    scorer, model_name = build_scorer(scorer_config(args), ModelRegistry(), get_model,
+                                      on_load=lambda name: print(f"Loading {name}…", file=sys.stderr, flush=True))
     attr = explain_text(scorer, text, labels, label=args.label, method=args.attribution, corpus=corpus,
                         n_steps=args.steps)
     for note in attr.notes:
