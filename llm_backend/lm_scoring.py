@@ -274,11 +274,23 @@ def derive_cache(cache: Any, rows: "torch.Tensor | None" = None, repeat: int | N
     return new
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
     import torch
 
     oom = getattr(torch, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
+def halve_on_oom(size: int, floor: int = 1) -> int:
+    """The next, halved batch size after the GPU ran out of memory (a ModelError when it cannot shrink further)."""
+    if size <= floor:
+        raise ModelError("The GPU ran out of memory even at the smallest batch. Free GPU memory (other runs, other "
+                         "models) or use the CPU.")
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return max(floor, size // 2)
 
 
 def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
@@ -389,9 +401,27 @@ def continuation_logprobs(
 
 def _group_prefix(state: "_RunState", members: list[int], share: bool, hint: str | None,
                   store: PrefixStore | None) -> tuple[list[int], Any]:
-    """The token prefix shared by ``members`` and its past key/values (or ``[], None`` when not worth it)."""
-    seqs = [state.prep.prompt_ids[i] for i in members]
-    if not share:
+    return shared_prefix(state.loaded, [state.prep.prompt_ids[i] for i in members], share=share, hint=hint,
+                         store=store)
+
+
+def run_prefix(loaded: LoadedModel, prefix: Sequence[int]) -> Any:
+    """Past key/values of ``prefix`` (batch of one), asking for the last position's logits only."""
+    import torch
+
+    device = loaded.device.torch_device if loaded.device else torch.device("cpu")
+    result = loaded.model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True, logits_to_keep=1)
+    return result.past_key_values
+
+
+def shared_prefix(loaded: LoadedModel, seqs: Sequence[Sequence[int]], *, share: bool = True, hint: str | None = None,
+                  store: PrefixStore | None = None) -> tuple[list[int], Any]:
+    """The token prefix shared by ``seqs`` and its past key/values (``[], None`` when too short to be worth it).
+
+    A prefix in ``store`` that starts every sequence is reused; otherwise the longest common prefix (cut to the
+    tokens of ``hint`` minus one, when given, so it does not depend on which rows are in this call) is run once.
+    """
+    if not share or not seqs:
         return [], None
     if store is not None:
         found = store.find(seqs)
@@ -399,8 +429,8 @@ def _group_prefix(state: "_RunState", members: list[int], share: bool, hint: str
             return list(found[0]), found[1]
     n = _common_prefix_len(seqs) if len(seqs) > 1 else 0
     if hint is not None:
-        hint_ids = _encode(state.loaded.tokenizer, hint, special=False)
-        bos = getattr(state.loaded.tokenizer, "bos_token_id", None)
+        hint_ids = _encode(loaded.tokenizer, hint, special=False)
+        bos = getattr(loaded.tokenizer, "bos_token_id", None)
         if seqs[0][:1] == [bos] and hint_ids[:1] != [bos]:
             hint_ids = [bos] + hint_ids
         # The last token of the hint may merge with the row's first characters: stop one token short of it.
@@ -410,7 +440,7 @@ def _group_prefix(state: "_RunState", members: list[int], share: bool, hint: str
     if n < MIN_SHARED_TOKENS:
         return [], None
     prefix = list(seqs[0][:n])
-    cache = state.run_prefix(prefix)
+    cache = run_prefix(loaded, prefix)
     if store is not None:
         store.put(tuple(prefix), cache)
     return prefix, cache
@@ -430,23 +460,9 @@ class _RunState:
         self.pad_id = 0 if pad_id is None else int(pad_id)
         self.halved_to: int | None = None
 
-    def run_prefix(self, prefix: list[int]) -> Any:
-        import torch
-
-        ids = torch.tensor([prefix], device=self.device)
-        result = self.loaded.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        return result.past_key_values
-
     def _halve(self) -> None:
-        if self.budget <= 64:
-            raise ModelError("The GPU ran out of memory even for one short prompt at a time. Free GPU memory "
-                             "(other runs, other models) or use the CPU.")
-        self.budget //= 2
+        self.budget = halve_on_oom(self.budget, floor=64)
         self.halved_to = self.budget
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
     def score_group(self, members: list[int], prefix: list[int], cache: Any) -> None:
         p = len(prefix)
@@ -458,7 +474,7 @@ class _RunState:
             try:
                 self._score_batch(batch, rest, p, cache)
             except (RuntimeError, MemoryError) as exc:
-                if not _is_oom(exc):
+                if not is_oom(exc):
                     raise
                 self._halve()
                 queue = _prompt_batches(lengths, self.budget, order=batch, extra=p) + queue
