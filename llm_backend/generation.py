@@ -7,10 +7,11 @@ counted, never guessed.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .errors import UserError
-from .lm_scoring import PrefixStore, is_oom, derive_cache, halve_on_oom, shared_prefix
+from .lm_scoring import PrefixStore, derive_cache, halve_on_oom, is_oom, shared_prefix
 from .loading import LoadedModel
 from .progress import Progress, report
 
@@ -32,7 +33,7 @@ def _stop_criteria(tokenizer: Any, start: int, verbalizer: Mapping[str, Sequence
     from transformers import StoppingCriteria
 
     class AnswerStop(StoppingCriteria):
-        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
+        def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
             done = []
             for row in input_ids[:, start:]:
                 text = tokenizer.decode(row, skip_special_tokens=True)
@@ -47,7 +48,7 @@ def _stop_criteria(tokenizer: Any, start: int, verbalizer: Mapping[str, Sequence
 
 
 def generate_texts(loaded: LoadedModel, prompts: Sequence[str], *, max_new_tokens: int = 16, temperature: float = 0.0,
-                   seed: int = 0, batch_size: int = 8, progress: Progress = None,
+                   seed: int = 0, batch_size: int | None = None, progress: Progress = None,
                    stop_words: Mapping[str, Sequence[str]] | None = None, stop_at_newline: bool = True,
                    share_prefix: bool = True, prefix_hint: str | None = None, prefix_store: PrefixStore | None = None,
                    notes: list[str] | None = None) -> list[str]:
@@ -71,6 +72,8 @@ def generate_texts(loaded: LoadedModel, prompts: Sequence[str], *, max_new_token
     device = loaded.device.torch_device if loaded.device else torch.device("cpu")
     encoded = [list(tok(p, add_special_tokens=not (tok.bos_token and p.startswith(tok.bos_token)))["input_ids"])
                for p in prompts]
+    if batch_size is None:
+        batch_size = 64 if device.type == "cuda" else 8
     out: list[str] = [""] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # similar lengths pad little
     halved = False

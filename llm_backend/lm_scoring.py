@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 NORMALIZE = ("mean", "sum", "first")
 #: Tokens (batch rows x sequence length) per forward pass: bounds memory on CPU and small GPUs alike.
 TOKEN_BUDGET = 8192
+#: On a CUDA device batches can be far larger (an H200 holds 64k tokens of SmolLM2 activations easily); an
+#: out-of-memory error halves it and the run goes on.
+GPU_TOKEN_BUDGET = 65536
 
 
 @dataclass
@@ -251,7 +255,7 @@ def _prompt_batches(lengths: Sequence[int], budget: int, order: Sequence[int] | 
     return batches
 
 
-def derive_cache(cache: Any, rows: "torch.Tensor | None" = None, repeat: int | None = None) -> Any:  # noqa: F821
+def derive_cache(cache: Any, rows: torch.Tensor | None = None, repeat: int | None = None) -> Any:  # noqa: F821
     """A new cache object of the same kind whose layers hold the chosen batch rows (or ``repeat`` copies of row 0).
 
     The source cache is left untouched (a forward pass appends to the cache it is given, by concatenation, so
@@ -347,7 +351,7 @@ def continuation_logprobs(
     progress: Progress = None,
     max_prompt_tokens: int | None = None,
     notes: list[str] | None = None,
-    token_budget: int = TOKEN_BUDGET,
+    token_budget: int | None = None,
     share_prefix: bool = True,
     groups: Sequence[Any] | None = None,
     prefix_hints: Mapping[Any, str] | None = None,
@@ -386,7 +390,11 @@ def continuation_logprobs(
     by_group: dict[Any, list[int]] = {}
     for i, key in enumerate(keys):
         by_group.setdefault(key, []).append(i)
+    on_gpu = loaded.device is not None and loaded.device.kind == "cuda"
+    if token_budget is None:
+        token_budget = GPU_TOKEN_BUDGET if on_gpu else TOKEN_BUDGET
     state = _RunState(loaded, prep, normalize, token_budget, out, progress, n)
+    state.max_rows = 512 if on_gpu else 64
     with loaded.lock, torch.inference_mode():
         for key, members in by_group.items():
             hint = (prefix_hints or {}).get(key)
@@ -399,7 +407,7 @@ def continuation_logprobs(
     return out
 
 
-def _group_prefix(state: "_RunState", members: list[int], share: bool, hint: str | None,
+def _group_prefix(state: _RunState, members: list[int], share: bool, hint: str | None,
                   store: PrefixStore | None) -> tuple[list[int], Any]:
     return shared_prefix(state.loaded, [state.prep.prompt_ids[i] for i in members], share=share, hint=hint,
                          store=store)
@@ -442,6 +450,7 @@ def shared_prefix(loaded: LoadedModel, seqs: Sequence[Sequence[int]], *, share: 
     prefix = list(seqs[0][:n])
     cache = run_prefix(loaded, prefix)
     if store is not None:
+        store.computed += 1
         store.put(tuple(prefix), cache)
     return prefix, cache
 
@@ -459,6 +468,7 @@ class _RunState:
         pad_id = getattr(loaded.tokenizer, "pad_token_id", None)
         self.pad_id = 0 if pad_id is None else int(pad_id)
         self.halved_to: int | None = None
+        self.max_rows = 64
 
     def _halve(self) -> None:
         self.budget = halve_on_oom(self.budget, floor=64)
@@ -468,7 +478,7 @@ class _RunState:
         p = len(prefix)
         rest = {i: self.prep.prompt_ids[i][p:] for i in members}
         lengths = [len(rest[i]) if i in rest else 0 for i in range(len(self.prep.prompt_ids))]
-        queue = _prompt_batches(lengths, self.budget, order=members, extra=p)
+        queue = _prompt_batches(lengths, self.budget, order=members, extra=p, max_rows=self.max_rows)
         while queue:
             batch = queue.pop(0)
             try:
@@ -477,7 +487,7 @@ class _RunState:
                 if not is_oom(exc):
                     raise
                 self._halve()
-                queue = _prompt_batches(lengths, self.budget, order=batch, extra=p) + queue
+                queue = _prompt_batches(lengths, self.budget, order=batch, extra=p, max_rows=self.max_rows) + queue
                 continue
             self.done += len(batch)
             report(self.progress, self.done, self.total)

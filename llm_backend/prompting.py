@@ -14,8 +14,9 @@ A prompt over the model's context has its *text* part cut (never the instruction
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,13 @@ from .config import get_settings
 from .errors import TemplateError, UserError
 from .few_shot import select_examples
 from .generation import UNMAPPED, asks_for_one_word, generate_texts, map_to_label
-from .lm_scoring import NORMALIZE, PrefixStore, continuation_logprobs, has_chat_template, model_context_length
+from .lm_scoring import (
+    NORMALIZE,
+    PrefixStore,
+    continuation_logprobs,
+    has_chat_template,
+    model_context_length,
+)
 from .loading import LoadedModel
 from .metrics import agreement, evaluate
 from .progress import Progress, report
@@ -53,6 +60,9 @@ PROMPT_CALIBRATION_TITLES = {
     "none": "none (raw log-likelihoods)",
 }
 DEFAULT_PROMPT_CALIBRATION = "centering"
+#: The causal LM prompt runs use unless told otherwise (bench/prompt_templates.py and bench/lm_model_choice.py
+#: measure the candidates; see docs/prompt-templates.md).
+DEFAULT_PROMPT_LM = "SmolLM2-135M-Instruct"
 #: A verbalizer word split into at least this many tokens gets a warning: its score is mostly about spelling.
 MANY_PIECES = 4
 _TEXT_MARK = "\u2063ZSS_TEXT\u2063"
@@ -455,6 +465,15 @@ class TemplateRun:
         return PromptRunResult(self.t, self.cfg.mode, self.rows[:n], [self.all_texts[i] for i in self.rows[:n]], gold,
                                pred, labels, [p or "" for p in self.prompts[:n]], scores, gen, notes, metrics,
                                self.seconds, n == len(self.rows))
+
+
+def default_prompt_model(registry: Any, role: str = "causal_lm") -> Any:
+    """The spec prompt runs use by default: :data:`DEFAULT_PROMPT_LM` for causal LMs when it is registered."""
+    if role == "causal_lm":
+        names = {s.name for s in registry.by_role("causal_lm")}
+        if DEFAULT_PROMPT_LM in names:
+            return registry.get(DEFAULT_PROMPT_LM)
+    return registry.default(role)
 
 
 def _check_prompt_calibration(method: str) -> str:

@@ -9,9 +9,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from llm_backend.lm_scoring import NORMALIZE
 from llm_backend.paths import display_path
-from llm_backend.prompting import MODE_TITLES, MODES, RunConfig, TemplateRun, compare
-from llm_backend.scorers.calibration import CALIBRATION_TITLES
+from llm_backend.prompting import (
+    MODE_TITLES,
+    MODES,
+    PROMPT_CALIBRATION_TITLES,
+    PROMPT_CALIBRATIONS,
+    RunConfig,
+    TemplateRun,
+    compare,
+)
 from llm_backend.templates import (
     RESERVED,
     PromptTemplate,
@@ -159,11 +167,16 @@ with s3:
         calibration = "none"
     else:
         max_new, temperature = 16, 0.0
-        calibration = st.selectbox("Calibration", ["none", "contextual", "centering"], key="pt_cal",
-                                   format_func=lambda c: CALIBRATION_TITLES[c])
+        calibration = st.selectbox("Calibration", PROMPT_CALIBRATIONS, key="pt_cal",
+                                   format_func=lambda c: PROMPT_CALIBRATION_TITLES[c])
+    normalize = "mean"
+    if mode == "score":
+        normalize = st.selectbox("Multi-token answers", NORMALIZE, key="pt_normalize",
+                                 format_func=lambda n: {"mean": "mean log-prob per token", "sum": "sum (joint)",
+                                                        "first": "first token only"}[n])
     n_rows = st.number_input("Rows to run (from the top)", 1, len(ds.df), min(len(ds.df), 50), key="pt_rows")
 cfg = RunConfig(mode=mode, selection=selection, seed=int(seed), calibration=calibration, max_new_tokens=int(max_new),
-                temperature=float(temperature), limit=int(n_rows))
+                temperature=float(temperature), limit=int(n_rows), normalize=normalize)
 
 
 def _models():

@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..lm_scoring import NORMALIZE
 from ..progress import stderr_progress
+from ..prompting import DEFAULT_PROMPT_CALIBRATION, PROMPT_CALIBRATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,12 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--template-file", required=True, help="template YAML (name, template, verbalizer, few_shot)")
     p.add_argument("--mode", choices=("score", "cloze", "generate"), default=None,
                    help="default: the template's mode (score)")
-    p.add_argument("--model", default=None, help="model name from `models` or a model folder (causal LM; masked LM for cloze)")
+    p.add_argument("--model", default=None, help="model name from `models`, a model folder or a hub id (causal LM; "
+                   "masked LM for cloze); default: the prompt-scoring default LM")
     p.add_argument("--text-column", default=None)
     p.add_argument("--gold-column", default=None)
     p.add_argument("--few-shot", type=int, default=None, help="examples per label (default: the template's)")
     p.add_argument("--selection", choices=("random", "nearest"), default="random")
-    p.add_argument("--calibration", choices=("none", "centering", "contextual"), default="none")
+    p.add_argument("--calibration", choices=PROMPT_CALIBRATIONS, default=DEFAULT_PROMPT_CALIBRATION,
+                   help="score/cloze: centering (default; contextual below 10 rows), contextual, pmi "
+                        "(domain-conditional PMI) or none")
+    p.add_argument("--normalize", choices=NORMALIZE, default="mean",
+                   help="answer words of several tokens: mean log-prob per token (default), sum, or first token")
+    p.add_argument("--no-prefix-cache", action="store_true",
+                   help="run every prompt in full (the shared-prefix KV cache gives the same scores, faster)")
     p.add_argument("--max-new-tokens", type=int, default=16)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
@@ -38,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data_io import guess_text_column, read_path
     from ..loading import get_model
-    from ..prompting import RunConfig, TemplateRun
+    from ..prompting import RunConfig, TemplateRun, default_prompt_model
     from ..registry import ModelRegistry
     from ..templates import load_template_file
 
@@ -52,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     mode = args.mode or tpl.mode
     reg = ModelRegistry()
     role = "masked_lm" if mode == "cloze" else "causal_lm"
-    model = get_model(reg.resolve(args.model, role) if args.model else reg.default(role))
+    model = get_model(reg.resolve(args.model, role) if args.model else default_prompt_model(reg, role))
     embedder = get_model(reg.default("embedder")) if args.selection == "nearest" else None
     cfg = RunConfig(mode=mode, few_shot=args.few_shot, selection=args.selection, seed=args.seed,
                     calibration=args.calibration, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                    limit=args.limit)
+                    limit=args.limit, normalize=args.normalize, share_prefix=not args.no_prefix_cache)
     runner = TemplateRun(tpl, df, text_col, gold_col, cfg, lm=model if role == "causal_lm" else None,
                          masked_lm=model if role == "masked_lm" else None, embedder=embedder)
     result = runner.run_all(progress=stderr_progress(f"{tpl.name} ({mode})"))
