@@ -40,18 +40,24 @@ def topic_template() -> PromptTemplate:
 
 
 def test_few_shot_prefix_cache_matches_plain_path(causal_lm, news):
-    """k=1 with shared demonstrations: 6 rows in chunks of 3, the demonstrations' prefix is computed once."""
-    run = TemplateRun(topic_template(), news, "text", "label", RunConfig(few_shot=1, calibration="none", seed=3),
-                      lm=causal_lm, rows=[0, 2, 4, 6, 8, 10])
-    res = run.run_all(chunk=3)
+    """k=1 with shared demonstrations: 4 rows in chunks of 2, the demonstrations' prefix is computed once, and the
+    label scores equal the plain batched path's (every prompt in full; itself checked against one forward per
+    (prompt, answer) in test_lm_scoring.py)."""
+    cfg = dict(few_shot=1, calibration="none", seed=3)
+    probe = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg), lm=causal_lm)
+    shared = max(map(tuple, probe.examples), key=lambda e: probe.examples.count(list(e)))
+    rows = [r for r, ex in zip(probe.rows, probe.examples) if tuple(ex) == shared][:4]  # not demonstrations
+    assert len(rows) == 4
+    run = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg), lm=causal_lm, rows=rows)
+    res = run.run_all(chunk=2)
     assert run.prefix_store.computed == 1  # one prefix pass for both chunks
     (key, _), = run.prefix_store._items.items()
     assert len(key) > 200  # chat header + instruction + 4 demonstrations, not just a few tokens
-    cands, owners = run._candidates()
-    ref = continuation_logprobs_naive(causal_lm, res.prompts, cands)
-    ref_labels = np.stack([ref[:, owners == j].max(axis=1) for j in range(len(res.labels))], axis=1)
-    assert np.abs(res.scores - ref_labels).max() < 1e-3
-    assert (res.scores.argmax(1) == ref_labels.argmax(1)).all()
+    plain = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg, share_prefix=False), lm=causal_lm,
+                        rows=rows).run_all(chunk=4)
+    assert plain.prompts == res.prompts
+    assert np.abs(res.scores - plain.scores).max() < 1e-3
+    assert (res.scores.argmax(1) == plain.scores.argmax(1)).all()
 
 
 def test_groups_hints_and_store_across_calls(causal_lm, news):
