@@ -37,7 +37,7 @@ def _data(n: int) -> pd.DataFrame:
     if AG_NEWS_CSV.is_file():
         data = ag_news()
     else:
-        from llm_backend.data_io import load_sample
+        from llm_backend.data.files import load_sample
 
         data = load_sample("news_headlines").df.rename(columns={"topic": "label"})
         print("shared AG News not found: using the bundled news headlines", flush=True)
@@ -47,7 +47,7 @@ def _data(n: int) -> pd.DataFrame:
 
 
 def _template(labels: list[str]):
-    from llm_backend.templates import PromptTemplate, load_template_file
+    from llm_backend.prompts.templates import PromptTemplate, load_template_file
 
     tpl = load_template_file(ROOT / "templates" / "topic.yaml")
     if set(labels) <= set(tpl.verbalizer):
@@ -56,7 +56,7 @@ def _template(labels: list[str]):
 
 
 def _measure(loaded, df: pd.DataFrame, n: int, k: int) -> tuple[float, np.ndarray, list[str]]:
-    from llm_backend.prompting import RunConfig, TemplateRun
+    from llm_backend.prompts.runner import RunConfig, TemplateRun
 
     tpl = _template(sorted(df["label"].unique()))
     run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=loaded,
@@ -80,9 +80,9 @@ def main() -> None:
     ap.add_argument("--n-gpu", type=int, default=512)
     ap.add_argument("--n-cpu", type=int, default=64)
     args = ap.parse_args()
-    from llm_backend.device import DeviceInfo, pick_device
-    from llm_backend.loading import load_model
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.core.device import DeviceInfo, pick_device
+    from llm_backend.models.loading import load_model
+    from llm_backend.models.registry import ModelRegistry
 
     reg = ModelRegistry()
     spec = reg.resolve(args.model, "causal_lm") if args.model else reg.default("causal_lm")

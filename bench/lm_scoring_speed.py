@@ -39,8 +39,8 @@ def _texts(n: int) -> list[str]:
 
 
 def _lm(name: str | None):
-    from llm_backend.loading import get_model
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
 
     reg = ModelRegistry()
     return get_model(reg.get(name) if name else reg.default("causal_lm"))
@@ -48,8 +48,8 @@ def _lm(name: str | None):
 
 def child(path: str, n: int, out: str, model: str | None) -> None:
     """One scoring path in a fresh process: prints seconds and peak RSS as JSON, saves the scores."""
-    from llm_backend.labels import make_labels
-    from llm_backend.lm_scoring import (
+    from llm_backend.data.labels import make_labels
+    from llm_backend.prompts.lm_scoring import (
         continuation_logprobs,
         continuation_logprobs_naive,
     )
@@ -87,8 +87,8 @@ def fewshot(n: int, n_plain: int, model: str | None) -> list[tuple[str, str]]:
     import pandas as pd
     from shared_data import ag_news
 
-    from llm_backend.prompting import RunConfig, TemplateRun
-    from llm_backend.templates import load_template_file
+    from llm_backend.prompts.runner import RunConfig, TemplateRun
+    from llm_backend.prompts.templates import load_template_file
 
     lm = _lm(model)
     tpl = load_template_file(ROOT / "templates" / "topic.yaml")

@@ -12,21 +12,21 @@ import pandas as pd
 import pytest
 import torch
 
-from llm_backend.errors import TemplateError
-from llm_backend.generation import (
+from llm_backend.core.errors import TemplateError
+from llm_backend.prompts.generation import (
     UNMAPPED,
     asks_for_one_word,
     generate_texts,
     map_to_label,
 )
-from llm_backend.lm_scoring import (
+from llm_backend.prompts.lm_scoring import (
     PrefixStore,
     continuation_logprobs,
     continuation_logprobs_naive,
 )
-from llm_backend.loading import LoadedModel
-from llm_backend.prompting import RunConfig, TemplateRun, verbalizer_notes
-from llm_backend.templates import PromptTemplate, shipped_templates
+from llm_backend.models.loading import LoadedModel
+from llm_backend.prompts.runner import RunConfig, TemplateRun, verbalizer_notes
+from llm_backend.prompts.templates import PromptTemplate, shipped_templates
 from tests.conftest import stratified
 
 

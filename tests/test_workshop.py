@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_backend import workshop
-from llm_backend.data_io import SAMPLES_DIR
-from llm_backend.errors import DataError, LabelError, UserError
+from llm_backend.core import workshop
+from llm_backend.core.errors import DataError, LabelError, UserError
+from llm_backend.data.files import SAMPLES_DIR
 
 
 def test_no_limits_by_default():
@@ -62,7 +62,7 @@ def test_home_page_caps_rows_in_workshop_mode(monkeypatch):
 
 
 def test_zero_shot_page_refuses_too_many_labels_in_workshop_mode(monkeypatch):
-    from llm_backend.data_io import load_sample
+    from llm_backend.data.files import load_sample
     from tests.conftest import app_test
     from ui import state
 

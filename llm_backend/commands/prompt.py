@@ -9,10 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from ..lm_scoring import NORMALIZE
-from ..progress import stderr_progress
-from ..prompting import DEFAULT_PROMPT_CALIBRATION, PROMPT_CALIBRATIONS
+from llm_backend.core.errors import UserError
+from llm_backend.core.progress import stderr_progress
+from llm_backend.prompts.lm_scoring import NORMALIZE
+from llm_backend.prompts.runner import DEFAULT_PROMPT_CALIBRATION, PROMPT_CALIBRATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,11 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data_io import guess_text_column, read_path
-    from ..loading import get_model
-    from ..prompting import RunConfig, TemplateRun, default_prompt_model
-    from ..registry import ModelRegistry
-    from ..templates import load_template_file
+    from llm_backend.data.files import guess_text_column, read_path
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.prompts.runner import RunConfig, TemplateRun, default_prompt_model
+    from llm_backend.prompts.templates import load_template_file
 
     tpl = load_template_file(args.template_file)
     table = read_path(args.data)
