@@ -358,7 +358,8 @@ class TemplateRun:
                 if counts[key] > 1 or key in self._shared_keys:
                     self._shared_keys.add(key)
                     groups.append(key)
-                    hints.setdefault(key, self.shared_start(p))
+                    if key not in hints:
+                        hints[key] = self.shared_start(p)
                 else:
                     groups.append("lone rows")
         raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes,
