@@ -22,6 +22,11 @@ from .registry import ModelSpec, resolve_location
 
 log = logging.getLogger(__name__)
 
+#: Every ``from_pretrained`` of a folder a user may have been sent: never run code shipped with the model (``auto_map``
+#: in config.json), and read weights only from safetensors (a pickled ``pytorch_model.bin`` can run code on load).
+SAFE_HF_KWARGS: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True}
+SAFE_ST_KWARGS: dict[str, Any] = {"trust_remote_code": False, "model_kwargs": {"use_safetensors": True}}
+
 
 @dataclass
 class LoadedModel:
@@ -39,7 +44,7 @@ def _load_embedder(spec: ModelSpec, device: DeviceInfo) -> LoadedModel:
     from sentence_transformers import SentenceTransformer
 
     location = resolve_location(spec)
-    model = SentenceTransformer(location, device=device.kind, trust_remote_code=False)
+    model = SentenceTransformer(location, device=device.kind, **SAFE_ST_KWARGS)
     if device.kind == "cuda":
         model = model.to(dtype=device.dtype)
     return LoadedModel(spec, model, model.tokenizer, device)
@@ -67,8 +72,8 @@ def dequantised_folder(spec: ModelSpec) -> Path:
     if gguf is None or not (Path(folder) / gguf).is_file():
         raise ModelError(f"The GGUF file of '{spec.name}' is missing from {Path(folder).name}.")
     log.info("Dequantising %s once into %s", spec.name, target)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32, trust_remote_code=False)
     model.hf_quantizer = None  # transformers refuses to save a GGUF-loaded model otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -100,7 +105,7 @@ def _load_auto(spec: ModelSpec, device: DeviceInfo, auto_class_name: str) -> Loa
     location = _pretrained_location(spec)
     auto_class = getattr(transformers, auto_class_name)
     dtype = device.dtype if device.kind == "cuda" else None
-    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    kwargs: dict[str, Any] = dict(SAFE_HF_KWARGS)
     if dtype is not None:
         kwargs["dtype"] = dtype
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
@@ -134,8 +139,17 @@ def load_model(spec: ModelSpec, device: DeviceInfo | None = None) -> LoadedModel
         return _load_auto(spec, device, _AUTO_CLASSES[spec.role])
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001  (any load failure, e.g. UnpicklingError, SafetensorError, is the model's)
+        if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError, ImportError)):
+            log.warning("Loading %s failed", spec.name, exc_info=True)
         hint = "Is it a complete model folder (config, tokenizer and weights)?"
+        text = str(exc)
+        if "trust_remote_code" in text or "auto_map" in text or "custom code" in text:
+            hint = ("The folder asks to run its own Python code (auto_map); this app never runs code shipped with "
+                    "a model. Use a model of a standard architecture.")
+        elif "safetensors" in text or "pytorch_model.bin" in text or "Unpickl" in type(exc).__name__:
+            hint = ("This app loads weights only from .safetensors files (pickled .bin/.pt weights can run code). "
+                    "Convert the model with save_pretrained(..., safe_serialization=True).")
         if spec.source == "hub":
             hint = "Check the id, and that the app runs with network (HF_HUB_OFFLINE=0)."
         from .paths import redact  # the library's message often names the folder's absolute path

@@ -5,6 +5,8 @@ numbers. Progress goes to stderr; results go to files only.
 """
 from __future__ import annotations
 
+from llm_backend.data_io import to_csv_safe
+
 import argparse
 import json
 import sys
@@ -33,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
                        description="Zero-shot classification of a table's text column with a label set.")
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", required=True, help="column holding the text to label")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
-    table = read_path(args.data)
+    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df
     text_col = _column(df, args.text_column, "text")
     gold_col = _column(df, args.gold_column, "gold") if args.gold_column else None
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         gold = [str(v).strip() if pd.notna(v) else "" for v in df[gold_col].tolist()]
         out.insert(2, "gold", gold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    to_csv_safe(out, args.out)
     print(f"{result.describe()}\nwrote {len(out)} predictions to {args.out}", file=sys.stderr)
     if gold is not None:
         missing, n_rows = gold_coverage(gold, result.label_names)

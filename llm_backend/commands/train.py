@@ -19,6 +19,8 @@ from ..trainer import train as train_model
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a few-shot classifier (head, setfit, finetune, lora, distill)")
     p.add_argument("--data", required=True, help="CSV/XLSX/JSON/Parquet file with texts and labels")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", required=True)
     p.add_argument("--label-column", required=True, help="gold labels; empty cells are unlabelled rows")
     p.add_argument("--per-class", type=int, default=None, metavar="K",
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sampler import normalise_labels, select_per_class
     from ..trained_models import predict, save_model, writable_models_dir
 
-    table = read_path(args.data)
+    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df
     for col in (args.text_column, args.label_column):
         if col not in df.columns:
