@@ -263,6 +263,35 @@ def template_from_dict(data: Any, *, source: str = "template") -> PromptTemplate
     return tpl
 
 
+def check_template_body(body: Any) -> None:
+    """A stored template body (store, project import): a mapping whose known fields have the right types.
+
+    Stored bodies may be partial (a page saves what it has), so only present fields are checked; "Open in the
+    prompt page" still goes through :func:`template_from_dict`.
+    """
+    if not isinstance(body, Mapping):
+        raise TemplateError(f"a template must be an object, not {type(body).__name__}")
+    for key in ("name", "description", "mode"):
+        if key in body and body[key] is not None and not isinstance(body[key], str):
+            raise TemplateError(f"'{key}' must be text, not {type(body[key]).__name__}")
+    if len(str(body.get("name") or "")) > NAME_MAX_CHARS:
+        raise TemplateError(f"the name is longer than {NAME_MAX_CHARS} characters")
+    if "template" in body:
+        if not isinstance(body["template"], str):
+            raise TemplateError(f"'template' must be text, not {type(body['template']).__name__}")
+        _parse(body["template"])
+    if "verbalizer" in body and body["verbalizer"] is not None:
+        if not isinstance(body["verbalizer"], Mapping):
+            raise TemplateError("'verbalizer' must map labels to answer words")
+        for label, words in body["verbalizer"].items():
+            if not isinstance(words, (str, list)) or (isinstance(words, list) and
+                                                     not all(isinstance(w, (str, int, float)) for w in words)):
+                raise TemplateError(f"the answer words of '{str(label)[:60]}' must be text or a list of texts")
+    if "few_shot" in body and body["few_shot"] is not None and (isinstance(body["few_shot"], bool) or
+                                                                not isinstance(body["few_shot"], int)):
+        raise TemplateError("'few_shot' must be a whole number")
+
+
 def load_template_text(text: str, *, source: str = "template file") -> PromptTemplate:
     try:
         data = load_yaml(text, what=source)
