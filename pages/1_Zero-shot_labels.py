@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from llm_backend.data_io import to_csv_safe
 from llm_backend.errors import LabelError, UserError
 from llm_backend.labels import Label, dump_labels, load_labels_text, parse_label_list
 from llm_backend.scorers.calibration import CALIBRATION_TITLES, CALIBRATIONS
@@ -279,7 +280,7 @@ if metrics and metrics["n"]:
     with st.expander(f"Misclassified rows ({len(wrong):,})"):
         st.dataframe(wrong[["text", "gold", "predicted", "score", "margin"]], width="stretch")
 
-st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode("utf-8"), "predictions.csv",
+st.download_button("Download predictions (CSV)", to_csv_safe(table).encode("utf-8"), "predictions.csv",
                    "text/csv", key="zs_dl_pred")
 
 # ------------------------------------------------------------------------------------------------ confusable labels

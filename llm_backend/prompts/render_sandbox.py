@@ -200,6 +200,10 @@ def _render_here(source: str, ctx: Mapping[str, Any]) -> str:
 
 
 def _answer(request: Mapping[str, Any]) -> dict[str, Any]:
+    limits_now = request.get("limits") or {}  # the server's current limits travel with each request
+    _Budget.max_loop = int(limits_now.get("loop", _Budget.max_loop))
+    _Budget.max_repeat = int(limits_now.get("repeat", _Budget.max_repeat))
+    _Budget.max_chars = int(limits_now.get("chars", _Budget.max_chars))
     try:
         return {"ok": _render_here(request["source"], request["ctx"])}
     except RenderLimitError as exc:
@@ -360,7 +364,9 @@ def render_limited(source: str, ctx: Mapping[str, Any]) -> str:
     lim = limits()
     parse(source)  # syntax and length errors are reported without a round trip
     try:
-        payload = (json.dumps({"source": source, "ctx": ctx}, ensure_ascii=True) + "\n").encode("ascii")
+        payload = (json.dumps({"source": source, "ctx": ctx, "limits": {
+            "loop": lim.template_max_loop, "repeat": lim.template_max_repeat, "chars": lim.template_max_chars}},
+            ensure_ascii=True) + "\n").encode("ascii")
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"The template's values cannot be passed to the renderer: {exc}") from None
     worker = _POOL.take()
