@@ -271,5 +271,5 @@ with tab_io:
                 pid = store.import_project(upload.getvalue(), name=new_name or None)
                 imported = next(n for n in store.list_projects() if store.project_id(n) == pid)
                 st.session_state["exp_pending_project"] = imported
-                st.session_state["exp_flash"] = f"Imported project '{imported}' ({len(store.list_runs(pid))} runs)."
+                st.session_state["exp_flash"] = f"Imported project '{imported}' ({store.count_runs(pid)} runs)."
                 st.rerun()
