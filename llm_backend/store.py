@@ -743,7 +743,7 @@ def _label_dict(label: Any) -> dict[str, Any]:
 #: Sizes an imported project may have. An honest export of a busy project is far below them (a 2,000-run project
 #: exports to about 6 MB); above them an import is refused before anything is written.
 IMPORT_MAX_ITEMS = 200_000
-IMPORT_MAX_TEXT = 20_000  # characters of an error or a note
+IMPORT_MAX_TEXT = 2_000  # characters of an error or a note (what the store itself keeps)
 NAME_MAX = 200
 _INT64 = 2**63 - 1
 

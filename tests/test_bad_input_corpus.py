@@ -677,3 +677,61 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     message = str(info.value)
     _check_clean(message)
     assert re.search(case.match, message), message
+
+
+# ------------------------------------------------------------------- encodings on real data (issues 13 and 14)
+@pytest.mark.parametrize("name, encoding", [("thucnews_dev.csv", "gbk"), ("ecdt_train.csv", "gb18030"),
+                                            ("ecdt_train.csv", "gbk")])
+def test_chinese_legacy_encodings_are_read_exactly(name: str, encoding: str):
+    """Real Chinese CSVs saved as GBK/GB18030 (what Chinese Windows Excel writes) read back identical to UTF-8."""
+    from llm_backend.data_io import read_table
+    from tests.conftest import SHARED_DATA, _need
+
+    raw = _need(SHARED_DATA / name).read_bytes()
+    utf8 = read_table(raw, name)
+    text = raw.decode("utf-8")
+    try:
+        legacy = text.encode(encoding)
+    except UnicodeEncodeError:
+        # a few characters outside GBK: keep the rows that encode (still hundreds)
+        keep = [line for line in text.splitlines(keepends=True) if _encodes(line, encoding)]
+        legacy = "".join(keep).encode(encoding)
+        utf8 = read_table("".join(keep).encode("utf-8"), name)
+    assert len(utf8.df) >= 200
+    table = read_table(legacy, name)
+    assert table.encoding == "gb18030", table.notes
+    assert any("GB18030" in n for n in table.notes)
+    pd_equal = table.df.astype(str).equals(utf8.df.astype(str))
+    assert pd_equal
+
+
+def _encodes(line: str, encoding: str) -> bool:
+    try:
+        line.encode(encoding)
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def test_utf8_with_a_few_bad_bytes_keeps_every_other_character():
+    """Real Chinese news (UTF-8) with 3 damaged bytes: read as UTF-8 (not cp932 or a Chinese code page), the note
+    counts 3, and only the 3 damaged rows differ."""
+    from llm_backend.data_io import read_table
+    from tests.conftest import SHARED_DATA, _need
+
+    raw = _need(SHARED_DATA / "thucnews_dev.csv").read_bytes()[:400_000]
+    raw = raw[: raw.rfind(b"\n") + 1]
+    assert max(raw) > 127  # the slice has real non-ASCII text (accents, dashes)
+    damaged = bytearray(raw)
+    spots = []
+    for start in (len(damaged) // 5, 2 * len(damaged) // 5, 3 * len(damaged) // 5):  # 3 rows far apart
+        spots.append(next(i for i in range(start, len(damaged)) if damaged[i] < 128 and damaged[i] not in b',"\r\n'))
+    assert len(spots) == 3
+    for i in spots:
+        damaged[i] = 0xFF
+    clean = read_table(raw, "news.csv").df
+    table = read_table(bytes(damaged), "news.csv")
+    assert table.encoding == "utf-8"
+    assert any("3 damaged bytes" in n for n in table.notes), table.notes
+    differing = (table.df.astype(str) != clean.astype(str)).any(axis=1).sum()
+    assert differing == len(spots)
