@@ -83,19 +83,45 @@ def hostile_page(hostile_server):
         browser.close()
 
 
+def _alerts(pg) -> str:
+    return " | ".join(a.inner_text() for a in pg.locator('[data-testid="stAlert"]').all())
+
+
+def _settle(pg) -> None:
+    """Wait for the rerun to finish and the page to stop changing (short reruns never show the status widget)."""
+    _wait_idle(pg)
+    before = _alerts(pg)
+    for _ in range(30):
+        pg.wait_for_timeout(800)
+        _wait_idle(pg)
+        now = _alerts(pg)
+        if now == before:
+            return
+        before = now
+
+
 def _clean(pg, what: str) -> str:
     """No exception box and no traceback text on screen; returns the page's alert texts (errors, warnings)."""
     assert pg.locator('[data-testid="stException"]').count() == 0, (what, pg.locator(
         '[data-testid="stException"]').first.inner_text()[:1500])
     body = pg.locator("body").inner_text()
     assert "Traceback" not in body and 'File "' not in body, (what, body[-1500:])
-    return " | ".join(a.inner_text() for a in pg.locator('[data-testid="stAlert"]').all())
+    return _alerts(pg)
 
 
 def _upload(pg, uploader_label: str, path: Path) -> None:
+    """Upload through the real widget and wait until the rerun it starts has finished."""
     box = pg.get_by_test_id("stFileUploader").filter(has_text=uploader_label).first
     box.locator('input[type="file"]').set_input_files(str(path))
-    _wait_idle(pg)
+    # the file's chip shows its name (long names are cut in the middle: match its start and its end)
+    try:
+        pg.get_by_test_id("stFileUploader").filter(has_text=uploader_label).filter(
+            has_text=path.name[:5]).filter(has_text=path.name[-7:]).first.wait_for(timeout=30_000)
+    except Exception:
+        _shot(pg, f"hostile_failed_{path.stem}.png", height=1400)
+        raise
+    pg.wait_for_timeout(700)  # the upload's rerun starts after the file is shown
+    _settle(pg)
 
 
 def test_hostile_uploads_on_home(hostile_server, hostile_page):
@@ -111,8 +137,8 @@ def test_hostile_uploads_on_home(hostile_server, hostile_page):
         _upload(pg, "CSV, TSV, XLSX", path)
         messages[path.name] = _clean(pg, path.name)
         if path.name == "png_renamed.csv":
-            assert "PNG image" in messages[path.name], messages[path.name]
             _shot(pg, "hostile_upload_png.png", height=1400)
+            assert "PNG image" in messages[path.name], messages[path.name]
         if path.name == "gzip_renamed.csv":
             assert "gzip-compressed" in messages[path.name], messages[path.name]
     silent = [name for name, text in messages.items() if not text and name not in {
@@ -123,16 +149,16 @@ def test_hostile_uploads_on_home(hostile_server, hostile_page):
 
 def test_hostile_templates_in_live_preview(hostile_server, hostile_page):
     pg = hostile_page
-    pg.get_by_text("Bundled sample").click()
+    pg.goto(hostile_server)  # a fresh session: the bundled sample is the active dataset
     pg.get_by_text("is the active dataset").wait_for()
     _wait_idle(pg)
     _open_page(pg, "Prompt templates", "Prompt templates")
-    box = pg.get_by_label("Template", exact=True)
+    box = pg.get_by_role("textbox", name="Template", exact=True)
     for name, source in HOSTILE_TEMPLATES.items():
         box.fill(source)
         start = time.monotonic()
         box.press("Control+Enter")
-        _wait_idle(pg)
+        _settle(pg)
         took = time.monotonic() - start
         text = _clean(pg, name)
         assert "stopped" in text or "not allowed" in text, (name, text)
@@ -147,13 +173,16 @@ def test_hostile_templates_in_live_preview(hostile_server, hostile_page):
 
 def test_hostile_label_files_and_imports(hostile_server, hostile_page, tmp_path):
     pg = hostile_page
+    pg.goto(hostile_server)
+    pg.get_by_text("is the active dataset").wait_for()
+    _wait_idle(pg)
     _open_page(pg, "Zero-shot labels", "Zero-shot label testing")
     pg.get_by_role("tab", name="Load / save").click()
     for name, expect in (("yaml_alias_bomb_labels.yaml", "aliases"), ("deep_nesting_labels.yaml", "nested"),
                          ("zero_width_labels.yaml", "Duplicate labels")):
         _upload(pg, "Load a label set", BAD / name)
         pg.get_by_role("button", name="Load this file").click()
-        _wait_idle(pg)
+        _settle(pg)
         assert expect in _clean(pg, name)
     _open_page(pg, "Experiments", "Experiments")
     pg.get_by_role("tab", name="Import / export").click()
@@ -172,7 +201,7 @@ def test_hostile_label_files_and_imports(hostile_server, hostile_page, tmp_path)
         path.write_bytes(payload)
         _upload(pg, "Project JSON exported", path)
         pg.get_by_role("button", name="Import", exact=True).click()
-        _wait_idle(pg)
+        _settle(pg)
         assert "Nothing was imported" in _clean(pg, name) or "nested" in _clean(pg, name), name
     _shot(pg, "hostile_import.png", height=1400)
     # The server still answers and the app still works after all of it.
