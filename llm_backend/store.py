@@ -879,8 +879,8 @@ def _validated_export(doc: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise c.fail("body", f"must be a template object (name, template, verbalizer), not "
                                  f"{type(body).__name__}")
-        from .errors import TemplateError
-        from .templates import check_template_body
+        from llm_backend.errors import TemplateError
+        from llm_backend.templates import check_template_body
 
         try:
             check_template_body(body)

@@ -383,7 +383,7 @@ class TemplateLibrary:
 
     def _writable(self) -> Path:
         """Writes and deletes stay inside the data folder, whatever folder the library was opened at."""
-        from .paths import PathError, check_writable
+        from llm_backend.paths import PathError, check_writable
 
         try:
             return check_writable(self.folder, kind="template folder")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,14 +24,17 @@ BAD = ROOT / "tests" / "bad_inputs"
 DATA_EXT = {".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl", ".parquet"}
 TEMPLATE_TIMEOUT_S = 2.0
 
-#: Templates typed into the live preview (issue 13, item 1): each must end in a message within the time limit.
+#: Templates typed into the live preview (issue 13, item 1), each with the message it must end in (in an order where
+#: consecutive messages differ, so a stale message from the previous one cannot pass).
 HOSTILE_TEMPLATES = {
-    "nested loops": "{% set big=[1]*100000 %}{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}{{ text }}",
-    "loop steps": "{% set big=[1]*9000 %}{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}{{ text }}",
-    "repeat": "{{ (text ~ ' ')*1000000 }}",
-    "center": "{{ text|center(1000000000) }}",
-    "doubling": "{% set s = text %}" + "{% set s = s ~ s %}" * 40 + "{{ s|length }}",
-    "escape": "{{ ''.__class__.__mro__[1].__subclasses__() }}{{ text }}",
+    "nested loops": ("{% set big=[1]*100000 %}{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}{{ text }}",
+                     "loops ran more than"),
+    "repeat": ("{{ (text ~ ' ')*1000000 }}", "repeated with \\* would be"),
+    "loop steps": ("{% set big=[1]*9000 %}{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}{{ text }}",
+                   "loops ran more than"),
+    "center": ("{{ text|center(1000000000) }}", "center\\(1,000,000,000\\)"),
+    "doubling": ("{% set s = text %}" + "{% set s = s ~ s %}" * 40 + "{{ s|length }}", "memory|took longer"),
+    "escape": ("{{ ''.__class__.__mro__[1].__subclasses__() }}{{ text }}", "not allowed"),
 }
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
@@ -153,19 +157,27 @@ def test_hostile_templates_in_live_preview(hostile_server, hostile_page):
     pg.get_by_text("is the active dataset").wait_for()
     _wait_idle(pg)
     _open_page(pg, "Prompt templates", "Prompt templates")
+    pg.get_by_text("tokens for").first.wait_for(timeout=300_000)  # the preview's LM is loaded (first use)
     box = pg.get_by_role("textbox", name="Template", exact=True)
-    for name, source in HOSTILE_TEMPLATES.items():
+    for name, (source, expect) in HOSTILE_TEMPLATES.items():
         box.fill(source)
         start = time.monotonic()
         box.press("Control+Enter")
-        _settle(pg)
+        try:
+            pg.get_by_test_id("stAlert").filter(has_text=re.compile(expect)).first.wait_for(timeout=90_000)
+        except Exception:
+            _shot(pg, f"hostile_failed_template_{name.replace(' ', '_')}.png", height=2000)
+            raise
         took = time.monotonic() - start
-        text = _clean(pg, name)
-        assert "stopped" in text or "not allowed" in text, (name, text)
-        # the render is killed at its time limit; generous slack for page reruns on a 2-core machine
-        assert took < TEMPLATE_TIMEOUT_S + 60, (name, took)
+        _settle(pg)
+        _clean(pg, name)
+        # the render is killed at its time limit; generous slack for the page rerun on a 2-core machine
+        assert took < TEMPLATE_TIMEOUT_S + 30, (name, took)
         if name == "nested loops":
             _shot(pg, "hostile_template.png", height=1800)
+        box.fill("{{ text }}")  # a good template in between: the next message must be new
+        box.press("Control+Enter")
+        pg.get_by_test_id("stAlert").filter(has_text=re.compile(expect)).first.wait_for(state="detached")
     pg.get_by_text("Template library").first.click()  # its uploader: a YAML alias bomb is refused fast
     _upload(pg, "Upload a template", BAD / "yaml_alias_bomb_template.yaml")
     assert "aliases" in _clean(pg, "template alias bomb")
@@ -187,22 +199,23 @@ def test_hostile_label_files_and_imports(hostile_server, hostile_page, tmp_path)
     _open_page(pg, "Experiments", "Experiments")
     pg.get_by_role("tab", name="Import / export").click()
     project = {"format": "zero-shot-studio/project", "version": 1, "project": {"name": "x" * 10_000}}
-    cases = {
-        "deep.json": b'{"format": "zero-shot-studio/project", "version": 1, "project": {}, "runs": '
-                     + b"[" * 5000 + b"]" * 5000 + b"}",
-        "types.json": json.dumps({**project, "project": {"name": "p"}, "runs": [{"id": "one", "kind": 3}]}).encode(),
-        "long_name.json": json.dumps({**project, "datasets": [{"id": 1, "name": "n" * 10_000,
-                                                               "fingerprint": "f"}]}).encode(),
-        "body.json": json.dumps({**project, "project": {"name": "p"}, "templates": [
-            {"id": 1, "name": "t", "version": 1, "body": "not a mapping"}]}).encode(),
+    cases = {  # file -> (content, the message it must end in)
+        "deep.json": (b'{"format": "zero-shot-studio/project", "version": 1, "project": {}, "runs": '
+                      + b"[" * 5000 + b"]" * 5000 + b"}", "nested"),
+        "types.json": (json.dumps({**project, "project": {"name": "p"}, "runs": [{"id": "one", "kind": 3}]}).encode(),
+                       "runs\\[0\\].id must be a whole number"),
+        "long_name.json": (json.dumps(project).encode(), "characters long; the limit is 200"),
+        "body.json": (json.dumps({**project, "project": {"name": "p"}, "templates": [
+            {"id": 1, "name": "t", "version": 1, "body": "not a mapping"}]}).encode(), "must be a template object"),
     }
-    for name, payload in cases.items():
+    for name, (payload, expect) in cases.items():
         path = tmp_path / name
         path.write_bytes(payload)
         _upload(pg, "Project JSON exported", path)
         pg.get_by_role("button", name="Import", exact=True).click()
+        pg.get_by_test_id("stAlert").filter(has_text=re.compile(expect)).first.wait_for(timeout=60_000)
         _settle(pg)
-        assert "Nothing was imported" in _clean(pg, name) or "nested" in _clean(pg, name), name
+        _clean(pg, name)
     _shot(pg, "hostile_import.png", height=1400)
     # The server still answers and the app still works after all of it.
     assert urllib.request.urlopen(f"{hostile_server}/_stcore/health", timeout=5).status == 200
