@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from llm_backend.config import get_settings
-from llm_backend.data_io import (
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import DataError
+from llm_backend.core.workshop import limits, row_cap
+from llm_backend.data.files import (
     COMMON_ENCODINGS,
     SUPPORTED_EXTENSIONS,
     LoadedTable,
@@ -20,8 +22,6 @@ from llm_backend.data_io import (
     sample_rows,
     text_column_report,
 )
-from llm_backend.errors import DataError
-from llm_backend.workshop import limits, row_cap
 from ui import state
 from ui.errors import user_errors
 from ui.sidebar import dataset_caption, render_sidebar
@@ -41,6 +41,7 @@ PAGES = [
     ("pages/3_Embedding_map.py", "🗺️", "Embedding map", "see clusters and labels in 2D; select points; discover categories"),
     ("pages/4_Fine-tune_runs.py", "🎯", "Fine-tune runs", "few-shot training, LoRA and distillation, measured against zero-shot"),
     ("pages/5_Experiments.py", "📒", "Experiments", "saved runs, label sets and templates"),
+    ("pages/7_Named_entities.py", "🔖", "Named entities", "fine-tune, evaluate and run a token tagger (CoNLL)"),
 ]
 available = [p for p in PAGES if (Path(__file__).parent / p[0]).is_file()]
 if available:

@@ -1,5 +1,5 @@
 """How throughput and latency change when 1, 5 and 20 sessions score text at the same time, with and without the
-batching queue (``llm_backend.batching.BatchingEncoder``).
+batching queue (``llm_backend.models.batching.BatchingEncoder``).
 
 Each simulated session is a thread, like a browser session on the Streamlit server. It scores its own 200 AG News
 texts (distinct per session; both modes see the same texts and bypass the embedding cache, so no cache hides the
@@ -29,12 +29,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llm_backend.batching import BatchingEncoder  # noqa: E402
-from llm_backend.device import pick_device  # noqa: E402
-from llm_backend.embedding_cache import encode_uncached  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
 from shared_data import ag_news  # noqa: E402
+
+from llm_backend.core.device import pick_device  # noqa: E402
+from llm_backend.models.batching import BatchingEncoder  # noqa: E402
+from llm_backend.models.embedding_cache import encode_uncached  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
 
 LABELS = ["world politics", "sports", "business", "science and technology"]
 

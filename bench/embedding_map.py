@@ -31,14 +31,22 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llm_backend.clustering import ClusterParams, cluster, cluster_scores, purity, summarise_clusters  # noqa: E402
-from llm_backend.device import pick_device  # noqa: E402
-from llm_backend.embedding_cache import embed_texts  # noqa: E402
-from llm_backend.embedding_map import map_figure  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
 from shared_data import AG_NEWS_NAMES, ag_news  # noqa: E402
-from llm_backend.projection import ProjectionParams, fit_projection  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
+
+from llm_backend.core.device import pick_device  # noqa: E402
+from llm_backend.maps.clustering import (  # noqa: E402
+    ClusterParams,
+    cluster,
+    cluster_scores,
+    purity,
+    summarise_clusters,
+)
+from llm_backend.maps.embedding_map import map_figure  # noqa: E402
+from llm_backend.maps.projection import ProjectionParams, fit_projection  # noqa: E402
+from llm_backend.models.embedding_cache import embed_texts  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
+
 
 def load(rows: int, seed: int) -> pd.DataFrame:
     df = ag_news()

@@ -26,17 +26,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
-from llm_backend.labels import make_labels  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.metrics import evaluate  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
-from llm_backend.sampler import select_per_class  # noqa: E402
+from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+
+from llm_backend.data.labels import make_labels  # noqa: E402
+from llm_backend.data.sampler import select_per_class  # noqa: E402
+from llm_backend.evaluation.metrics import evaluate  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
 from llm_backend.scorers.base import decide, to_probabilities  # noqa: E402
 from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
-from llm_backend.trained_models import predict, scorer_for  # noqa: E402
-from llm_backend.trainer import TrainConfig, train  # noqa: E402
-from llm_backend.trainer_distillation import measure_speed  # noqa: E402
-from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+from llm_backend.training.distillation import measure_speed  # noqa: E402
+from llm_backend.training.loop import TrainConfig  # noqa: E402
+from llm_backend.training.trained_models import predict, scorer_for  # noqa: E402
+from llm_backend.training.trainer import train  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 

@@ -17,14 +17,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
 import numpy as np  # noqa: E402
-
-from llm_backend.device import pick_device  # noqa: E402
-from llm_backend.labels import make_labels  # noqa: E402
-from llm_backend.lm_scoring import candidate_token_counts, continuation_logprobs, continuation_logprobs_naive  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
-from llm_backend.scorers.lm import LMVerbalizerScorer  # noqa: E402
 from shared_data import AG_NEWS_CSV, ag_news  # noqa: E402
+
+from llm_backend.core.device import pick_device  # noqa: E402
+from llm_backend.data.labels import make_labels  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
+from llm_backend.prompts.lm_scoring import (  # noqa: E402
+    candidate_token_counts,
+    continuation_logprobs,
+    continuation_logprobs_naive,
+)
+from llm_backend.scorers.lm import LMVerbalizerScorer  # noqa: E402
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech", "Health and medicine"]
 
@@ -32,7 +36,7 @@ LABELS = ["World", "Sports", "Business", "Sci/Tech", "Health and medicine"]
 def load_texts(n: int) -> list[str]:
     if AG_NEWS_CSV.is_file():
         return ag_news()["text"].sample(n, random_state=0).tolist()
-    from llm_backend.data_io import load_sample
+    from llm_backend.data.files import load_sample
 
     return load_sample("news_headlines").df["text"].head(n).tolist()
 

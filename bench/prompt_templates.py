@@ -20,16 +20,15 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
 import pandas as pd  # noqa: E402
-
-from llm_backend.data_io import load_sample  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.metrics import evaluate  # noqa: E402
-from llm_backend.prompting import RunConfig, TemplateRun  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
-from llm_backend.scorers.calibration import calibrate  # noqa: E402
-from llm_backend.templates import load_template_file  # noqa: E402
 from shared_data import ag_news, banking77, markdown_table  # noqa: E402
 
+from llm_backend.data.files import load_sample  # noqa: E402
+from llm_backend.evaluation.metrics import evaluate  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
+from llm_backend.prompts.runner import RunConfig, TemplateRun  # noqa: E402
+from llm_backend.prompts.templates import load_template_file  # noqa: E402
+from llm_backend.scorers.calibration import calibrate  # noqa: E402
 
 
 def _split(df: pd.DataFrame, n: int, pool_per_label: int = 10, seed: int = 0) -> tuple[pd.DataFrame, list[int]]:

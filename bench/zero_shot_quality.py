@@ -23,15 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
-from llm_backend.data_io import load_sample  # noqa: E402
-from llm_backend.labels import make_labels  # noqa: E402
-from llm_backend.loading import get_model  # noqa: E402
-from llm_backend.registry import ModelRegistry  # noqa: E402
+from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+
+from llm_backend.data.files import load_sample  # noqa: E402
+from llm_backend.data.labels import make_labels  # noqa: E402
+from llm_backend.models.loading import get_model  # noqa: E402
+from llm_backend.models.registry import ModelRegistry  # noqa: E402
 from llm_backend.scorers.embedding import GENERIC_TEMPLATES  # noqa: E402
 from llm_backend.scorers.ensemble import EnsembleScorer  # noqa: E402
 from llm_backend.scorers.factory import make_scorer, method_available  # noqa: E402
-from llm_backend.zero_shot import run_scorer  # noqa: E402
-from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+from llm_backend.scorers.zero_shot import run_scorer  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 

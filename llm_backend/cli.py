@@ -12,8 +12,8 @@ import logging
 import pkgutil
 import sys
 
-from . import commands
-from .errors import UserError
+from llm_backend import commands
+from llm_backend.core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

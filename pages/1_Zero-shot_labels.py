@@ -1,6 +1,6 @@
 """Zero-shot label testing: edit a label set, score the active dataset with one or more methods, inspect errors.
 
-Thin page: widgets → llm_backend.zero_shot → drawings. Results live in session state so filters and views never
+Thin page: widgets → llm_backend.scorers.zero_shot → drawings. Results live in session state so filters and views never
 rerun models; a new run happens only on the Run/Compare buttons.
 """
 from __future__ import annotations
@@ -12,15 +12,30 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from llm_backend.data_io import to_csv_safe
-from llm_backend.errors import LabelError, UserError
-from llm_backend.labels import Label, dump_labels, load_labels_text, parse_label_list
+from llm_backend.data.files import to_csv_safe
+from llm_backend.core.errors import LabelError, UserError
+from llm_backend.core.workshop import RunTimer
+from llm_backend.data.labels import (
+    Label,
+    dump_labels,
+    labels_from_gold,
+    load_labels_text,
+    parse_label_list,
+)
 from llm_backend.scorers.calibration import CALIBRATION_TITLES, CALIBRATIONS
-from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, GENERIC_TEMPLATES, EmbeddingScorer
+from llm_backend.scorers.embedding import (
+    DEFAULT_TEMPLATE,
+    GENERIC_TEMPLATES,
+    EmbeddingScorer,
+)
 from llm_backend.scorers.ensemble import EnsembleScorer
-from llm_backend.workshop import RunTimer
-from llm_backend.scorers.factory import METHOD_ROLES, METHOD_TITLES, make_scorer, method_available
-from llm_backend.zero_shot import (
+from llm_backend.scorers.factory import (
+    METHOD_ROLES,
+    METHOD_TITLES,
+    make_scorer,
+    method_available,
+)
+from llm_backend.scorers.zero_shot import (
     DEFAULT_CALIBRATION,
     ZeroShotResult,
     compare_results,
@@ -28,7 +43,6 @@ from llm_backend.zero_shot import (
     gold_coverage,
     label_similarity,
     labels_from_frame,
-    labels_from_gold,
     labels_to_frame,
     metrics_table,
     prepare_labels,
@@ -37,9 +51,9 @@ from llm_backend.zero_shot import (
 )
 from ui import state
 from ui.errors import user_errors
+from ui.models import get_model, registry
 from ui.persistence import record_run
 from ui.progress import progress_bar
-from ui.models import get_model, registry
 from ui.sidebar import render_sidebar
 
 RESULT = "zs_result"  # {"result": ZeroShotResult, "fingerprint": str, "texts": list[str]}

@@ -1,7 +1,7 @@
 """Prompt templates: write a template, preview it on a row, run it (score / cloze / generate), compare up to 4.
 
 The page only reads widgets and draws; rendering, few-shot selection, scoring and comparison live in
-``llm_backend.templates`` / ``llm_backend.prompting``. Runs go in chunks: each chunk's results are kept in the
+``llm_backend.prompts.templates`` / ``llm_backend.prompts.runner``. Runs go in chunks: each chunk's results are kept in the
 session, so a Stop click (or editing the next template) never loses what was computed.
 """
 from __future__ import annotations
@@ -9,11 +9,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from llm_backend.paths import display_path
-from llm_backend.prompting import MODE_TITLES, MODES, RunConfig, TemplateRun, compare
-from llm_backend.scorers.calibration import CALIBRATION_TITLES
-from llm_backend.data_io import to_csv_safe
-from llm_backend.templates import (
+from llm_backend.data.files import to_csv_safe
+from llm_backend.core.paths import display_path
+from llm_backend.prompts.runner import (
+    MODE_TITLES,
+    MODES,
+    RunConfig,
+    TemplateRun,
+    compare,
+)
+from llm_backend.prompts.templates import (
     RESERVED,
     PromptTemplate,
     TemplateLibrary,
@@ -23,6 +28,7 @@ from llm_backend.templates import (
     template_from_dict,
     verbalizer_from_labels,
 )
+from llm_backend.scorers.calibration import CALIBRATION_TITLES
 from ui import state
 from ui.errors import user_errors
 from ui.models import get_model, model_picker, registry

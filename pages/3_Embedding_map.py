@@ -1,7 +1,7 @@
 """Embedding map: the dataset in 2-D, coloured by gold, predictions or clusters, with the label set drawn in.
 
-The page reads widgets, calls :mod:`llm_backend.embedding_map` / :mod:`~llm_backend.projection` /
-:mod:`~llm_backend.clustering`, and draws. Fitted maps are kept in the session keyed by (dataset, model, sample,
+The page reads widgets, calls :mod:`llm_backend.maps.embedding_map` / :mod:`~llm_backend.maps.projection` /
+:mod:`~llm_backend.maps.clustering`, and draws. Fitted maps are kept in the session keyed by (dataset, model, sample,
 projection parameters), so recolouring, querying and selecting never refit.
 """
 from __future__ import annotations
@@ -14,9 +14,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from llm_backend.data_io import to_csv_safe
-from llm_backend.clustering import NOISE, ClusterParams, cluster, cluster_scores, summarise_clusters
-from llm_backend.embedding_map import (
+from llm_backend.data.files import to_csv_safe
+from llm_backend.data.labels import Label, labels_from_gold
+from llm_backend.maps.clustering import (
+    NOISE,
+    ClusterParams,
+    cluster,
+    cluster_scores,
+    summarise_clusters,
+)
+from llm_backend.maps.embedding_map import (
     DEFAULT_MAP_COLUMN,
     DEFAULT_MAX_POINTS,
     MapResult,
@@ -25,7 +32,6 @@ from llm_backend.embedding_map import (
     correctness,
     embed_positions,
     hover_texts,
-    labels_from_gold,
     map_figure,
     next_selection,
     place_labels,
@@ -35,13 +41,19 @@ from llm_backend.embedding_map import (
     text_notes,
     valid_predictions,
 )
-from llm_backend.labels import Label
-from llm_backend.projection import METHOD_TITLES, METHODS, ProjectionParams, fit_projection, sample_positions, umap_needs_compile
+from llm_backend.maps.projection import (
+    METHOD_TITLES,
+    PROJECTION_METHODS,
+    ProjectionParams,
+    fit_projection,
+    sample_positions,
+    umap_needs_compile,
+)
 from ui import state
 from ui.errors import user_errors
+from ui.models import get_model, model_picker, registry
 from ui.persistence import record_run
 from ui.progress import progress_bar
-from ui.models import get_model, model_picker, registry
 from ui.sidebar import render_sidebar
 
 # Session keys of this page. SELECTED holds dataset row positions; tests may set it directly.
@@ -75,7 +87,7 @@ with st.expander("Map settings", expanded=not have_map_for_data):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         spec = model_picker("embedder", "Embedding model", key="map_model")
-    method = c2.radio("Projection", METHODS, format_func=METHOD_TITLES.get, horizontal=True, key="map_method",
+    method = c2.radio("Projection", PROJECTION_METHODS, format_func=METHOD_TITLES.get, horizontal=True, key="map_method",
                       help="PCA: instant, linear, clusters overlap. UMAP: keeps local and some global structure; "
                            "its first use compiles code (~20 s). t-SNE: tight local clusters, slow on large data.")
     seed = int(c3.number_input("Seed", min_value=0, value=0, step=1, key="map_seed",

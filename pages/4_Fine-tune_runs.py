@@ -1,7 +1,7 @@
 """Fine-tune runs: train a small classifier on a few labelled rows and compare it with zero-shot on the same split.
 
-Thin page: widgets → llm_backend.sampler / trainer / training_runs → drawings. Training runs in a background thread
-(llm_backend.training_runs); a fragment polls it once a second while it runs, so the rest of the page stays usable
+Thin page: widgets → llm_backend.data.sampler / trainer / training_runs → drawings. Training runs in a background thread
+(llm_backend.training.runs); a fragment polls it once a second while it runs, so the rest of the page stays usable
 and the Stop button ends the run cleanly after the current step.
 """
 from __future__ import annotations
@@ -15,13 +15,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from llm_backend.device import pick_device
-from llm_backend.errors import TrainingError
-from llm_backend.labels import Label, make_labels
-from llm_backend.sampler import normalise_labels, select_per_class
-from llm_backend.trained_models import TrainedScorer, save_model
-from llm_backend.trainer import METHODS, TrainConfig
-from llm_backend.training_runs import MANAGER, TrainingRun, train_and_evaluate_job
+from llm_backend.core.device import pick_device
+from llm_backend.core.errors import TrainingError
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.data.sampler import normalise_labels, select_per_class
+from llm_backend.training.loop import TRAINING_METHODS, TrainConfig
+from llm_backend.training.runs import MANAGER, TrainingRun, train_and_evaluate_job
+from llm_backend.training.trained_models import TrainedScorer, save_model
 from ui import state
 from ui.errors import user_errors
 from ui.models import get_model, registry
@@ -105,7 +105,7 @@ with st.expander("Training rows per class"):
 st.subheader("2 · Method")
 dev = pick_device()
 m1, m2 = st.columns([2, 3])
-method = m1.selectbox("Method", list(METHODS), format_func=lambda m: f"{m} — {METHODS[m]}", key="ft_method")
+method = m1.selectbox("Method", list(TRAINING_METHODS), format_func=lambda m: f"{m} — {TRAINING_METHODS[m]}", key="ft_method")
 m2.caption(f"Runs on **{dev.name}** ({dev.kind}). Head on embeddings takes seconds; SetFit and fine-tunes take "
            "minutes on a CPU, seconds on a GPU.")
 fine_tune = method in ("finetune", "finetune-head", "lora", "distill")

@@ -1,6 +1,6 @@
 """Experiments: every saved run with its metrics, side-by-side comparison, saved label sets and templates.
 
-The page only reads and edits the store (``llm_backend.store``); the other pages write runs through
+The page only reads and edits the store (``llm_backend.store.database``); the other pages write runs through
 ``ui.persistence.record_run``. Nothing here recomputes a model, so it stays fast however many runs there are.
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from llm_backend.config import get_settings
-from llm_backend.labels import make_labels
-from llm_backend.store import Run, compare_metrics, diff_settings
+from llm_backend.core.config import get_settings
+from llm_backend.data.labels import make_labels
+from llm_backend.store.database import Run, compare_metrics, diff_settings
 from ui import state
 from ui.errors import user_errors
 from ui.persistence import TEMPLATE_TO_LOAD, current_project, set_project, store_or_none

@@ -32,21 +32,21 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 @pytest.fixture(scope="session")
 def registry():
-    from llm_backend.registry import ModelRegistry
+    from llm_backend.models.registry import ModelRegistry
 
     return ModelRegistry()
 
 
 @pytest.fixture(scope="session")
 def embedder(registry):
-    from llm_backend.loading import get_model
+    from llm_backend.models.loading import get_model
 
     return get_model(registry.default("embedder"))
 
 
 @pytest.fixture(scope="session")
 def causal_lm(registry):
-    from llm_backend.loading import get_model
+    from llm_backend.models.loading import get_model
 
     return get_model(registry.default("causal_lm"))
 

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import pytest
 
-from llm_backend.errors import UserError
-from llm_backend.paths import has_absolute_path
+from llm_backend.core.errors import UserError
+from llm_backend.core.paths import has_absolute_path
 
 BAD = Path(__file__).resolve().parent / "bad_inputs"
 
@@ -34,7 +34,7 @@ class Case:
 
 def _read(name: str, **kw: Any) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        from llm_backend.data_io import read_table
+        from llm_backend.data.files import read_table
 
         return read_table((BAD / name).read_bytes(), name, **kw).notes
 
@@ -43,7 +43,7 @@ def _read(name: str, **kw: Any) -> Callable[[Path], Any]:
 
 def _read_text_notes(name: str) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        from llm_backend.data_io import read_table, text_column_report
+        from llm_backend.data.files import read_table, text_column_report
 
         table = read_table((BAD / name).read_bytes(), name)
         return table.notes + text_column_report(table.df["text"])[1]
@@ -52,7 +52,7 @@ def _read_text_notes(name: str) -> Callable[[Path], Any]:
 
 
 def _huge_line(tmp: Path) -> Any:
-    from llm_backend.data_io import read_table
+    from llm_backend.data.files import read_table
 
     return read_table(b"text,label\n" + b"x" * (3 * 1024 * 1024) + b",a\n", "huge.csv", max_bytes=1024 * 1024)
 
@@ -63,7 +63,7 @@ def _labels(fn: Callable[[], Any]) -> Callable[[Path], Any]:
 
 def _make(items: Any) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        from llm_backend.labels import make_labels
+        from llm_backend.data.labels import make_labels
 
         return make_labels(items)
 
@@ -72,7 +72,7 @@ def _make(items: Any) -> Callable[[Path], Any]:
 
 def _label_file(name: str) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        from llm_backend.labels import load_labels_text
+        from llm_backend.data.labels import load_labels_text
 
         return load_labels_text((BAD / name).read_text(encoding="utf-8"))
 
@@ -80,7 +80,7 @@ def _label_file(name: str) -> Callable[[Path], Any]:
 
 
 def _single_label(_: Path) -> Any:
-    from llm_backend.labels import check_label_count, make_labels
+    from llm_backend.data.labels import check_label_count, make_labels
 
     check_label_count(make_labels(["only one"]), multi_label=False)
 
@@ -97,23 +97,23 @@ def _workshop(fn: Callable[[], Any]) -> Callable[[Path], Any]:
 
 
 def _too_many_labels() -> Any:
-    from llm_backend import workshop
-    from llm_backend.labels import make_labels
+    from llm_backend.core import workshop
+    from llm_backend.data.labels import make_labels
 
     labels = make_labels([f"label {i}" for i in range(500)])  # fine outside a workshop...
     workshop.check_labels(len(labels))  # ...too many inside one
 
 
 def _too_many_rows() -> Any:
-    from llm_backend import workshop
-    from llm_backend.data_io import load_sample
+    from llm_backend.core import workshop
+    from llm_backend.data.files import load_sample
 
     workshop.check_rows(len(load_sample("Support tickets").df) * 20)
 
 
 def _model_folder(setup: Callable[[Path], str]) -> Callable[[Path], Any]:
     def go(tmp: Path) -> Any:
-        from llm_backend.paths import safe_model_folder
+        from llm_backend.core.paths import safe_model_folder
 
         return safe_model_folder(setup(tmp), roots=[tmp])
 
@@ -132,8 +132,8 @@ def _folder_with(files: dict[str, bytes]) -> Callable[[Path], str]:
 
 
 def _load_config_without_weights(tmp: Path) -> Any:
-    from llm_backend.loading import load_model
-    from llm_backend.paths import safe_model_folder
+    from llm_backend.core.paths import safe_model_folder
+    from llm_backend.models.loading import load_model
 
     folder = tmp / "model"
     folder.mkdir()
@@ -143,7 +143,7 @@ def _load_config_without_weights(tmp: Path) -> Any:
 
 
 def _hub_offline(_: Path) -> Any:
-    from llm_backend.registry import spec_from_hub
+    from llm_backend.models.registry import spec_from_hub
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     return spec_from_hub("some-org/model-that-is-not-cached", "embedder")
@@ -151,7 +151,7 @@ def _hub_offline(_: Path) -> Any:
 
 def _registry(fn: Callable[[Any], Any]) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        from llm_backend.registry import ModelRegistry
+        from llm_backend.models.registry import ModelRegistry
 
         return fn(ModelRegistry())
 
@@ -160,7 +160,7 @@ def _registry(fn: Callable[[Any], Any]) -> Callable[[Path], Any]:
 
 def _safe(user: str) -> Callable[[Path], Any]:
     def go(tmp: Path) -> Any:
-        from llm_backend.paths import safe_path
+        from llm_backend.core.paths import safe_path
 
         (tmp / "inside").mkdir(exist_ok=True)
         return safe_path(user, [tmp / "inside"])
@@ -169,7 +169,7 @@ def _safe(user: str) -> Callable[[Path], Any]:
 
 
 def _symlink_escape(tmp: Path) -> Any:
-    from llm_backend.paths import safe_path
+    from llm_backend.core.paths import safe_path
 
     (tmp / "inside").mkdir()
     (tmp / "outside").mkdir()
@@ -179,7 +179,7 @@ def _symlink_escape(tmp: Path) -> Any:
 
 def _store_file(name: str) -> Callable[[Path], Any]:
     def go(tmp: Path) -> Any:
-        from llm_backend.store import Store
+        from llm_backend.store.database import Store
 
         target = tmp / "studio.db"
         target.write_bytes((BAD / name).read_bytes())
@@ -189,7 +189,7 @@ def _store_file(name: str) -> Callable[[Path], Any]:
 
 
 def _store_newer(tmp: Path) -> Any:
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     conn = sqlite3.connect(tmp / "studio.db")
     conn.execute("PRAGMA user_version = 999")
@@ -198,7 +198,7 @@ def _store_newer(tmp: Path) -> Any:
 
 
 def _store_is_folder(tmp: Path) -> Any:
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     (tmp / "studio.db").mkdir()
     return Store(tmp / "studio.db")
@@ -206,7 +206,7 @@ def _store_is_folder(tmp: Path) -> Any:
 
 def _store_import(payload: bytes) -> Callable[[Path], Any]:
     def go(tmp: Path) -> Any:
-        from llm_backend.store import Store
+        from llm_backend.store.database import Store
 
         return Store(tmp / "s.db").import_project(payload)
 
@@ -214,14 +214,14 @@ def _store_import(payload: bytes) -> Callable[[Path], Any]:
 
 
 def _store_unknown_project(tmp: Path) -> Any:
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     return Store(tmp / "s.db").project_id("nope")
 
 
 def _store_concurrent(tmp: Path) -> Any:
     """Not an error case: 6 threads writing at once must all land, and we return a note saying so."""
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     s = Store(tmp / "s.db")
     pid = s.ensure_project("p")
@@ -245,7 +245,7 @@ def _store_concurrent(tmp: Path) -> Any:
 
 def _train(**cfg: Any) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        trainer = pytest.importorskip("llm_backend.trainer")
+        trainer = pytest.importorskip("llm_backend.training.trainer")
         return trainer.TrainConfig(**cfg).resolved()
 
     return go
@@ -253,7 +253,7 @@ def _train(**cfg: Any) -> Callable[[Path], Any]:
 
 def _train_data(texts: list[str], labels: list[Any]) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        sampler = pytest.importorskip("llm_backend.sampler")
+        sampler = pytest.importorskip("llm_backend.data.sampler")
         return sampler.prepare_training_set(texts, labels, min_per_class=2)
 
     return go
@@ -270,7 +270,7 @@ def _lm_template(template: str) -> Callable[[Path], Any]:
 def _prompting(template: str) -> Callable[[Path], Any]:
     """Check a prompt template against a dataset's columns, then render it on one row, as a run does."""
     def go(_: Path) -> Any:
-        from llm_backend.templates import check_template, render, row_context
+        from llm_backend.prompts.templates import check_template, render, row_context
 
         check_template(template, ["text", "stars"])
         return render(template, row_context({"text": "Great phone", "stars": "5"}, "Great phone"),
@@ -298,7 +298,7 @@ CASES: list[Case] = [
     Case("file-xlsx-corrupt", _read("corrupt.xlsx"), "Excel file cannot be opened"),
     Case("file-xlsx-zip-without-workbook", _read("zip_not_xlsx.xlsx"), "Excel file cannot be opened"),
     Case("file-xlsx-is-really-csv", _read("csv_renamed.xlsx"), "Excel file cannot be opened"),
-    Case("file-xlsx-missing-sheet", lambda _: __import__("llm_backend.data_io", fromlist=["x"]).read_table(
+    Case("file-xlsx-missing-sheet", lambda _: __import__("llm_backend.data.files", fromlist=["x"]).read_table(
         _xlsx_bytes(), "book.xlsx", sheet="Nope"), "no sheet 'Nope'"),
     Case("file-parquet-corrupt", _read("corrupt.parquet"), "Parquet file cannot be read"),
     Case("file-unbalanced-quotes", _read("unbalanced_quotes.csv"), "could not be parsed"),
@@ -311,7 +311,7 @@ CASES: list[Case] = [
     Case("file-numbers-as-text", _read_text_notes("numbers_as_text.csv"), "are numbers", notes=True),
     Case("file-nul-bytes", _read_text_notes("nul_bytes.csv"), "NUL|control",
          notes=True),
-    Case("file-missing-path", lambda _: __import__("llm_backend.data_io", fromlist=["x"]).read_path(
+    Case("file-missing-path", lambda _: __import__("llm_backend.data.files", fromlist=["x"]).read_path(
         "no/such/file.csv"), "No such file"),
     # --------------------------------------------------------------------------------------------- labels
     Case("labels-empty", _make([]), "label set is empty"),
@@ -320,13 +320,13 @@ CASES: list[Case] = [
     Case("labels-duplicates-inner-space", _make(["card  arrival", "card arrival"]), "Duplicate labels"),
     Case("labels-single-in-single-label-mode", _single_label, "at least two labels"),
     Case("labels-500-in-workshop", _workshop(_too_many_labels), "at most 50 labels.*has 500"),
-    Case("labels-paste-empty", _labels(lambda: __import__("llm_backend.labels", fromlist=["x"]).parse_label_list(
+    Case("labels-paste-empty", _labels(lambda: __import__("llm_backend.data.labels", fromlist=["x"]).parse_label_list(
         " \n \n")), "label set is empty"),
     Case("labels-file-bad-yaml", _label_file("bad_labels.yaml"), "not valid YAML"),
     Case("labels-file-not-a-list", _label_file("not_a_list_labels.yaml"), "must hold a list"),
     Case("labels-file-empty-list", _label_file("empty_labels.yaml"), "label set is empty"),
     Case("labels-file-duplicates", _label_file("duplicate_labels.yaml"), "Duplicate labels"),
-    Case("labels-file-missing", _labels(lambda: __import__("llm_backend.labels", fromlist=["x"]).load_labels_file(
+    Case("labels-file-missing", _labels(lambda: __import__("llm_backend.data.labels", fromlist=["x"]).load_labels_file(
         "missing/labels.yaml")), "No such label file"),
     Case("rows-over-workshop-limit", _workshop(_too_many_rows), "at most 2,000 rows"),
     # ------------------------------------------------------------------------------------------ templates
@@ -344,7 +344,7 @@ CASES: list[Case] = [
          "config.json .* cannot be read"),
     Case("model-config-without-weights", _load_config_without_weights, "Could not load"),
     Case("model-hub-id-offline", _hub_offline, "not in the local model cache"),
-    Case("model-hub-id-malformed", _labels(lambda: __import__("llm_backend.registry", fromlist=["x"]).spec_from_hub(
+    Case("model-hub-id-malformed", _labels(lambda: __import__("llm_backend.models.registry", fromlist=["x"]).spec_from_hub(
         "not a hub id", "embedder")), "not a hub id"),
     Case("model-unknown-name", _registry(lambda r: r.get("gpt-17")), "Unknown model 'gpt-17'"),
     Case("model-path-escapes-roots", _model_folder(lambda tmp: "../../../etc"), "outside the folders"),
@@ -380,7 +380,7 @@ V = {"positive": ["great"], "negative": ["bad"]}
 def _render(template: str, **env: str) -> Callable[[Path], Any]:
     """Render a hostile template through the same function the live preview, prompt runs and the CLI use."""
     def go(_: Path) -> Any:
-        from llm_backend.templates import check_template, render, row_context
+        from llm_backend.prompts.templates import check_template, render, row_context
 
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -399,7 +399,7 @@ def _render(template: str, **env: str) -> Callable[[Path], Any]:
 
 def _template_file(name: str) -> Callable[[Path], Any]:
     def go(_: Path) -> Any:
-        from llm_backend.templates import load_template_file
+        from llm_backend.prompts.templates import load_template_file
 
         return load_template_file(BAD / name)
 
@@ -409,7 +409,7 @@ def _template_file(name: str) -> Callable[[Path], Any]:
 def _library_write(where: Callable[[Path], Path]) -> Callable[[Path], Any]:
     """Save into a library folder outside the data folder (home, the app's own templates/): refused."""
     def go(tmp: Path) -> Any:
-        from llm_backend.templates import PromptTemplate, TemplateLibrary
+        from llm_backend.prompts.templates import PromptTemplate, TemplateLibrary
 
         os.environ["ZSS_DATA_DIR"] = str(tmp / "data")
         try:
@@ -424,8 +424,8 @@ def _library_write(where: Callable[[Path], Path]) -> Callable[[Path], Any]:
 def _planted_model(kind: str) -> Callable[[Path], Any]:
     """A model folder someone sent: with code behind ``auto_map``, or with pickled weights only."""
     def go(tmp: Path) -> Any:
-        from llm_backend.loading import load_model
-        from llm_backend.registry import spec_from_folder
+        from llm_backend.models.loading import load_model
+        from llm_backend.models.registry import spec_from_folder
 
         folder = tmp / "planted"
         folder.mkdir()
@@ -453,7 +453,7 @@ def _planted_model(kind: str) -> Callable[[Path], Any]:
 
 def _import(doc: Any) -> Callable[[Path], Any]:
     def go(tmp: Path) -> Any:
-        from llm_backend.store import Store
+        from llm_backend.store.database import Store
 
         payload = doc if isinstance(doc, (bytes, str)) else json.dumps(doc)
         store = Store(tmp / "s.db")
@@ -474,7 +474,7 @@ def _run(**fields: Any) -> dict[str, Any]:
 
 
 def _export_escapes(_: Path) -> Any:
-    from llm_backend.data_io import read_table, to_csv_safe
+    from llm_backend.data.files import read_table, to_csv_safe
 
     table = read_table((BAD / "formula_cells.csv").read_bytes(), "formula_cells.csv")
     text = to_csv_safe(table.df)
@@ -485,14 +485,14 @@ def _export_escapes(_: Path) -> Any:
 
 
 def _big_cell(_: Path) -> Any:
-    from llm_backend.data_io import read_table, text_column_report
+    from llm_backend.data.files import read_table, text_column_report
 
     table = read_table(b"text,label\n" + b"word " * 220_000 + b",a\nshort,b\n", "big_cell.csv")
     return table.notes + text_column_report(table.df["text"])[1]
 
 
 def _cli_upload_limit(tmp: Path) -> Any:
-    from llm_backend.data_io import read_path
+    from llm_backend.data.files import read_path
 
     path = tmp / "big.csv"
     path.write_bytes(b"text,label\n" + b"x,a\n" * 400_000)
@@ -504,7 +504,7 @@ def _cli_upload_limit(tmp: Path) -> Any:
 
 
 def _max_rows(_: Path) -> Any:
-    from llm_backend.data_io import read_table
+    from llm_backend.data.files import read_table
 
     os.environ["ZSS_MAX_ROWS"] = "3"
     try:
@@ -516,7 +516,7 @@ def _max_rows(_: Path) -> Any:
 def _gzip_bomb(_: Path) -> Any:
     import gzip
 
-    from llm_backend.data_io import read_table
+    from llm_backend.data.files import read_table
 
     return read_table(gzip.compress(b"text,label\n" + b"0" * (3 * 1024 * 1024)), "bomb.csv", max_bytes=1024 * 1024)
 
@@ -524,8 +524,8 @@ def _gzip_bomb(_: Path) -> Any:
 def _save_kill(stage: str) -> Callable[[Path], Any]:
     """What a kill during save_model leaves, and what the registry makes of it at the next start."""
     def go(tmp: Path) -> Any:
-        from llm_backend.registry import ModelRegistry
-        from llm_backend.trained_models import META_FILE, recover_models_folder
+        from llm_backend.models.registry import ModelRegistry
+        from llm_backend.training.trained_models import META_FILE, recover_models_folder
 
         models = tmp / "models"
         models.mkdir()
@@ -553,9 +553,9 @@ def _save_kill(stage: str) -> Callable[[Path], Any]:
 
 
 def _train_empty_texts(_: Path) -> Any:
-    from llm_backend.loading import get_model
-    from llm_backend.registry import ModelRegistry
-    from llm_backend.trainer import TrainConfig, train
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trainer import TrainConfig, train
 
     return train(["", " ", "", ""], ["a", "a", "b", "b"], TrainConfig(method="head"),
                  get_model(ModelRegistry().default("embedder")))
@@ -684,7 +684,7 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                                             ("ecdt_train.csv", "gbk")])
 def test_chinese_legacy_encodings_are_read_exactly(name: str, encoding: str):
     """Real Chinese CSVs saved as GBK/GB18030 (what Chinese Windows Excel writes) read back identical to UTF-8."""
-    from llm_backend.data_io import read_table
+    from llm_backend.data.files import read_table
     from tests.conftest import SHARED_DATA, _need
 
     raw = _need(SHARED_DATA / name).read_bytes()
@@ -716,7 +716,7 @@ def _encodes(line: str, encoding: str) -> bool:
 def test_utf8_with_a_few_bad_bytes_keeps_every_other_character():
     """Real Chinese news (UTF-8) with 3 damaged bytes: read as UTF-8 (not cp932 or a Chinese code page), the note
     counts 3, and only the 3 damaged rows differ."""
-    from llm_backend.data_io import read_table
+    from llm_backend.data.files import read_table
     from tests.conftest import SHARED_DATA, _need
 
     raw = _need(SHARED_DATA / "thucnews_dev.csv").read_bytes()[:400_000]

@@ -6,8 +6,12 @@ import threading
 import numpy as np
 import pytest
 
-from llm_backend.batching import BatchingEncoder, encode_batched, get_batching_encoder
-from llm_backend.embedding_cache import encode_uncached
+from llm_backend.models.batching import (
+    BatchingEncoder,
+    encode_batched,
+    get_batching_encoder,
+)
+from llm_backend.models.embedding_cache import encode_uncached
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_backend.data_io import SAMPLES_DIR
-from llm_backend.errors import UserError
-from llm_backend.labels import make_labels
+from llm_backend.core.errors import UserError
+from llm_backend.data.files import SAMPLES_DIR
+from llm_backend.data.labels import make_labels
 from llm_backend.scorers.base import to_probabilities
 from llm_backend.scorers.calibration import CONTENT_FREE_INPUTS, calibrate
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.ensemble import EnsembleScorer, average_probabilities
-from llm_backend.zero_shot import run_scorer
+from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import stratified
 
 

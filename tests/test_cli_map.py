@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llm_backend.clustering import purity
+from llm_backend.maps.clustering import purity
 from tests.conftest import ROOT
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from llm_backend.cli import main
-from llm_backend.data_io import SAMPLES_DIR
-from llm_backend.metrics import evaluate
+from llm_backend.data.files import SAMPLES_DIR
+from llm_backend.evaluation.metrics import evaluate
 from tests.conftest import ROOT
 
 

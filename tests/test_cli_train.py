@@ -6,8 +6,8 @@ import json
 import pytest
 
 from llm_backend.cli import main
-from llm_backend.registry import ModelRegistry
-from llm_backend.sampler import select_per_class
+from llm_backend.data.sampler import select_per_class
+from llm_backend.models.registry import ModelRegistry
 
 
 @pytest.fixture()

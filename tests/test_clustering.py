@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from llm_backend.clustering import (
+from llm_backend.core.errors import UserError
+from llm_backend.data.labels import make_labels
+from llm_backend.maps.clustering import (
     NOISE,
     ClusterParams,
     centroid_examples,
@@ -18,10 +20,8 @@ from llm_backend.clustering import (
     purity,
     summarise_clusters,
 )
-from llm_backend.embedding_cache import embed_texts
-from llm_backend.errors import UserError
-from llm_backend.labels import make_labels
-from llm_backend.projection import ProjectionParams, fit_projection
+from llm_backend.maps.projection import ProjectionParams, fit_projection
+from llm_backend.models.embedding_cache import embed_texts
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from llm_backend.data_io import (
+from llm_backend.core.errors import DataError
+from llm_backend.data.files import (
     guess_label_column,
     guess_text_column,
     list_samples,
@@ -17,7 +18,6 @@ from llm_backend.data_io import (
     sample_rows,
     text_column_report,
 )
-from llm_backend.errors import DataError
 
 CSV = "text,label\nThe parcel never arrived,shipping\nI was charged twice,billing\n"
 

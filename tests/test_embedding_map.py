@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_backend.embedding_map import (
+from llm_backend.core.errors import UserError
+from llm_backend.data.labels import Label
+from llm_backend.maps.embedding_map import (
     MAX_COLOUR_GROUPS,
     assign_label,
     build_map,
@@ -21,9 +23,7 @@ from llm_backend.embedding_map import (
     selection_to_positions,
     valid_predictions,
 )
-from llm_backend.errors import UserError
-from llm_backend.labels import Label
-from llm_backend.projection import ProjectionParams
+from llm_backend.maps.projection import ProjectionParams
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_backend.data_io import load_sample
-from llm_backend.errors import TemplateError, UserError
-from llm_backend.labels import make_labels
-from llm_backend.lm_scoring import (
+from llm_backend.core.errors import TemplateError, UserError
+from llm_backend.data.files import load_sample
+from llm_backend.data.labels import make_labels
+from llm_backend.prompts.lm_scoring import (
     build_chat_prompt,
     candidate_token_counts,
     continuation_logprobs,

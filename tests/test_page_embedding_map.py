@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.labels import Label
+from llm_backend.data.labels import Label
 from tests.conftest import app_test
 from ui.state import DATASET, LABELS, PREDICTIONS, ActiveDataset
 
@@ -190,7 +190,7 @@ def test_clusters_become_candidate_labels(news):
     assert clusters["params"].method == "hdbscan" and clusters["space"] == "the 2-D map"
     assert len(clusters["summaries"]) == clusters["scores"]["clusters"]
     # Both clusterings are in the experiment store with their purity against gold.
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     runs = sorted(Store().list_runs(), key=lambda r: r.id)
     assert [(r.kind, r.method) for r in runs] == [("embedding-map", "kmeans"), ("embedding-map", "hdbscan")]

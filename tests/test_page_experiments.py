@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.data_io import load_sample
-from llm_backend.labels import Label
-from llm_backend.metrics import evaluate
-from llm_backend.store import get_store
+from llm_backend.data.files import load_sample
+from llm_backend.data.labels import Label
+from llm_backend.evaluation.metrics import evaluate
+from llm_backend.store.database import get_store
 from tests.conftest import APP_TIMEOUT
 from ui import state
 
@@ -203,9 +203,9 @@ def test_workshop_mode_uses_a_private_project(monkeypatch, populated):
 def _recording_script():
     import streamlit as st
 
-    from llm_backend.data_io import load_sample
-    from llm_backend.labels import Label
-    from llm_backend.metrics import evaluate
+    from llm_backend.data.files import load_sample
+    from llm_backend.data.labels import Label
+    from llm_backend.evaluation.metrics import evaluate
     from ui import state
     from ui.persistence import record_run, tracked_run
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from llm_backend.config import get_settings
-from llm_backend.sampler import select_per_class
+from llm_backend.core.config import get_settings
+from llm_backend.data.sampler import select_per_class
 from tests.conftest import APP_TIMEOUT, app_test
 from ui.state import ActiveDataset
 
@@ -49,7 +49,7 @@ def test_page_runs_a_head_and_saves_it(dataset):
     assert any("Saved as" in s.value for s in at.success)
     assert (get_settings().models_dir / "page-model" / "zss_model.json").is_file()
     # The run and the saved model are in the experiment store, linked to each other.
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     store = Store()
     runs = store.list_runs()

@@ -141,7 +141,7 @@ def test_adding_a_folder_that_is_not_a_model(_isolated_data_dir):
 
 
 def test_adding_the_bundled_embedder_folder_as_a_model(registry, monkeypatch):
-    from llm_backend.registry import resolve_location
+    from llm_backend.models.registry import resolve_location
 
     folder = resolve_location(registry.default("embedder"))
     monkeypatch.setenv("ZSS_PATH_ROOTS", str(folder))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.data_io import load_sample
+from llm_backend.data.files import load_sample
 from tests.conftest import APP_TIMEOUT, ROOT
 from ui import state
 from ui.state import ActiveDataset
@@ -52,7 +52,7 @@ def test_run_two_templates_and_compare():
 
 
 def test_finished_runs_are_saved_with_their_template(_isolated_data_dir):
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
 
     at = _app().run()
     at.number_input(key="pt_rows").set_value(6).run()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.data_io import load_sample
+from llm_backend.data.files import load_sample
 from tests.conftest import APP_TIMEOUT
 from ui import state
 from ui.state import ActiveDataset
@@ -85,7 +85,7 @@ def test_a_run_is_recorded_in_the_experiment_store(_isolated_data_dir):
     """After a run the Experiments store holds it with the page's metrics (persistence is wired in)."""
     import pandas as pd
 
-    from llm_backend.store import Store
+    from llm_backend.store.database import Store
     from tests.conftest import app_test
     from ui import state
 

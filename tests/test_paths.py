@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from llm_backend.errors import ModelError, UserError
-from llm_backend.paths import PathError, allowed_roots, has_absolute_path, redact, safe_model_folder, safe_path
+from llm_backend.core.errors import ModelError, UserError
+from llm_backend.core.paths import (
+    PathError,
+    allowed_roots,
+    has_absolute_path,
+    redact,
+    safe_model_folder,
+    safe_path,
+)
 
 
 @pytest.fixture
@@ -77,7 +84,7 @@ def test_safe_model_folder_checks_root_then_folder(roots, embedder):
     with pytest.raises(ModelError, match="cannot be read"):
         safe_model_folder("models/good", roots=[inside])
     # a real model folder (the bundled MiniLM) inside an allowed root is accepted
-    from llm_backend.registry import resolve_location
+    from llm_backend.models.registry import resolve_location
 
     real = Path(resolve_location(embedder.spec))
     spec = safe_model_folder(str(real), roots=[real.parent])

@@ -8,11 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_backend.embedding_cache import embed_texts
-from llm_backend.embedding_map import label_text, labels_from_gold
-from llm_backend.errors import DataError, UserError
-from llm_backend.labels import Label
-from llm_backend.projection import ProjectionParams, fit_projection, place_by_neighbours, sample_positions
+from llm_backend.core.errors import DataError, UserError
+from llm_backend.data.labels import Label, labels_from_gold
+from llm_backend.maps.embedding_map import label_text
+from llm_backend.maps.projection import (
+    ProjectionParams,
+    fit_projection,
+    place_by_neighbours,
+    sample_positions,
+)
+from llm_backend.models.embedding_cache import embed_texts
 
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_backend.data_io import load_sample
-from llm_backend.errors import TemplateError, UserError
-from llm_backend.few_shot import select_examples
-from llm_backend.generation import UNMAPPED, map_to_label
-from llm_backend.paths import PathError
-from llm_backend.prompting import RunConfig, TemplateRun, compare
-from llm_backend.templates import (
+from llm_backend.core.errors import TemplateError, UserError
+from llm_backend.core.paths import PathError
+from llm_backend.data.files import load_sample
+from llm_backend.prompts.few_shot import select_examples
+from llm_backend.prompts.generation import UNMAPPED, map_to_label
+from llm_backend.prompts.runner import RunConfig, TemplateRun, compare
+from llm_backend.prompts.templates import (
     PromptTemplate,
     TemplateLibrary,
     check_template,
@@ -88,7 +88,7 @@ def test_yaml_format_and_bad_verbalizer():
 
 
 def test_library_save_load_rename_delete():
-    from llm_backend.config import get_settings
+    from llm_backend.core.config import get_settings
 
     folder = get_settings().data_dir / "lib"  # inside the allowed roots (the per-test data folder)
     lib = TemplateLibrary.at(folder)
@@ -179,7 +179,7 @@ def test_long_text_is_truncated_and_said(causal_lm):
 
 
 def test_cloze_plumbing_with_bundled_masked_lm(registry, reviews):
-    from llm_backend.loading import get_model
+    from llm_backend.models.loading import get_model
 
     mlm = get_model(registry.default("masked_lm"))
     tpl = PromptTemplate("cloze", "{{ text }} It was [MASK].", dict(VERB))

@@ -7,11 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from llm_backend.device import pick_device
-from llm_backend.embedding_cache import EmbeddingCache, embed_texts
-from llm_backend.errors import ModelError
-from llm_backend.loading import ModelCache, get_model, load_model
-from llm_backend.registry import (
+from llm_backend.core.device import pick_device
+from llm_backend.core.errors import ModelError
+from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts
+from llm_backend.models.loaded import ModelCache
+from llm_backend.models.loading import get_model, load_model
+from llm_backend.models.registry import (
     DEFAULT_MODELS,
     ModelRegistry,
     is_available_offline,
@@ -59,7 +60,7 @@ def test_embedding_cache_never_reencodes(embedder, monkeypatch):
 
 
 def test_model_cache_loads_once_under_concurrency(registry):
-    cache = ModelCache()
+    cache = ModelCache(load_model)
     spec = registry.default("embedder")
     results = []
     threads = [threading.Thread(target=lambda: results.append(cache.get(spec))) for _ in range(4)]

@@ -6,8 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from llm_backend.errors import TrainingError
-from llm_backend.sampler import (
+from llm_backend.core.errors import TrainingError
+from llm_backend.data.sampler import (
     default_num_pairs,
     normalise_labels,
     prepare_training_set,

@@ -4,12 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_backend.embedding_cache import CACHE
-from llm_backend.errors import TemplateError
-from llm_backend.labels import Label, make_labels
-from llm_backend.metrics import evaluate
-from llm_backend.scorers.embedding import EmbeddingScorer, check_template, label_sentences, normalise_templates
-from llm_backend.zero_shot import run_scorer
+from llm_backend.core.errors import TemplateError
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.evaluation.metrics import evaluate
+from llm_backend.models.embedding_cache import CACHE
+from llm_backend.scorers.embedding import (
+    EmbeddingScorer,
+    check_template,
+    label_sentences,
+    normalise_templates,
+)
+from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import stratified
 
 
@@ -72,8 +77,8 @@ def test_500_labels_work_with_progress(embedder):
 
 def test_prototype_refinement_improves_ag_news(embedder, ag_news):
     """Refinement must beat plain label vectors on real data it was not tuned on (a 240-row AG News slice)."""
-    from llm_backend.labels import make_labels
-    from llm_backend.metrics import evaluate
+    from llm_backend.data.labels import make_labels
+    from llm_backend.evaluation.metrics import evaluate
     from llm_backend.scorers.embedding import EmbeddingScorer, refine_label_vectors
     df = stratified(ag_news, 60, seed=11)
     labels = make_labels(sorted(df["label"].unique()))

@@ -11,13 +11,13 @@ import time
 import numpy as np
 import pytest
 
-from llm_backend.errors import ModelError
-from llm_backend.labels import make_labels
-from llm_backend.loading import load_model
-from llm_backend.registry import resolve_location, spec_from_folder
+from llm_backend.core.errors import ModelError
+from llm_backend.data.labels import make_labels
+from llm_backend.models.loading import load_model
+from llm_backend.models.registry import resolve_location, spec_from_folder
 from llm_backend.scorers.factory import make_scorer
 from llm_backend.scorers.nli import NLIScorer, nli_label_ids
-from llm_backend.zero_shot import run_scorer
+from llm_backend.scorers.zero_shot import run_scorer
 
 TEXTS = [
     "The central bank raised interest rates again to fight inflation.",

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llm_backend.labels import Label
-from llm_backend.store import get_store
+from llm_backend.data.labels import Label
+from llm_backend.store.database import get_store
 from tests.conftest import APP_TIMEOUT
 from ui import state
 
@@ -59,7 +59,7 @@ def test_home_sessions_keep_their_own_dataset_and_labels():
 def _model_script():
     import streamlit as st
 
-    from llm_backend.embedding_cache import embed_texts
+    from llm_backend.models.embedding_cache import embed_texts
     from ui.models import get_model, registry
 
     loaded = get_model(registry().default("embedder"))
@@ -113,8 +113,8 @@ def test_runs_stay_in_each_sessions_project(monkeypatch):
 
 def test_concurrent_sessions_encode_through_one_queue(embedder, ag_news):
     """Threads standing in for sessions share one BatchingEncoder and each gets exactly its own vectors."""
-    from llm_backend.batching import get_batching_encoder
-    from llm_backend.embedding_cache import encode_uncached
+    from llm_backend.models.batching import get_batching_encoder
+    from llm_backend.models.embedding_cache import encode_uncached
 
     texts = ag_news["text"].iloc[200:224].tolist()
     expected = encode_uncached(embedder, texts)
@@ -136,8 +136,8 @@ def test_concurrent_sessions_encode_through_one_queue(embedder, ag_news):
 
 
 def test_fine_tuning_never_changes_the_shared_embedder(embedder, ag_news):
-    trainer = pytest.importorskip("llm_backend.trainer")
-    from llm_backend.embedding_cache import encode_uncached
+    trainer = pytest.importorskip("llm_backend.training.trainer")
+    from llm_backend.models.embedding_cache import encode_uncached
 
     probe = ["Stocks rally as oil prices fall"]
     before_vec = encode_uncached(embedder, probe)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_backend import store as store_mod
 from llm_backend.cli import main as cli_main
-from llm_backend.labels import Label, make_labels
-from llm_backend.metrics import evaluate
-from llm_backend.store import (
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.evaluation.metrics import evaluate
+from llm_backend.store.database import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Store,
@@ -23,6 +22,7 @@ from llm_backend.store import (
     get_store,
     migrate,
 )
+from llm_backend.store import database as store_mod
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from llm_backend.errors import TrainingError
-from llm_backend.labels import Label, make_labels
-from llm_backend.loading import load_model
-from llm_backend.registry import ModelRegistry
-from llm_backend.sampler import select_per_class
+from llm_backend.core.errors import TrainingError
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.data.sampler import select_per_class
+from llm_backend.models.loading import load_model
+from llm_backend.models.registry import ModelRegistry
 from llm_backend.scorers.base import Scorer
-from llm_backend.trained_models import (
+from llm_backend.training.loop import TrainConfig
+from llm_backend.training.trained_models import (
     META_FILE,
     UNKNOWN_LABEL_SCORE,
     TrainedScorer,
@@ -20,7 +21,7 @@ from llm_backend.trained_models import (
     save_model,
     writable_models_dir,
 )
-from llm_backend.trainer import TrainConfig, train
+from llm_backend.training.trainer import train
 
 
 @pytest.fixture(scope="module")

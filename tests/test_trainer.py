@@ -6,12 +6,17 @@ import threading
 import numpy as np
 import pytest
 
-from llm_backend.embedding_cache import encode_uncached
-from llm_backend.errors import TrainingError
-from llm_backend.sampler import select_per_class
-from llm_backend.trained_models import EmbeddingHeadModel, SequenceModel, predict
-from llm_backend.trainer import TrainCallbacks, TrainConfig, train
-from llm_backend.training_runs import RunManager
+from llm_backend.core.errors import TrainingError
+from llm_backend.data.sampler import select_per_class
+from llm_backend.models.embedding_cache import encode_uncached
+from llm_backend.training.loop import TrainCallbacks, TrainConfig
+from llm_backend.training.runs import RunManager
+from llm_backend.training.trained_models import (
+    EmbeddingHeadModel,
+    SequenceModel,
+    predict,
+)
+from llm_backend.training.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def test_head_on_embeddings_beats_chance(embedder, slices):
 
 def test_label_anchors_lift_the_head_on_every_seed(embedder, ag_news):
     """Each class's label sentence as an extra weighted row: 4 rows per class, 3 seeds, 300 held-out rows each."""
-    from llm_backend.metrics import evaluate
+    from llm_backend.evaluation.metrics import evaluate
 
     texts, labels = ag_news["text"].tolist(), ag_news["label"].tolist()
     gains = []
@@ -61,9 +66,9 @@ def test_label_anchors_lift_the_head_on_every_seed(embedder, ag_news):
 
 
 def test_label_anchors_use_the_label_set_descriptions(embedder):
-    from llm_backend.labels import Label
-    from llm_backend.trainer import class_anchors
-    from llm_backend.embedding_cache import embed_texts
+    from llm_backend.data.labels import Label
+    from llm_backend.models.embedding_cache import embed_texts
+    from llm_backend.training.trainer import class_anchors
 
     encode = lambda s: embed_texts(embedder, s)  # noqa: E731
     plain = class_anchors(encode, ["card_arrival", "refund"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_backend.sampler import select_per_class
+from llm_backend.data.sampler import select_per_class
 from llm_backend.scorers.embedding import EmbeddingScorer
-from llm_backend.trained_models import SequenceModel, predict, scorer_for
-from llm_backend.trainer import TrainCallbacks, TrainConfig, train
-from llm_backend.trainer_distillation import measure_speed, teacher_probabilities
+from llm_backend.training.distillation import measure_speed, teacher_probabilities
+from llm_backend.training.loop import TrainCallbacks, TrainConfig
+from llm_backend.training.trained_models import SequenceModel, predict, scorer_for
+from llm_backend.training.trainer import train
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_backend import workshop
-from llm_backend.data_io import SAMPLES_DIR
-from llm_backend.errors import DataError, LabelError, UserError
+from llm_backend.core import workshop
+from llm_backend.core.errors import DataError, LabelError, UserError
+from llm_backend.data.files import SAMPLES_DIR
 
 
 def test_no_limits_by_default():
@@ -62,7 +62,7 @@ def test_home_page_caps_rows_in_workshop_mode(monkeypatch):
 
 
 def test_zero_shot_page_refuses_too_many_labels_in_workshop_mode(monkeypatch):
-    from llm_backend.data_io import load_sample
+    from llm_backend.data.files import load_sample
     from tests.conftest import app_test
     from ui import state
 
@@ -95,9 +95,9 @@ def _expire_soon(monkeypatch):
 
 def test_time_limit_stops_prompt_runs_in_the_backend(monkeypatch, causal_lm):
     """The prompt page and `python -m llm_backend prompt` both run TemplateRun: the limit lives there."""
-    from llm_backend.data_io import load_sample
-    from llm_backend.prompting import TemplateRun
-    from llm_backend.templates import PromptTemplate
+    from llm_backend.data.files import load_sample
+    from llm_backend.prompts.runner import TemplateRun
+    from llm_backend.prompts.templates import PromptTemplate
 
     df = load_sample("Product reviews").df.head(6)
     tpl = PromptTemplate("t", "Review: {{ text }}\nSentiment?", {"positive": ["great"], "negative": ["bad"],
@@ -110,7 +110,7 @@ def test_time_limit_stops_prompt_runs_in_the_backend(monkeypatch, causal_lm):
 
 
 def test_time_limit_stops_map_embedding_in_the_backend(monkeypatch, embedder):
-    from llm_backend.embedding_map import embed_positions
+    from llm_backend.maps.embedding_map import embed_positions
 
     import numpy as np
 
@@ -122,7 +122,7 @@ def test_time_limit_stops_map_embedding_in_the_backend(monkeypatch, embedder):
 
 def test_time_limit_stops_training_gracefully(monkeypatch, embedder):
     """Training polls should_stop between steps: at the limit it stops, keeps its weights and says why."""
-    from llm_backend.trainer import TrainConfig, train
+    from llm_backend.training.trainer import TrainConfig, train
 
     texts = [f"refund my order {i}" for i in range(6)] + [f"where is my parcel {i}" for i in range(6)]
     labels = ["refund"] * 6 + ["shipping"] * 6
@@ -135,7 +135,7 @@ def test_streamlit_upload_cap_is_the_documented_limit():
     """Streamlit refuses bigger uploads in the browser, before buffering them, at the same size the app documents."""
     import tomllib
 
-    from llm_backend.config import Settings
+    from llm_backend.core.config import Settings
     from tests.conftest import ROOT
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())

@@ -4,18 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_backend.data_io import load_sample
-from llm_backend.errors import LabelError, TemplateError, UserError
-from llm_backend.labels import make_labels
+from llm_backend.core.errors import LabelError, TemplateError, UserError
+from llm_backend.data.files import load_sample
+from llm_backend.data.labels import labels_from_gold, make_labels
 from llm_backend.scorers.base import NONE_LABEL
 from llm_backend.scorers.embedding import EmbeddingScorer
-from llm_backend.zero_shot import (
+from llm_backend.scorers.zero_shot import (
     compare_results,
     confusable_pairs,
     gold_coverage,
     label_similarity,
     labels_from_frame,
-    labels_from_gold,
     labels_to_frame,
     prepare_labels,
     prepare_texts,

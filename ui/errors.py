@@ -11,8 +11,8 @@ from typing import Iterator
 
 import streamlit as st
 
-from llm_backend.errors import UserError
-from llm_backend.paths import redact
+from llm_backend.core.errors import UserError
+from llm_backend.core.paths import redact
 
 log = logging.getLogger("zero_shot_studio")
 

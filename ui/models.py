@@ -1,38 +1,27 @@
 """Models shared by every browser session of one server process.
 
-``st.cache_resource`` wraps the backend loader, so the first session pays the load and the others reuse it. The
-spec is passed unhashed (leading underscore) and identified by its key string.
+The backend's process-wide model cache (:func:`llm_backend.models.loading.get_model`) is the only one: the first
+session pays the load and the others, the CLI code paths and trained models built on the same embedder reuse it.
+A second ``st.cache_resource`` layer used to hold its own copies, so a head-only trained model loaded MiniLM twice.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from llm_backend.loading import LoadedModel, load_model
-from llm_backend.registry import ModelRegistry, ModelSpec, Role
+from llm_backend.models import loading
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.models.registry import ModelRegistry, ModelSpec, Role
 
 from . import state
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _loaded_models() -> dict[str, ModelSpec]:
-    """Process-wide record of what is loaded, for the sidebar."""
-    return {}
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _load(key: str, _spec: ModelSpec) -> LoadedModel:
-    model = load_model(_spec)
-    _loaded_models()[key] = _spec
-    return model
-
-
 def get_model(spec: ModelSpec) -> LoadedModel:
     with st.spinner(f"Loading {spec.name}… (first use only; later sessions reuse it)"):
-        return _load(spec.key, spec)
+        return loading.get_model(spec)
 
 
 def loaded_models() -> list[ModelSpec]:
-    return list(_loaded_models().values())
+    return loading.loaded_specs()
 
 
 def registry() -> ModelRegistry:

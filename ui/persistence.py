@@ -26,9 +26,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import streamlit as st
 
-from llm_backend.config import get_settings
-from llm_backend.paths import redact
-from llm_backend.store import Store, Versioned, get_store
+from llm_backend.core.config import get_settings
+from llm_backend.core.paths import redact
+from llm_backend.store.database import Store, Versioned, get_store
 
 from . import state
 
@@ -109,7 +109,7 @@ def record_run(
 
     ``page`` is the run's kind (``"zero-shot"``, ``"prompt"``, ``"embedding-map"``, ``"fine-tune"``...). ``labels``
     defaults to the session's current label set; pass ``template`` (a dict) from the prompt page. Metrics are
-    stored as given: pass :func:`llm_backend.metrics.evaluate`'s dict so accuracy and macro-F1 show in the list.
+    stored as given: pass :func:`llm_backend.evaluation.metrics.evaluate`'s dict so accuracy and macro-F1 show in the list.
     """
     try:
         store = get_store()

@@ -7,7 +7,7 @@ from typing import Callable
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from llm_backend.workshop import RunTimer
+from llm_backend.core.workshop import RunTimer
 
 
 def progress_bar(label: str, timer: RunTimer | None = None) -> tuple[DeltaGenerator, Callable[[int, int], None]]:

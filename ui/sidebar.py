@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from llm_backend.device import pick_device, process_memory_mb
-from llm_backend.paths import safe_model_folder
-from llm_backend.registry import ROLE_TITLES, ROLES, spec_from_hub
+from llm_backend.core.device import pick_device, process_memory_mb
+from llm_backend.core.paths import safe_model_folder
+from llm_backend.models.registry import ROLE_TITLES, ROLES, spec_from_hub
 
 from . import state
 from .errors import user_errors

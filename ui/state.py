@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from llm_backend.data_io import text_column_report
+from llm_backend.data.files import text_column_report
 
 DATASET = "zss_dataset"
-LABELS = "zss_labels"  # list[llm_backend.labels.Label]: the current label set, shared by pages
+LABELS = "zss_labels"  # list[llm_backend.data.labels.Label]: the current label set, shared by pages
 PREDICTIONS = "zss_predictions"  # dict: {"method": str, "pred": list[str], "probs": ndarray, "labels": list[str]}
 USER_MODELS = "zss_user_models"  # list[ModelSpec] the user added in the sidebar
 

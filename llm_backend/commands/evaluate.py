@@ -1,13 +1,13 @@
 """``evaluate``: score a saved model (or a model folder) on a labelled table and write the metrics."""
 from __future__ import annotations
 
-from llm_backend.data_io import to_csv_safe
+from llm_backend.data.files import to_csv_safe
 
 import argparse
 import json
 from pathlib import Path
 
-from ..errors import DataError
+from llm_backend.core.errors import DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,14 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..data_io import read_path, text_column_report
-    from ..errors import ModelError
-    from ..loading import get_model
-    from ..metrics import evaluate
-    from ..progress import stderr_progress
-    from ..registry import ModelRegistry
-    from ..sampler import normalise_labels
-    from ..trained_models import predict
+    from llm_backend.core.errors import ModelError
+    from llm_backend.core.progress import stderr_progress
+    from llm_backend.data.files import read_path, text_column_report
+    from llm_backend.data.sampler import normalise_labels
+    from llm_backend.evaluation.metrics import evaluate
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trained_models import predict
 
     spec = ModelRegistry().resolve(args.model, "classifier")
     if spec.source != "trained":

@@ -5,20 +5,31 @@ cluster summary (size, c-TF-IDF keywords, candidate label name) goes to stdout; 
 """
 from __future__ import annotations
 
-from llm_backend.data_io import to_csv_safe
+from llm_backend.data.files import to_csv_safe
 
 import argparse
-import sys
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..clustering import NOISE, ClusterParams, cluster, cluster_scores, summarise_clusters
-from ..data_io import guess_text_column, read_path, sample_rows, text_column_report
-from ..errors import DataError, UserError
-from ..progress import stderr_progress
-from ..projection import METHODS, ProjectionParams
+from llm_backend.core.errors import DataError, UserError
+from llm_backend.core.progress import stderr_progress
+from llm_backend.data.files import (
+    guess_text_column,
+    read_path,
+    sample_rows,
+    text_column_report,
+)
+from llm_backend.maps.clustering import (
+    NOISE,
+    ClusterParams,
+    cluster,
+    cluster_scores,
+    summarise_clusters,
+)
+from llm_backend.maps.projection import PROJECTION_METHODS, ProjectionParams
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", help="column with the texts (default: the column with the longest values)")
     p.add_argument("--out", required=True, help="output CSV path")
-    p.add_argument("--method", choices=METHODS, default="pca", help="projection (default: pca)")
+    p.add_argument("--method", choices=PROJECTION_METHODS, default="pca", help="projection (default: pca)")
     p.add_argument("--clusters", type=int, default=8, metavar="K", help="k-means clusters (default: 8)")
     p.add_argument("--cluster-method", choices=("kmeans", "hdbscan"), default="kmeans",
                    help="kmeans on the embeddings, or hdbscan on the 2-D map (default: kmeans)")
@@ -47,9 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..embedding_map import build_map
-    from ..loading import get_model
-    from ..registry import ModelRegistry
+    from llm_backend.maps.embedding_map import build_map
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
 
     table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df

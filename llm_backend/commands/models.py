@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..registry import ModelRegistry, is_available_offline
+from llm_backend.models.registry import ModelRegistry, is_available_offline
 
 
 def register(sub: argparse._SubParsersAction) -> None:

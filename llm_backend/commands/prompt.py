@@ -5,14 +5,14 @@ generated text) and, with a gold column, metrics as JSON.
 """
 from __future__ import annotations
 
-from llm_backend.data_io import to_csv_safe
+from llm_backend.data.files import to_csv_safe
 
 import argparse
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from ..progress import stderr_progress
+from llm_backend.core.errors import UserError
+from llm_backend.core.progress import stderr_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,11 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data_io import guess_text_column, read_path
-    from ..loading import get_model
-    from ..prompting import RunConfig, TemplateRun
-    from ..registry import ModelRegistry
-    from ..templates import load_template_file
+    from llm_backend.data.files import guess_text_column, read_path
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.prompts.runner import RunConfig, TemplateRun
+    from llm_backend.prompts.templates import load_template_file
 
     tpl = load_template_file(args.template_file)
     table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)

@@ -1,11 +1,11 @@
 """``score``: label a whole file with a zero-shot method, write predictions (and metrics when gold exists).
 
-Same backend as the zero-shot page (:func:`llm_backend.zero_shot.run_scorer`), so a CLI run reproduces the page's
+Same backend as the zero-shot page (:func:`llm_backend.scorers.zero_shot.run_scorer`), so a CLI run reproduces the page's
 numbers. Progress goes to stderr; results go to files only.
 """
 from __future__ import annotations
 
-from llm_backend.data_io import to_csv_safe
+from llm_backend.data.files import to_csv_safe
 
 import argparse
 import json
@@ -15,17 +15,22 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..data_io import read_path, text_column_report
-from ..errors import DataError, UserError
-from ..labels import Label, load_labels_file, make_labels
-from ..loading import get_model
-from ..progress import stderr_progress
-from ..registry import ModelRegistry
-from ..scorers.calibration import CALIBRATIONS
-from ..scorers.embedding import DEFAULT_TEMPLATE
-from ..scorers.ensemble import EnsembleScorer
-from ..scorers.factory import METHOD_ROLES, make_scorer, method_available
-from ..zero_shot import DEFAULT_CALIBRATION, gold_coverage, prepare_labels, run_scorer
+from llm_backend.core.errors import DataError, UserError
+from llm_backend.core.progress import stderr_progress
+from llm_backend.data.files import read_path, text_column_report
+from llm_backend.data.labels import Label, load_labels_file, make_labels
+from llm_backend.models.loading import get_model
+from llm_backend.models.registry import ModelRegistry
+from llm_backend.scorers.calibration import CALIBRATIONS
+from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
+from llm_backend.scorers.ensemble import EnsembleScorer
+from llm_backend.scorers.factory import METHOD_ROLES, make_scorer, method_available
+from llm_backend.scorers.zero_shot import (
+    DEFAULT_CALIBRATION,
+    gold_coverage,
+    prepare_labels,
+    run_scorer,
+)
 
 #: Members of ``--method ensemble`` when --ensemble-of is not given: the combination measured best (docs/zero-shot.md).
 DEFAULT_ENSEMBLE = ("embedding", "lm")

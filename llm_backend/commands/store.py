@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..store import Store
+from llm_backend.core.errors import UserError
+from llm_backend.store.database import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TrainingError
-from ..progress import stderr_progress
-from ..trainer import METHODS, TrainCallbacks, TrainConfig
-from ..trainer import train as train_model
+from llm_backend.core.errors import TrainingError
+from llm_backend.core.progress import stderr_progress
+from llm_backend.training.loop import TRAINING_METHODS, TrainCallbacks, TrainConfig
+from llm_backend.training.trainer import train as train_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, default=None, metavar="K",
                    help="train on K seeded examples per class (default: every labelled row, no test split)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=list(METHODS), default="head")
+    p.add_argument("--method", choices=list(TRAINING_METHODS), default="head")
     p.add_argument("--teacher", default="zero-shot",
                    help="distill only: 'zero-shot' (embedding scorer with the class names) or a trained model "
                         "name/folder")
@@ -49,12 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _teacher(name: str, embedder):  # noqa: ANN001, ANN202 - small factory
-    from ..loading import get_model
-    from ..registry import ModelRegistry
-    from ..trained_models import TrainedScorer
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trained_models import TrainedScorer
 
     if name == "zero-shot":
-        from ..scorers.embedding import EmbeddingScorer
+        from llm_backend.scorers.embedding import EmbeddingScorer
 
         return EmbeddingScorer(embedder)
     spec = ModelRegistry().resolve(name, "classifier")
@@ -64,12 +64,16 @@ def _teacher(name: str, embedder):  # noqa: ANN001, ANN202 - small factory
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data_io import read_path, text_column_report
-    from ..loading import get_model
-    from ..metrics import evaluate
-    from ..registry import ModelRegistry
-    from ..sampler import normalise_labels, select_per_class
-    from ..trained_models import predict, save_model, writable_models_dir
+    from llm_backend.data.files import read_path, text_column_report
+    from llm_backend.data.sampler import normalise_labels, select_per_class
+    from llm_backend.evaluation.metrics import evaluate
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trained_models import (
+        predict,
+        save_model,
+        writable_models_dir,
+    )
 
     table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df

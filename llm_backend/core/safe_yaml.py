@@ -16,7 +16,7 @@ from yaml.composer import ComposerError
 from yaml.events import AliasEvent
 
 from llm_backend.core.limits import limits
-from llm_backend.errors import UserError
+from llm_backend.core.errors import UserError
 
 
 class NestingError(UserError):

@@ -37,7 +37,7 @@ from jinja2 import exceptions as jexc
 from jinja2.sandbox import SandboxedEnvironment
 
 from llm_backend.core.limits import limits
-from llm_backend.errors import TemplateError
+from llm_backend.core.errors import TemplateError
 
 _LOOP_FILTER = "_zss_loop_guard"
 

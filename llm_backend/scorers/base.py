@@ -12,8 +12,8 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..labels import Label
-from ..progress import Progress
+from llm_backend.core.progress import Progress
+from llm_backend.data.labels import Label
 
 NONE_LABEL = "(none)"
 

@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..labels import Label
-from .base import Scorer
+from llm_backend.core.errors import UserError
+from llm_backend.data.labels import Label
+from llm_backend.scorers.base import Scorer
 
 CALIBRATIONS: tuple[str, ...] = ("none", "centering", "contextual")
 CALIBRATION_TITLES = {

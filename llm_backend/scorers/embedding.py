@@ -6,7 +6,7 @@ or more *hypothesis templates* ("This text is about {label}.") and the resulting
 label's description and extra phrasings. Averaging several generic phrasings smooths out the quirks of any single
 wording without tuning to a data set.
 
-Text embeddings come from :func:`llm_backend.embedding_cache.embed_texts`, so editing the label set re-encodes only
+Text embeddings come from :func:`llm_backend.models.embedding_cache.embed_texts`, so editing the label set re-encodes only
 the handful of label sentences, never the corpus.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..embedding_cache import embed_texts
-from ..errors import TemplateError
-from ..labels import Label
-from ..loading import LoadedModel
-from ..progress import Progress, report
+from llm_backend.core.errors import TemplateError
+from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.models.loaded import LoadedModel
 
 DEFAULT_TEMPLATE = "This text is about {label}."
 #: Generic wordings averaged by the "several templates" setting; none mentions a domain or a data set.

@@ -14,11 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..labels import Label
-from ..progress import Progress, report
-from .base import Scorer, to_probabilities
-from .calibration import calibrate
+from llm_backend.core.errors import UserError
+from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label
+from llm_backend.scorers.base import Scorer, to_probabilities
+from llm_backend.scorers.calibration import calibrate
 
 _EPS = 1e-12
 

@@ -11,13 +11,13 @@ import importlib.util
 import inspect
 from typing import Any, Sequence
 
-from ..errors import ModelError, UserError
-from ..loading import LoadedModel
-from .base import Scorer
-from .embedding import EmbeddingScorer
-from .nli import NLIScorer
+from llm_backend.core.errors import ModelError, UserError
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.scorers.base import Scorer
+from llm_backend.scorers.embedding import EmbeddingScorer
+from llm_backend.scorers.nli import NLIScorer
 
-METHODS: tuple[str, ...] = ("embedding", "lm", "nli", "trained")
+SCORING_METHODS: tuple[str, ...] = ("embedding", "lm", "nli", "trained")
 METHOD_TITLES = {
     "embedding": "Embedding similarity",
     "lm": "LM verbalizer",
@@ -40,14 +40,14 @@ def method_available(method: str) -> bool:
     if method == "lm":
         return _module_exists("llm_backend.scorers.lm")
     if method == "trained":
-        return _module_exists("llm_backend.trained_models")
+        return _module_exists("llm_backend.training.trained_models")
     return method in METHOD_ROLES or method == "ensemble"
 
 
 def check_method(method: str) -> str:
     method = (method or "").strip().lower()
-    if method not in (*METHODS, "ensemble"):
-        raise UserError(f"Unknown method '{method}'. Choose one of: {', '.join((*METHODS, 'ensemble'))}.")
+    if method not in (*SCORING_METHODS, "ensemble"):
+        raise UserError(f"Unknown method '{method}'. Choose one of: {', '.join((*SCORING_METHODS, 'ensemble'))}.")
     return method
 
 
@@ -77,12 +77,12 @@ def make_scorer(method: str, loaded: LoadedModel, *, templates: str | Sequence[s
     if method == "lm":
         if not method_available("lm"):
             raise ModelError("The LM verbalizer method is not installed in this build.")
-        from .lm import LMVerbalizerScorer
+        from llm_backend.scorers.lm import LMVerbalizerScorer
 
         kwargs: dict[str, Any] = {}
         return LMVerbalizerScorer(loaded, **kwargs)
     if not method_available("trained"):
         raise ModelError("Trained-model scoring is not available in this build.")
-    from ..trained_models import TrainedScorer
+    from llm_backend.training.trained_models import TrainedScorer
 
     return TrainedScorer(loaded)

@@ -3,7 +3,7 @@
 The prompt lists the task, the candidate label phrases and the text, and asks for the label; the score of a label is
 the length-normalised log-likelihood of its words as the assistant's answer (kind "logprob"). Nothing is generated,
 so the answer can never fall outside the label set, and one prompt pass scores every label
-(:func:`llm_backend.lm_scoring.continuation_logprobs`). A label with several phrasings gets the mean or max over them.
+(:func:`llm_backend.prompts.lm_scoring.continuation_logprobs`). A label with several phrasings gets the mean or max over them.
 
 The wording is deliberately generic: it names no domain and is never tuned to one data set.
 """
@@ -13,12 +13,16 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import get_settings
-from ..errors import LabelError, TemplateError, UserError
-from ..labels import Label
-from ..lm_scoring import build_chat_prompt, continuation_logprobs, model_context_length
-from ..loading import LoadedModel
-from ..progress import Progress
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import LabelError, TemplateError, UserError
+from llm_backend.core.progress import Progress
+from llm_backend.data.labels import Label
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.prompts.lm_scoring import (
+    build_chat_prompt,
+    continuation_logprobs,
+    model_context_length,
+)
 
 DEFAULT_TEMPLATE = (
     "Classify the text below into exactly one of these categories:\n{labels}\n\n"

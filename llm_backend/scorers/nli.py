@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ModelError
-from ..labels import Label
-from ..loading import LoadedModel
-from ..progress import Progress, report
-from .embedding import DEFAULT_TEMPLATE, normalise_templates
+from llm_backend.core.errors import ModelError
+from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, normalise_templates
 
 
 def nli_label_ids(config: Any) -> tuple[int, int]:

@@ -1,0 +1,414 @@
+"""Running a prompt template over a dataset: score (verbalizer log-likelihood), cloze (masked LM) or generate.
+
+:class:`TemplateRun` prepares everything once (validation, rows, few-shot examples, calibration offsets) and then
+runs in chunks, so the page can show progress, stop, and keep partial results; the CLI and the benchmark call
+:meth:`TemplateRun.run_all`. Prompts are built the same way everywhere:
+
+- causal LMs with a chat template get the rendered prompt as the user message and the answer as the assistant's
+  reply; few-shot examples (unless the template places ``examples``/``examples_block`` itself) become earlier
+  user/assistant turns;
+- other models get plain text: examples as rendered prompts followed by their answer, then the row's prompt.
+
+A prompt over the model's context has its *text* part cut (never the instructions) and the run says so.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llm_backend.core.config import get_settings
+from llm_backend.core.errors import TemplateError, UserError
+from llm_backend.core.progress import Progress, report
+from llm_backend.evaluation.metrics import agreement, evaluate
+from llm_backend.models.loaded import LoadedModel
+from llm_backend.prompts.few_shot import select_examples
+from llm_backend.prompts.generation import UNMAPPED, generate_texts, map_to_label
+from llm_backend.prompts.lm_scoring import (
+    continuation_logprobs,
+    has_chat_template,
+    model_context_length,
+)
+from llm_backend.prompts.templates import (
+    EXAMPLE_MAX_CHARS,
+    MASK_MARK,
+    PromptTemplate,
+    check_gold_covered,
+    check_template,
+    render,
+    row_context,
+)
+from llm_backend.scorers.base import to_probabilities
+from llm_backend.scorers.calibration import (
+    CONTENT_FREE_INPUTS,
+    calibrate,
+    check_calibration,
+)
+
+MODES = ("score", "cloze", "generate")
+MODE_TITLES = {"score": "score labels (causal LM verbalizer)", "cloze": "cloze (masked LM fills [MASK])",
+               "generate": "generate free text (instruct LM), then map to a label"}
+
+
+@dataclass
+class RunConfig:
+    mode: str = "score"
+    few_shot: int | None = None  # examples per label; None = the template's own setting
+    selection: str = "random"  # or "nearest"
+    seed: int = 0
+    calibration: str = "none"  # none | centering | contextual (score and cloze)
+    aggregate: str = "max"  # several answer words per label: max or mean of their scores
+    use_chat: bool = True  # apply the chat template when the LM has one
+    max_new_tokens: int = 16
+    temperature: float = 0.0
+    limit: int | None = None
+    max_examples: int = 32  # cap on examples per prompt (many labels x k would not fit)
+
+
+@dataclass
+class PromptRunResult:
+    """One template's run: predictions (and scores or generations), prompts, metrics and notes."""
+
+    template: PromptTemplate
+    mode: str
+    rows: list[int]  # positions in the dataset
+    texts: list[str]
+    gold: list[str] | None
+    pred: list[str]
+    labels: list[str]
+    prompts: list[str]
+    scores: np.ndarray | None = None  # calibrated scores (score/cloze)
+    generated: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] | None = None
+    seconds: float = 0.0
+    complete: bool = True
+
+    @property
+    def n_unmapped(self) -> int:
+        return sum(p == UNMAPPED for p in self.pred)
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame({"row": self.rows, "text": self.texts})
+        if self.gold is not None:
+            df["gold"] = self.gold
+        df["pred"] = self.pred
+        if self.generated is not None:
+            df["generated"] = self.generated
+        if self.scores is not None and len(self.scores):
+            probs = to_probabilities(self.scores, "logprob")
+            df["confidence"] = probs.max(axis=1).round(4)
+            for j, lab in enumerate(self.labels):
+                df[f"p[{lab}]"] = probs[:, j].round(4)
+        return df
+
+
+def _cut_chars(text: str, limit: int) -> tuple[str, bool]:
+    return (text[:limit].rstrip() + " …", True) if len(text) > limit else (text, False)
+
+
+class TemplateRun:
+    """A prepared run of one template on one dataset; call :meth:`run_chunk` repeatedly or :meth:`run_all`."""
+
+    def __init__(self, template: PromptTemplate, df: pd.DataFrame, text_column: str, gold_column: str | None = None,
+                 config: RunConfig | None = None, *, lm: LoadedModel | None = None,
+                 masked_lm: LoadedModel | None = None, embedder: LoadedModel | None = None,
+                 rows: Sequence[int] | None = None) -> None:
+        from llm_backend.core.workshop import RunTimer
+
+        self.timer = RunTimer("This prompt run")
+        self.t = template
+        self.cfg = config or RunConfig(mode=template.mode)
+        mode = self.cfg.mode
+        if mode not in MODES:
+            raise UserError(f"Unknown mode '{mode}': use {', '.join(MODES)}.")
+        if text_column not in df.columns:
+            raise UserError(f"The text column '{text_column}' is not in the data.")
+        if gold_column is not None and gold_column not in df.columns:
+            raise UserError(f"The gold column '{gold_column}' is not in the data.")
+        self.model = masked_lm if mode == "cloze" else lm
+        if self.model is None:
+            raise UserError(f"Mode '{mode}' needs a {'masked' if mode == 'cloze' else 'causal'} language model.")
+        self.calibration = check_calibration(self.cfg.calibration) if mode != "generate" else "none"
+        self.used = check_template(template.template, df.columns, mode=mode)
+        self.df = df.reset_index(drop=True)
+        self.text_column, self.gold_column = text_column, gold_column
+        self.all_texts = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in self.df[text_column]]
+        self.all_gold = ([str(v).strip() if v is not None and str(v) != "nan" else "" for v in self.df[gold_column]]
+                         if gold_column else None)
+        self.notes: list[str] = []
+        if self.all_gold is not None:
+            check_gold_covered(template.verbalizer, self.all_gold)
+        positions = list(rows) if rows is not None else list(range(len(self.df)))
+        if self.cfg.limit is not None:
+            positions = positions[: max(0, int(self.cfg.limit))]
+        if not positions:
+            raise UserError("There are no rows to run on.")
+        self.rows = positions
+        self.k = template.few_shot if self.cfg.few_shot is None else int(self.cfg.few_shot)
+        self.chat = mode in ("score", "generate") and self.cfg.use_chat and has_chat_template(self.model.tokenizer)
+        self.inline_examples = bool({"examples", "examples_block"} & self.used)
+        if self.k > 0 and self.all_gold is None:
+            raise UserError("Few-shot examples need a gold column with labels. Choose one, or set few-shot to 0.")
+        self.examples = self._choose_examples(embedder)
+        self.budget = self._context_budget()
+        self.truncated = 0
+        self.dropped_examples = 0  # prompts that kept fewer examples to fit the context
+        self.scores = np.zeros((len(self.rows), len(template.verbalizer)))
+        self.generated: list[str] = [""] * len(self.rows)
+        self.prompts: list[str | None] = [None] * len(self.rows)
+        self.done = 0
+        self.seconds = 0.0
+        self.offsets: np.ndarray | None = None
+
+    # ------------------------------------------------------------------------------------------ preparation
+    def _choose_examples(self, embedder: LoadedModel | None) -> list[list[int]]:
+        if self.k <= 0:
+            return [[] for _ in self.rows]
+        emb = None
+        if self.cfg.selection == "nearest":
+            if embedder is None:
+                raise UserError("Nearest-neighbour examples need the sentence embedder.")
+            from llm_backend.models.embedding_cache import embed_texts
+
+            emb = embed_texts(embedder, self.all_texts)
+        choice = select_examples(self.rows, self.all_texts, self.all_gold or [], self.t.labels, self.k,
+                                 method=self.cfg.selection, seed=self.cfg.seed, embeddings=emb,
+                                 max_total=self.cfg.max_examples)
+        self.notes.extend(choice.notes)
+        return choice.indices
+
+    def _context_budget(self) -> int:
+        if self.cfg.mode == "cloze":
+            tok_max = getattr(self.model.tokenizer, "model_max_length", 512) or 512
+            return min(int(tok_max), 512) - 2
+        longest = max(len(self.model.tokenizer(" " + w, add_special_tokens=False)["input_ids"])
+                      for words in self.t.verbalizer.values() for w in words)
+        extra = self.cfg.max_new_tokens if self.cfg.mode == "generate" else longest
+        return model_context_length(self.model) - extra - 2
+
+    def _mask(self) -> str:
+        if self.cfg.mode == "cloze":
+            from llm_backend.prompts.cloze import mask_token
+
+            return mask_token(self.model)
+        return MASK_MARK
+
+    def _example_dict(self, i: int) -> dict[str, str]:
+        label = (self.all_gold or [""] * (i + 1))[i]
+        text, _ = _cut_chars(self.all_texts[i], EXAMPLE_MAX_CHARS)
+        return {"text": text, "label": label, "answer": self.t.verbalizer[label][0]}
+
+    def _ctx(self, i: int | None, text: str) -> dict[str, Any]:
+        row = self.df.iloc[i].to_dict() if i is not None else {c: "N/A" for c in self.df.columns}
+        return row_context(row, text)
+
+    def _assemble(self, i: int | None, text: str, example_ids: Sequence[int]) -> str:
+        """The full prompt for row ``i`` (None = content-free) with ``text`` as its text."""
+        exs = [self._example_dict(e) for e in example_ids]
+        mask = self._mask()
+        v = self.t.verbalizer
+        body = render(self.t.template, self._ctx(i, text), v, examples=exs if self.inline_examples else (), mask=mask)
+        demos = [] if self.inline_examples else exs
+        if self.chat:
+            messages: list[dict[str, str]] = []
+            for e, ex in zip(example_ids, demos):
+                messages.append({"role": "user", "content": render(self.t.template, self._ctx(e, ex["text"]), v, mask=mask)})
+                messages.append({"role": "assistant", "content": ex["answer"]})
+            messages.append({"role": "user", "content": body})
+            return str(self.model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        parts = []
+        for e, ex in zip(example_ids, demos):
+            if self.cfg.mode == "cloze":  # the example's mask is filled with its answer
+                parts.append(render(self.t.template, self._ctx(e, ex["text"]), v, mask=ex["answer"]))
+            else:
+                parts.append(f"{render(self.t.template, self._ctx(e, ex['text']), v)} {ex['answer']}")
+        parts.append(body)
+        return "\n\n".join(parts)
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.model.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def prompt_for(self, pos: int) -> str:
+        """The prompt of the ``pos``-th row of this run, with its text cut when the prompt would not fit."""
+        if self.prompts[pos] is not None:
+            return self.prompts[pos]  # type: ignore[return-value]
+        i = self.rows[pos]
+        text, cut = _cut_chars(self.all_texts[i], get_settings().max_text_chars)
+        prompt = self._assemble(i, text, self.examples[pos])
+        n = self.count_tokens(prompt)
+        tok = self.model.tokenizer
+        exs = list(self.examples[pos])
+        while n > self.budget and exs:  # too many examples for the context: drop the first (least similar) ones
+            per_example = n / (len(exs) + 1)
+            drop = max(1, int(np.ceil((n - self.budget) / per_example)))
+            exs = exs[drop:]
+            prompt = self._assemble(i, text, exs)
+            n = self.count_tokens(prompt)
+        if len(exs) < len(self.examples[pos]):
+            self.dropped_examples += 1
+            self.examples[pos] = exs
+        for _ in range(4):  # cut the text part by the overflow (plus a margin) until the whole prompt fits
+            if n <= self.budget:
+                break
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            keep = len(ids) - (n - self.budget) - 8
+            if keep <= 0:
+                raise TemplateError(f"The prompt without its text is already longer than the model's context "
+                                    f"({self.budget} tokens): use fewer few-shot examples or a shorter template.")
+            text = tok.decode(ids[:keep], skip_special_tokens=True).rstrip() + " …"
+            cut = True
+            prompt = self._assemble(i, text, exs)
+            n = self.count_tokens(prompt)
+        self.truncated += cut
+        self.prompts[pos] = prompt
+        return prompt
+
+    # ---------------------------------------------------------------------------------------------- running
+    def _candidates(self) -> tuple[list[str], np.ndarray]:
+        owners, cands = [], []
+        for j, words in enumerate(self.t.verbalizer.values()):
+            for w in words:
+                owners.append(j)
+                cands.append(w if self.chat else " " + w)
+        return cands, np.asarray(owners)
+
+    def _score_prompts(self, prompts: list[str], progress: Progress = None) -> np.ndarray:
+        if self.cfg.mode == "cloze":
+            from llm_backend.prompts.cloze import cloze_scores
+
+            return cloze_scores(self.model, prompts, self.t.verbalizer, progress=progress, notes=self.notes)
+        cands, owners = self._candidates()
+        raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes)
+        out = np.zeros((len(prompts), len(self.t.verbalizer)))
+        for j in range(out.shape[1]):
+            cols = raw[:, owners == j]
+            out[:, j] = cols.max(axis=1) if self.cfg.aggregate == "max" else cols.mean(axis=1)
+        return out
+
+    def run_chunk(self, size: int = 16, progress: Progress = None) -> int:
+        """Run the next ``size`` rows; returns how many rows are done."""
+        start, stop = self.done, min(self.done + size, len(self.rows))
+        if start >= stop:
+            return self.done
+        self.timer.check()  # the workshop's time limit per run (pages and CLI alike); rows done so far are kept
+        t0 = time.perf_counter()
+        prompts = [self.prompt_for(p) for p in range(start, stop)]
+        if self.cfg.mode == "generate":
+            self.generated[start:stop] = generate_texts(self.model, prompts, max_new_tokens=self.cfg.max_new_tokens,
+                                                        temperature=self.cfg.temperature, seed=self.cfg.seed + start)
+        else:
+            self.scores[start:stop] = self._score_prompts(prompts)
+        self.done = stop
+        self.seconds += time.perf_counter() - t0
+        report(progress, self.done, len(self.rows))
+        return self.done
+
+    def run_all(self, progress: Progress = None, should_stop: Callable[[], bool] | None = None,
+                chunk: int = 16) -> PromptRunResult:
+        while self.done < len(self.rows):
+            if should_stop is not None and should_stop():
+                break
+            self.run_chunk(chunk, progress)
+        return self.result()
+
+    def _content_free_offsets(self) -> np.ndarray:
+        ex = self.examples[0] if self.examples else []
+        prompts = [self._assemble(None, cf, ex) for cf in CONTENT_FREE_INPUTS]
+        return self._score_prompts(prompts).mean(axis=0)
+
+    def result(self) -> PromptRunResult:
+        """Results for the rows done so far (partial when stopped), calibrated, with metrics when gold exists."""
+        n = self.done
+        labels = self.t.labels
+        notes = list(dict.fromkeys(self.notes))
+        scores = None
+        if self.cfg.mode == "generate":
+            gen = self.generated[:n]
+            pred = [map_to_label(g, self.t.verbalizer) for g in gen]
+            unm = sum(p == UNMAPPED for p in pred)
+            if unm:
+                notes.append(f"{unm} of {n} generated answer(s) mention no label word: counted as '{UNMAPPED}'.")
+        else:
+            gen = None
+            raw = self.scores[:n]
+            if self.calibration == "contextual":
+                if self.offsets is None:
+                    self.offsets = self._content_free_offsets()
+                scores = raw - self.offsets
+                notes.append("Contextual calibration: subtracted each label's score on content-free inputs "
+                             f"({', '.join(repr(c) for c in CONTENT_FREE_INPUTS)}).")
+            else:
+                scores, info = calibrate(raw, self.calibration)
+                if info.note:
+                    notes.append(info.note)
+            pred = [labels[j] for j in scores.argmax(axis=1)] if n else []
+        if self.dropped_examples:
+            notes.append(f"{self.dropped_examples} prompt(s) kept fewer few-shot examples than asked, to fit the "
+                         "model's context.")
+        if self.truncated:
+            notes.append(f"{self.truncated} text(s) were cut to fit the model's context or the "
+                         f"{get_settings().max_text_chars}-character limit.")
+        gold = [self.all_gold[i] for i in self.rows[:n]] if self.all_gold is not None else None
+        metrics = evaluate(gold, pred, labels) if gold is not None and n else None
+        if n < len(self.rows):
+            notes.append(f"Stopped after {n} of {len(self.rows)} rows.")
+        return PromptRunResult(self.t, self.cfg.mode, self.rows[:n], [self.all_texts[i] for i in self.rows[:n]], gold,
+                               pred, labels, [p or "" for p in self.prompts[:n]], scores, gen, notes, metrics,
+                               self.seconds, n == len(self.rows))
+
+
+def preview(template: PromptTemplate, df: pd.DataFrame, text_column: str, pos: int, *, gold_column: str | None = None,
+            config: RunConfig | None = None, lm: LoadedModel | None = None, masked_lm: LoadedModel | None = None,
+            embedder: LoadedModel | None = None) -> tuple[str, int]:
+    """The exact prompt for one row and its token count (what the page shows live while editing)."""
+    run = TemplateRun(template, df, text_column, gold_column, config, lm=lm, masked_lm=masked_lm, embedder=embedder,
+                      rows=[pos])
+    prompt = run.prompt_for(0)
+    return prompt, run.count_tokens(prompt)
+
+
+def compare(results: Sequence[PromptRunResult]) -> dict[str, Any]:
+    """Side-by-side view of up to 4 runs on their common rows: metrics, pairwise agreement, disagreeing rows."""
+    if not results:
+        raise UserError("Run at least one template before comparing.")
+    if len(results) > 4:
+        raise UserError("Compare at most 4 templates at a time.")
+    names = [r.template.name for r in results]
+    if len(set(names)) != len(names):
+        names = [f"{n} ({i + 1})" for i, n in enumerate(names)]
+    common = sorted(set.intersection(*(set(r.rows) for r in results)))
+    if not common:
+        raise UserError("These runs share no rows: run the templates on the same rows to compare them.")
+    preds = {n: dict(zip(r.rows, r.pred)) for n, r in zip(names, results)}
+    summary = []
+    for n, r in zip(names, results):
+        row: dict[str, Any] = {"template": n, "mode": r.mode, "rows": len(r.rows), "seconds": round(r.seconds, 1)}
+        if r.gold is not None:
+            gold_map = dict(zip(r.rows, r.gold))
+            m = evaluate([gold_map[i] for i in common], [preds[n][i] for i in common], r.labels)
+            row.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"])
+        if r.mode == "generate":
+            row["unmapped"] = r.n_unmapped
+        summary.append(row)
+    agree = pd.DataFrame(index=names, columns=names, dtype=float)
+    for a in names:
+        for b in names:
+            agree.loc[a, b] = agreement([preds[a][i] for i in common], [preds[b][i] for i in common])
+    first = results[0]
+    text_map = dict(zip(first.rows, first.texts))
+    gold_map = dict(zip(first.rows, first.gold)) if first.gold is not None else None
+    dis = []
+    for i in common:
+        ps = [preds[n][i] for n in names]
+        if len(set(ps)) > 1:
+            rec: dict[str, Any] = {"row": i, "text": text_map[i]}
+            if gold_map is not None:
+                rec["gold"] = gold_map[i]
+            rec.update(dict(zip(names, ps)))
+            dis.append(rec)
+    return {"names": names, "rows": common, "summary": pd.DataFrame(summary), "agreement": agree,
+            "disagreements": pd.DataFrame(dis)}

@@ -1,0 +1,1 @@
+"""The experiment store: every run of every page in SQLite (WAL), projects, export and import."""

@@ -1,0 +1,414 @@
+"""Trained classifiers: the two model shapes the fine-tune runs produce, saving them safely, and loading them back.
+
+* :class:`EmbeddingHeadModel` — a sentence embedder (the shared base, or a contrastively tuned copy) plus a linear
+  head. Used by "head on embeddings", SetFit-style training and the distilled head student.
+* :class:`SequenceModel` — a transformer with a classification head (full / head-only / LoRA fine-tunes, the
+  truncated distillation student).
+
+Everything is stored as safetensors or JSON; nothing is pickled, so opening a model folder someone sent you cannot
+run code. A model is written into a hidden temporary folder next to its destination and renamed into place: a run
+killed while saving leaves no half-written model for the registry to list.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from llm_backend.core.safe_yaml import NestingError, load_json
+from llm_backend.core.config import get_settings
+from llm_backend.core.device import DeviceInfo, pick_device
+from llm_backend.core.errors import ModelError, TrainingError
+from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label
+from llm_backend.models.embedding_cache import embed_texts
+from llm_backend.models.loaded import GetModel, LoadedModel
+from llm_backend.models.registry import ModelRegistry, ModelSpec, spec_from_folder
+
+META_FILE = "zss_model.json"
+HEAD_FILE = "head.safetensors"
+UNKNOWN_LABEL_SCORE = -1e9
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def memory_spec(name: str, role: str = "embedder") -> ModelSpec:
+    """A spec for weights that live only in memory (a freshly tuned body); its unique key keeps caches apart."""
+    return ModelSpec(name, role, "trained", f"memory:{uuid.uuid4().hex}", "trained in this session")  # type: ignore[arg-type]
+
+
+class EmbeddingHeadModel:
+    """Sentence embeddings → linear layer → log-probabilities over ``classes``."""
+
+    kind = "embedding_head"
+
+    def __init__(self, body: LoadedModel, weight: np.ndarray, bias: np.ndarray, classes: Sequence[str],
+                 body_is_base: bool) -> None:
+        self.body = body
+        self.weight = np.asarray(weight, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.classes = list(classes)
+        #: True when the body is the unchanged shared embedder: then only the head is saved, not 90 MB of weights.
+        self.body_is_base = body_is_base
+
+    def embed(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
+        return embed_texts(self.body, list(texts), progress=progress)
+
+    def predict_log_proba(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        emb = self.embed(texts, progress)
+        return _log_softmax(emb @ self.weight.T + self.bias).astype(np.float32)
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        from safetensors.numpy import save_file
+
+        # C order: safetensors writes raw buffers, and scikit-learn may hand back Fortran-ordered coefficients.
+        save_file({"weight": np.ascontiguousarray(self.weight), "bias": np.ascontiguousarray(self.bias)},
+                  str(folder / HEAD_FILE))
+        if not self.body_is_base:
+            with self.body.lock:
+                self.body.model.save(str(folder / "body"), safe_serialization=True)
+        return {"format": self.kind, "body": "base" if self.body_is_base else "body"}
+
+
+class SequenceModel:
+    """A transformers sequence classifier whose label order is ``classes``."""
+
+    kind = "sequence_classifier"
+
+    def __init__(self, model: Any, tokenizer: Any, classes: Sequence[str], device: DeviceInfo,
+                 max_length: int = 128, batch_size: int = 64) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.classes = list(classes)
+        self.device = device
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.lock = threading.RLock()
+
+    def logits(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
+        import torch
+
+        out = []
+        total = len(texts)
+        with self.lock:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for start in range(0, total, self.batch_size):
+                    batch = [str(t) for t in texts[start : start + self.batch_size]]
+                    enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                                         return_tensors="pt").to(self.device.torch_device)
+                    with torch.no_grad():
+                        out.append(self.model(**enc).logits.float().cpu().numpy())
+                    report(progress, min(start + self.batch_size, total), total)
+            finally:
+                self.model.train(was_training)
+        if not out:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.vstack(out)
+
+    def predict_log_proba(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
+        return _log_softmax(self.logits(texts, progress)).astype(np.float32)
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        target = folder / "model"
+        with self.lock:
+            self.model.config.id2label = dict(enumerate(self.classes))
+            self.model.config.label2id = {c: i for i, c in enumerate(self.classes)}
+            self.model.save_pretrained(str(target), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(target))
+        return {"format": self.kind, "max_length": self.max_length}
+
+
+TrainedModel = EmbeddingHeadModel | SequenceModel
+
+
+def predict(model: TrainedModel, texts: Sequence[str], progress: Progress = None) -> tuple[list[str], np.ndarray]:
+    """Predicted class names and the (n, k) probabilities."""
+    logp = model.predict_log_proba(texts, progress)
+    probs = np.exp(logp)
+    return [model.classes[i] for i in probs.argmax(axis=1)] if len(probs) else [], probs
+
+
+# --------------------------------------------------------------------------- saving
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def check_model_name(name: str) -> str:
+    """A folder name that is safe on every OS and cannot escape the models folder."""
+    name = (name or "").strip()
+    if not _NAME_RE.match(name) or ".." in name:
+        raise TrainingError(f"'{name}' is not a usable model name: use letters, digits, '.', '_' or '-' "
+                            "(up to 80 characters, starting with a letter or digit).")
+    return name
+
+
+def writable_models_dir(models_dir: Path | None = None) -> Path:
+    """The models folder, created if needed; a TrainingError when it cannot be written, before any work is lost."""
+    root = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"The models folder {root} cannot be created ({exc.strerror or exc}). "
+                            "Set ZSS_MODELS_DIR to a writable folder.") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise TrainingError(f"The models folder {root} is not writable. Set ZSS_MODELS_DIR to a writable folder.")
+    return root
+
+
+def save_model(model: TrainedModel, name: str, meta: dict[str, Any], models_dir: Path | None = None,
+               overwrite: bool = False) -> Path:
+    """Write ``model`` to ``models_dir/name`` atomically and return the folder.
+
+    ``meta`` should carry description, method, base_model, settings and metrics; role, labels, format, created and
+    a unique id are filled in here so every saved model has them.
+    """
+    name = check_model_name(name)
+    root = writable_models_dir(models_dir)
+    target = root / name
+    if target.exists() and not overwrite:
+        raise TrainingError(f"A model named '{name}' already exists in the models folder. Choose another name.")
+    info = {
+        "role": "classifier",
+        "description": meta.get("description") or f"{meta.get('method', 'trained')} classifier",
+        "method": meta.get("method", "unknown"),
+        "labels": list(model.classes),
+        "base_model": meta.get("base_model"),
+        "settings": meta.get("settings", {}),
+        "metrics": meta.get("metrics", {}),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "uid": uuid.uuid4().hex,
+        **{k: v for k, v in meta.items() if k not in {"role", "labels", "created", "uid"}},
+    }
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    except OSError as exc:
+        raise TrainingError(f"Cannot write into the models folder {root} ({exc.strerror or exc}).") from None
+    try:
+        info.update(model.save(tmp))
+        (tmp / META_FILE).write_text(json.dumps(info, indent=2, default=_json_default), encoding="utf-8")
+        if target.exists():  # overwrite: move the old one aside first so a failure keeps one complete model
+            old = root / f".old-{name}-{uuid.uuid4().hex[:8]}"
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except OSError as exc:
+        raise TrainingError(f"Saving the model failed ({exc.strerror or exc}); nothing was left behind.") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+_TMP_RE = re.compile(r"^\.tmp-(?P<name>.+)-[A-Za-z0-9_]{8}$")
+_OLD_RE = re.compile(r"^\.old-(?P<name>.+)-[0-9a-f]{8}$")
+_RECOVERED: set[str] = set()
+
+
+def is_model_folder_name(name: str) -> bool:
+    """Hidden folders (``.tmp-…`` being written, ``.old-…`` being replaced) are never models."""
+    return not name.startswith(".")
+
+
+def recover_models_folder(models_dir: Path | None = None, *, min_age_s: float = 60.0) -> list[str]:
+    """Finish or undo saves that a killed process left half done; return what was done (for logs and tests).
+
+    :func:`save_model` writes ``.tmp-NAME-xxxx`` (its ``zss_model.json`` last) and, when overwriting, renames the
+    old model to ``.old-NAME-xxxxxxxx`` before renaming the new one into place. A kill can leave:
+
+    * ``NAME`` missing with an ``.old-NAME-…``: the model would vanish from the list. The complete new copy (a
+      ``.tmp-NAME-…`` that has its ``zss_model.json``) is put in place if there is one, else the old model is restored.
+    * ``.tmp-…`` or ``.old-…`` next to an intact ``NAME``: deleted.
+
+    Only leftovers older than ``min_age_s`` are touched, so a save running in another process right now is safe.
+    """
+    import time
+
+    root = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    done: list[str] = []
+    if not root.is_dir():
+        return done
+    now = time.time()
+
+    def old_enough(p: Path) -> bool:
+        try:
+            return now - p.stat().st_mtime >= min_age_s
+        except OSError:
+            return False
+
+    hidden = [p for p in root.iterdir() if p.is_dir() and p.name.startswith((".tmp-", ".old-")) and old_enough(p)]
+    olds = [p for p in hidden if _OLD_RE.match(p.name)]
+    tmps = [p for p in hidden if _TMP_RE.match(p.name)]
+    for old in olds:
+        name = _OLD_RE.match(old.name)["name"]  # type: ignore[index]
+        target = root / name
+        if not target.exists():
+            complete = [t for t in tmps if _TMP_RE.match(t.name)["name"] == name and (t / META_FILE).is_file()]  # type: ignore[index]
+            source = max(complete, key=lambda t: t.stat().st_mtime) if complete else old
+            try:
+                source.rename(target)
+                done.append(f"restored '{name}' from {'its new copy' if source is not old else 'the previous version'}")
+                if source is not old:
+                    tmps.remove(source)
+            except OSError:
+                continue
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            done.append(f"removed {old.name}")
+    for tmp in tmps:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            done.append(f"removed {tmp.name}")
+    return done
+
+
+def recover_once(models_dir: Path | None = None) -> None:
+    """:func:`recover_models_folder` the first time this process lists a models folder ("cleaned at start")."""
+    root = Path(models_dir) if models_dir is not None else get_settings().models_dir
+    key = str(root.resolve()) if root.exists() else str(root)
+    if key in _RECOVERED:
+        return
+    _RECOVERED.add(key)
+    try:
+        for line in recover_models_folder(root):
+            import logging
+
+            logging.getLogger(__name__).warning("models folder: %s", line)
+    except OSError:
+        pass
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(folder) / META_FILE
+    try:
+        meta = load_json(path.read_text(encoding="utf-8"), what=META_FILE)
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        return meta
+    except FileNotFoundError:
+        raise ModelError(f"'{Path(folder).name}' is not a trained model folder (no {META_FILE}).") from None
+    except NestingError as exc:
+        raise ModelError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The {META_FILE} of '{Path(folder).name}' cannot be read: {exc}") from None
+
+
+def _base_embedder(meta: dict[str, Any], get_model: GetModel) -> LoadedModel:
+    """The shared embedder a head-only model was trained on, found by name in the registry, else by location."""
+    registry = ModelRegistry()
+    name, location = meta.get("base_model"), meta.get("base_location")
+    try:
+        spec = registry.get(name)
+    except ModelError:
+        if not location or not Path(location).is_dir():
+            raise ModelError(f"This model needs the embedder '{name}', which is not available here.") from None
+        spec = spec_from_folder(location, role="embedder", name=name)
+    return get_model(spec)
+
+
+def load_trained(spec: ModelSpec, get_model: GetModel, device: DeviceInfo | None = None) -> LoadedModel:
+    """What :func:`llm_backend.models.loading.load_model` calls for source "trained": a LoadedModel holding the classifier."""
+    from llm_backend.models.loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS  # no remote code, safetensors only
+
+    device = device or pick_device()
+    folder = Path(spec.location)
+    meta = read_meta(folder)
+    fmt = meta.get("format")
+    if fmt == "token_classifier":  # a named-entity tagger (llm_backend.ner): tags tokens, not texts
+        from llm_backend.ner.model import load_ner
+
+        tagger = load_ner(folder, device)
+        return LoadedModel(spec, tagger, tagger.tokenizer, device, extra={"meta": meta})
+    classes = [str(c) for c in meta.get("labels") or []]
+    if len(classes) < 2:
+        raise ModelError(f"'{spec.name}' lists fewer than two labels in its {META_FILE}.")
+    if fmt == EmbeddingHeadModel.kind:
+        from safetensors.numpy import load_file
+
+        head = load_file(str(folder / HEAD_FILE))
+        if meta.get("body") == "base":
+            body = _base_embedder(meta, get_model)
+            is_base = True
+        else:
+            from sentence_transformers import SentenceTransformer
+
+            st_model = SentenceTransformer(str(folder / "body"), device=device.kind, **SAFE_ST_KWARGS)
+            body_spec = ModelSpec(f"{spec.name} body", "embedder", "trained", f"{folder / 'body'}#{meta.get('uid')}")
+            body = LoadedModel(body_spec, st_model, st_model.tokenizer, device)
+            is_base = False
+        model: TrainedModel = EmbeddingHeadModel(body, head["weight"], head["bias"], classes, is_base)
+    elif fmt == SequenceModel.kind:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder / "model"), trust_remote_code=False)
+        net = AutoModelForSequenceClassification.from_pretrained(str(folder / "model"), **SAFE_HF_KWARGS)
+        net.to(device.torch_device).eval()
+        model = SequenceModel(net, tok, classes, device, int(meta.get("max_length", 128)))
+    else:
+        raise ModelError(f"'{spec.name}' has an unknown model format '{fmt}'. Was it saved by a newer version?")
+    return LoadedModel(spec, model, getattr(model, "tokenizer", None), device, extra={"meta": meta})
+
+
+class TrainedScorer:
+    """A trained classifier seen through the Scorer contract, so it sits beside zero-shot methods.
+
+    Columns follow the *given* labels by name; a label the model was not trained on scores
+    :data:`UNKNOWN_LABEL_SCORE` (it can never win), which keeps a trained model usable with an edited label set.
+    """
+
+    kind = "logit"
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model: TrainedModel = loaded.model
+        self.name = f"trained:{loaded.spec.name}"
+        self.label_names = list(self.model.classes)
+
+    def score(self, texts: Sequence[str], labels: Sequence[Label], progress: Progress = None) -> np.ndarray:
+        with self.loaded.lock:
+            logp = self.model.predict_log_proba(list(texts), progress)
+        index = {c: i for i, c in enumerate(self.label_names)}
+        folded = {c.strip().casefold(): i for c, i in index.items()}
+        out = np.full((len(texts), len(labels)), UNKNOWN_LABEL_SCORE, dtype=np.float32)
+        for j, lab in enumerate(labels):
+            i = index.get(lab.name, folded.get(lab.name.strip().casefold()))
+            if i is not None:
+                out[:, j] = logp[:, i]
+        return out
+
+
+def scorer_for(model: TrainedModel, name: str = "trained") -> TrainedScorer:
+    """A Scorer for a model still in memory (a finished run that is not saved yet)."""
+    device = model.device if isinstance(model, SequenceModel) else (model.body.device or pick_device())
+    return TrainedScorer(LoadedModel(memory_spec(name, "classifier"), model, None, device))
