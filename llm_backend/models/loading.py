@@ -14,15 +14,12 @@ from typing import Any
 from llm_backend.core.config import get_settings
 from llm_backend.core.device import DeviceInfo, pick_device
 from llm_backend.core.errors import ModelError
+from llm_backend.core.safe_loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS
 from llm_backend.models.loaded import GetModel, LoadedModel, ModelCache
 from llm_backend.models.registry import ModelSpec, resolve_location
 
 log = logging.getLogger(__name__)
 
-#: Every ``from_pretrained`` of a folder a user may have been sent: never run code shipped with the model (``auto_map``
-#: in config.json), and read weights only from safetensors (a pickled ``pytorch_model.bin`` can run code on load).
-SAFE_HF_KWARGS: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True}
-SAFE_ST_KWARGS: dict[str, Any] = {"trust_remote_code": False, "model_kwargs": {"use_safetensors": True}}
 
 
 def _load_embedder(spec: ModelSpec, device: DeviceInfo) -> LoadedModel:

@@ -201,7 +201,7 @@ class ModelRegistry:
         root = get_settings().models_dir
         if not root.is_dir():
             return []
-        from llm_backend.training.trained_models import is_model_folder_name, recover_once
+        from llm_backend.core.model_folders import is_model_folder_name, recover_once
 
         recover_once(root)  # finish or undo saves a killed process left behind, once per process
         specs = []
