@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from llm_backend.core.config import get_settings
@@ -22,12 +21,16 @@ from llm_backend.data.files import (
     sample_rows,
     text_column_report,
 )
+from ui.language import show_language_notice
 from ui import state
+from ui.charts import label_counts_chart
 from ui.errors import user_errors
 from ui.sidebar import dataset_caption, render_sidebar
+from ui.text import plain
 
 st.set_page_config(page_title="Zero-Shot Studio", page_icon="🧪", layout="wide")
 dataset_slot = render_sidebar()
+state.restore_home_widgets()  # back from another page: the loader shows what made the active dataset
 
 st.title("🧪 Zero-Shot Studio")
 st.write(
@@ -92,7 +95,8 @@ else:
 
 if table is None:
     if state.get_dataset() is not None:
-        st.info(f"Still using the dataset loaded before: **{state.get_dataset().name}**.")
+        st.info(f"Still using the dataset loaded before: **{plain(state.get_dataset().name)}**. Upload a file or "
+                "pick a sample to replace it.")
     st.stop()
 
 for note in table.notes:
@@ -139,9 +143,13 @@ except DataError as exc:
 texts, text_notes = text_column_report(used[text_col])
 for note in text_notes:
     st.warning(note)
+show_language_notice(used, text_col)  # detected language; non-English preselects a multilingual embedder
 
 ds = state.ActiveDataset(used, table.name, text_col, gold_col, source_rows=n_total, notes=table.notes + text_notes)
-state.set_dataset(ds)
+for message in state.activate_dataset(ds):
+    st.info(plain(message, 500))
+state.remember_home_widgets()
+ds = state.get_dataset()
 dataset_caption(dataset_slot)
 
 m1, m2, m3, m4 = st.columns(4)
@@ -150,11 +158,11 @@ m1.metric("Rows in use", f"{len(used):,}", delta=None if n_rows >= n_total else 
 m2.metric("Columns", len(columns))
 m3.metric("Mean text length", f"{sum(len(t) for t in texts) / max(len(texts), 1):.0f} chars")
 m4.metric("Gold classes", used[gold_col].nunique() if gold_col else "—")
-st.success(f"**{table.name}** is the active dataset ({len(used):,} rows). Open a page above to work on it.")
+st.success(f"**{plain(table.name)}** is the active dataset ({len(used):,} rows). Open a page above to work on it.")
 
 st.subheader("Preview")
 st.dataframe(used.head(50), width="stretch", hide_index=False)
 if gold_col:
-    counts = used[gold_col].astype(str).str.strip().value_counts()
     st.subheader("Gold-label distribution")
-    st.bar_chart(pd.DataFrame({"rows": counts}), horizontal=True)
+    label_counts_chart(used[gold_col].astype(str).str.strip(), f"{used[gold_col].nunique()} classes",
+                       key="home_gold_chart")

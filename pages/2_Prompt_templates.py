@@ -31,16 +31,20 @@ from llm_backend.prompts.templates import (
 from llm_backend.scorers.calibration import CALIBRATION_TITLES
 from ui import state
 from ui.errors import user_errors
+from ui.export_classifier import export_classifier
 from ui.models import get_model, model_picker, registry
 from ui.persistence import TEMPLATE_TO_LOAD, record_run
 from ui.sidebar import render_sidebar
+from ui.text import plain
 
 st.set_page_config(page_title="Prompt templates · Zero-Shot Studio", page_icon="📝", layout="wide")
 render_sidebar()
 st.title("📝 Prompt templates")
 ds = state.require_dataset()
 
-RESULTS = "pt_results"  # {template name: PromptRunResult}
+RESULTS = "pt_results"  # {run name: PromptRunResult}; a reused template name gets "#2", never overwrites
+JOB_NAME = "pt_job_name"  # the run name of the job in flight
+NEWEST = "pt_newest"  # set when a run ends: the Results panel switches to it
 JOB = "pt_job"  # the TemplateRun in progress
 VERSION = "pt_editor_version"
 BASE = "pt_base"  # the template the editor started from
@@ -72,7 +76,7 @@ pending = st.session_state.pop(TEMPLATE_TO_LOAD, None)
 if pending is not None:
     with user_errors("Opening the saved template"):
         _load_into_editor(template_from_dict(pending, source="saved template"))
-        st.success(f"Opened the saved template '{pending.get('name', '')}'.")
+        st.success(f"Opened the saved template '{plain(pending.get('name', ''))}'.")
 if BASE not in st.session_state:
     _load_into_editor(_default_template())
 results: dict = st.session_state.setdefault(RESULTS, {})
@@ -84,7 +88,7 @@ with st.expander("Template library: load, save, rename, delete, download, upload
     lib = None
     with user_errors("Opening the library"):
         lib = TemplateLibrary.at(folder)
-        st.caption(f"Folder: `{display_path(lib.folder)}`")
+        st.caption(f"Folder: {plain(display_path(lib.folder))}")
     shipped = {f"[shipped] {t.name}": t for t in shipped_templates()}
     saved = {t.name: t for t in lib.list()} if lib else {}
     options = list(saved) + list(shipped)
@@ -98,16 +102,16 @@ with st.expander("Template library: load, save, rename, delete, download, upload
         if c4.button("Rename", key="pt_rename"):
             with user_errors("Renaming"):
                 lib.rename(choice, new_name)
-                st.success(f"Renamed to '{new_name}'.")
+                st.success(f"Renamed to '{plain(new_name)}'.")
         if st.button("Delete", key="pt_delete"):
             with user_errors("Deleting"):
                 lib.delete(choice)
-                st.success(f"Deleted '{choice}'.")
+                st.success(f"Deleted '{plain(choice)}'.")
     upload = st.file_uploader("Upload a template (.yaml)", type=["yaml", "yml"], key="pt_upload")
     if upload is not None:
         with user_errors("Reading the template"):
             uploaded = load_template_upload(upload.getvalue(), upload.name)  # parsed once per content, not every rerun
-            st.button(f"Load '{uploaded.name}'", key="pt_load_upload", on_click=lambda: _load_into_editor(uploaded))
+            st.button(f"Load '{plain(uploaded.name)}'", key="pt_load_upload", on_click=lambda: _load_into_editor(uploaded))
 
 # ------------------------------------------------------------------------------------------------- editor
 base: PromptTemplate = st.session_state[BASE]
@@ -118,7 +122,7 @@ with left:
                  help="Jinja placeholders: " + "; ".join(f"{{{{ {k} }}}}: {v}" for k, v in RESERVED.items())
                  + ". Other columns: {{ column_name }}.")
     cols = [c for c in ds.df.columns if str(c).isidentifier()]
-    st.caption("Placeholders: `{{ text }}` (the text column), " + ", ".join(f"`{{{{ {c} }}}}`" for c in cols[:8])
+    st.caption("Placeholders: `{{ text }}` (the text column), " + ", ".join(plain("{{ " + str(c) + " }}") for c in cols[:8])
                + ", `{{ answers }}`, `{{ label_list }}`, `{{ examples_block }}`; `[MASK]` for cloze mode.")
     st.text_input("Description", key="pt_desc")
 with right:
@@ -146,7 +150,7 @@ if template is not None:
     if d2.button("Save to library", key="pt_save"):
         with user_errors("Saving"):
             path = TemplateLibrary.at(st.session_state.get("pt_folder")).save(template)
-            st.success(f"Saved as `{display_path(path)}`.")
+            st.success(f"Saved as {plain(display_path(path))}.")
 
 # ----------------------------------------------------------------------------------------------- settings
 st.subheader("Run settings")
@@ -193,7 +197,7 @@ if template is not None:
     with user_errors("Rendering the preview"):
         preview_run = _make_run(rows=[int(row)])
         prompt = preview_run.prompt_for(0)
-        st.caption(f"{preview_run.count_tokens(prompt)} tokens for {spec.name}"
+        st.caption(f"{preview_run.count_tokens(prompt)} tokens for {plain(spec.name)}"
                    + (" (chat template applied)" if preview_run.chat else ""))
         st.code(prompt, language=None, wrap_lines=True)
         for note in preview_run.notes:
@@ -213,34 +217,52 @@ def _record(job: TemplateRun, note: str = "") -> None:
                note=note)
 
 
+def _unique_name(name: str) -> str:
+    """A new run never replaces an earlier result: a reused template name gets "#2", "#3"… (issue 18)."""
+    if name not in results:
+        return name
+    n = 2
+    while f"{name} #{n}" in results:
+        n += 1
+    return f"{name} #{n}"
+
+
 job: TemplateRun | None = st.session_state.get(JOB)
 b1, b2 = st.columns([1, 1])
-start = b1.button(f"Run on {int(n_rows)} rows", type="primary", key="pt_run", disabled=template is None)
-stop = b2.button("Stop", key="pt_stop", disabled=job is None)
-if stop and job is not None:
-    results[job.t.name] = job.result()
-    _record(job, note=f"stopped after {job.done} of {len(job.rows)} rows")
-    st.session_state.pop(JOB, None)
-    job = None
-    st.info("Stopped; the rows done so far are kept.")
+start = b1.button(f"Run on {int(n_rows)} rows", type="primary", key="pt_run", disabled=template is None or job is not None)
 if start and template is not None:
     with user_errors("Preparing the run"):
         job = _make_run()
         st.session_state[JOB] = job
+        st.session_state[JOB_NAME] = _unique_name(job.t.name)
+# Drawn after a start so it is enabled while the run goes: a click interrupts the loop below and lands here.
+stop = b2.button("Stop", key="pt_stop", disabled=job is None)
+run_name = st.session_state.get(JOB_NAME, "")
+if stop and job is not None:
+    results[run_name] = job.result()
+    _record(job, note=f"stopped after {job.done} of {len(job.rows)} rows")
+    st.session_state.pop(JOB, None)
+    st.session_state[NEWEST] = run_name
+    job = None
+    st.info("Stopped; the rows done so far are kept.")
 if job is not None:
-    bar = st.progress(job.done / len(job.rows), text=f"{job.t.name}: {job.done}/{len(job.rows)} rows")
+    bar = st.progress(job.done / len(job.rows), text=f"{plain(job.t.name)}: {job.done}/{len(job.rows)} rows")
     with user_errors("Running the template"):
         while job.done < len(job.rows):
             job.run_chunk(CHUNK)
-            results[job.t.name] = job.result()  # partial results survive a Stop click or a rerun
-            bar.progress(job.done / len(job.rows), text=f"{job.t.name}: {job.done}/{len(job.rows)} rows")
-        results[job.t.name] = job.result()
+            results[run_name] = job.result()  # partial results survive a Stop click or a rerun
+            bar.progress(job.done / len(job.rows), text=f"{plain(job.t.name)}: {job.done}/{len(job.rows)} rows")
+        results[run_name] = job.result()
         _record(job)
     st.session_state.pop(JOB, None)
+    st.session_state[NEWEST] = run_name
 
 # ----------------------------------------------------------------------------------------------- results
 if results:
     st.subheader("Results")
+    newest = st.session_state.pop(NEWEST, None)
+    if newest in results:  # a run just ended: the panel shows it, not the one picked before
+        st.session_state["pt_show"] = newest
     shown = st.selectbox("Run", list(results), index=len(results) - 1, key="pt_show")
     res = results[shown]
     m = res.metrics
@@ -279,5 +301,8 @@ if len(results) >= 2:
             for col, n, label in zip(pcols, names, cmp["names"]):
                 r = results[n]
                 with col:
-                    st.markdown(f"**{label}**")
+                    st.markdown(f"**{plain(label)}**")
                     st.code(r.prompts[r.rows.index(one)], language=None, wrap_lines=True)
+
+export_classifier(unsupported="Prompt-template runs (Jinja prompts, few-shot examples) cannot be frozen yet. For batch "
+                  "scoring, freeze the LM verbalizer or embedding method from the zero-shot page.", key="pt_export")

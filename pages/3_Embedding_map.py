@@ -28,10 +28,12 @@ from llm_backend.maps.embedding_map import (
     DEFAULT_MAX_POINTS,
     MapResult,
     assign_label,
+    categorical,
     confidence,
     correctness,
     embed_positions,
     hover_texts,
+    is_continuous,
     map_figure,
     next_selection,
     place_labels,
@@ -54,7 +56,9 @@ from ui.errors import user_errors
 from ui.models import get_model, model_picker, registry
 from ui.persistence import record_run
 from ui.progress import progress_bar
+from ui.language import dataset_language, embedder_index
 from ui.sidebar import render_sidebar
+from ui.text import plain, plain_list
 
 # Session keys of this page. SELECTED holds dataset row positions; tests may set it directly.
 MAPS = "map_results"  # {key: MapResult}, the few most recent fits
@@ -83,10 +87,15 @@ for kind, message in st.session_state.pop(FLASH, []):
 # --- settings ----------------------------------------------------------------------------------------------------
 maps: dict = st.session_state.setdefault(MAPS, {})
 have_map_for_data = any(k[0] == ds.fingerprint for k in maps)
-with st.expander("Map settings", expanded=not have_map_for_data):
+# The open/closed default is fixed once per session: a default that flips once a map exists made Streamlit remount
+# the expander and collapse it under the user's hand (issue 18: choosing UMAP hid "Compute map").
+st.session_state.setdefault("map_settings_open", not have_map_for_data)
+with st.expander("Map settings", expanded=st.session_state["map_settings_open"]):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        spec = model_picker("embedder", "Embedding model", key="map_model")
+        names = [s.name for s in registry().by_role("embedder")]
+        spec = model_picker("embedder", "Embedding model", key="map_model",
+                            index=embedder_index(names, dataset_language(ds.df, ds.text_column)))
     method = c2.radio("Projection", PROJECTION_METHODS, format_func=METHOD_TITLES.get, horizontal=True, key="map_method",
                       help="PCA: instant, linear, clusters overlap. UMAP: keeps local and some global structure; "
                            "its first use compiles code (~20 s). t-SNE: tight local clusters, slow on large data.")
@@ -111,7 +120,7 @@ with st.expander("Map settings", expanded=not have_map_for_data):
                                                 key="map_tsne_iter"))
         st.caption("t-SNE cannot place new points in a fitted map: labels and queries are placed at the "
                    "similarity-weighted mean position of their 10 most similar texts.")
-    compute = st.button("Compute map", type="primary", key="map_compute")
+compute = st.button("Compute map", type="primary", key="map_compute")
 
 params = ProjectionParams(method=method, seed=seed, **extra)
 map_key = (ds.fingerprint, spec.key, max_points, params)
@@ -206,7 +215,7 @@ options = ["(none)"] + (["Gold label"] if gold else []) + ["Predicted label", "C
                                                           "Cluster"] + [f"Column: {c}" for c in columns]
 if st.session_state.get("map_colour") not in options:
     st.session_state["map_colour"] = "Gold label" if gold else "(none)"
-o1, o2, o3, o4 = st.columns([2, 1, 3, 1])
+o1, o5, o2, o3, o4 = st.columns([2, 2, 1, 3, 1])
 colour_choice = o1.selectbox("Colour by", options, key="map_colour")
 show_labels = o2.checkbox("Show labels", value=True, key="map_show_labels")
 query = o3.text_input("Find texts like…", key="map_query", placeholder="type a sentence; its nearest texts are ringed")
@@ -238,6 +247,11 @@ elif colour_choice == "Cluster":
 elif colour_choice.startswith("Column: "):
     colour = ds.df[colour_choice.removeprefix("Column: ")].to_numpy()[pos]
 
+classes = sorted(set(categorical(colour, 200))) if colour is not None and not is_continuous(colour) else []
+focus = o5.selectbox("Highlight one class", ["(all)"] + classes, key="map_focus", disabled=not classes,
+                     help="Draws one class in red over grey: readable at any number of classes.")
+focus = None if focus == "(all)" else focus
+
 label_set: list[Label] = list(state.get(state.LABELS) or [])
 label_source = "the current label set"
 if not label_set and gold:
@@ -265,8 +279,9 @@ if res.hover is None:  # tooltips once per map: recolouring 20,000 points then o
     res.hover = hover_texts(map_texts)
 fig = map_figure(res.projection.coords, map_texts, pos, colour=colour, hover=res.hover,
                  colour_name="" if colour_choice == "(none)" else colour_choice.removeprefix("Column: "),
-                 labels=label_points, highlight=highlight, query_xy=query_xy, query_text=query)
-figure_id = json.dumps([repr(shown_key), colour_choice, query, k_nn, show_labels,
+                 labels=label_points, highlight=highlight, query_xy=query_xy, query_text=query, focus=focus,
+                 max_groups=200)
+figure_id = json.dumps([repr(shown_key), colour_choice, focus, query, k_nn, show_labels,
                         None if label_points is None else label_points["text"].tolist(),
                         None if clusters is None else repr(clusters["key"])])
 event = st.plotly_chart(fig, width="stretch", key=CHART_KEY, on_select="rerun",
@@ -307,8 +322,8 @@ with tab_sel:
                 new_df = assign_label(ds.df, selected, value, column, protected=[ds.text_column])
                 state.set_dataset(replace(ds, df=new_df))
                 counts = new_df[column.strip()].astype(str).replace("", np.nan).dropna().value_counts()
-                st.session_state[FLASH] = [("success", f"Labelled {len(selected)} rows '{value.strip()}' in column "
-                                                       f"'{column.strip()}' ({', '.join(f'{k}: {v}' for k, v in counts.items())}).")]
+                st.session_state[FLASH] = [("success", f"Labelled {len(selected)} rows '{plain(value.strip())}' in column "
+                                                       f"'{plain(column.strip())}' ({plain_list(f'{k}: {v}' for k, v in counts.items())}).")]
                 st.rerun()
 
 with tab_nn:
@@ -354,10 +369,10 @@ with tab_cl:
         for s in summaries[:40]:
             c_a, c_b = st.columns([1, 4])
             added = s.name.lower() in existing
-            if c_a.button("Added ✓" if added else f"➕ {s.name}", key=f"map_add_{s.cluster}", disabled=added):
+            if c_a.button("Added ✓" if added else f"➕ {plain(s.name)}", key=f"map_add_{s.cluster}", disabled=added):
                 st.session_state[state.LABELS] = list(state.get(state.LABELS) or []) + [s.to_label()]
-                st.session_state[FLASH] = [("success", f"Added '{s.name}' to the label set.")]
+                st.session_state[FLASH] = [("success", f"Added '{plain(s.name)}' to the label set.")]
                 st.rerun()
-            c_b.caption(f"cluster {s.cluster} · {s.size} texts · {', '.join(s.keywords)}")
+            c_b.caption(f"cluster {s.cluster} · {s.size} texts · {plain_list(s.keywords)}")
         if len(summaries) > 40:
             st.caption(f"{len(summaries) - 40} smaller clusters are not listed; use 'Add all' or a larger minimum size.")

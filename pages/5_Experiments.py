@@ -11,13 +11,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from llm_backend.data.files import to_csv_safe
 from llm_backend.core.config import get_settings
 from llm_backend.data.labels import make_labels
 from llm_backend.store.database import Run, compare_metrics, diff_settings
 from ui import state
+from ui.charts import confusion_view
 from ui.errors import user_errors
 from ui.persistence import TEMPLATE_TO_LOAD, current_project, set_project, store_or_none
 from ui.sidebar import render_sidebar
+from ui.text import plain
 
 st.set_page_config(page_title="Experiments · Zero-Shot Studio", page_icon="📒", layout="wide")
 render_sidebar()
@@ -52,7 +55,7 @@ project = current_project()
 with user_errors("Opening the project"):
     project_id = store.ensure_project(project)
 if get_settings().workshop_mode:
-    st.info(f"Workshop mode: your runs are saved in your own project **{project}**; other participants do not see them.")
+    st.info(f"Workshop mode: your runs are saved in your own project **{plain(project)}**; other participants do not see them.")
 else:
     names = sorted(set(store.list_projects()) | {project})
     if st.session_state.get("exp_project_select") != project:
@@ -129,21 +132,31 @@ with tab_runs:
             if run.status == "interrupted":
                 st.warning("This run never finished: the server stopped or restarted while it ran. Run it again.")
             if run.error:
-                st.error(f"Error: {run.error}")
+                st.error(f"Error: {plain(run.error, 2000)}")
             c1, c2 = st.columns(2)
             with c1:
                 st.markdown("**Settings**")
                 st.json(run.settings, expanded=True)
-                st.caption(f"Dataset: {run.dataset_name or '—'} · model: {run.model or '—'} · started {run.started_at}")
+                st.caption(f"Dataset: {plain(run.dataset_name or '—')} · model: {plain(run.model or '—')} · started {plain(run.started_at)}")
             with c2:
                 per_class = run.metrics.get("per_class") or {}
                 if per_class:
                     st.markdown("**Per class**")
                     st.dataframe(pd.DataFrame(per_class).T, width="stretch")
-                other = {k: v for k, v in run.metrics.items() if k not in ("per_class", "confusion")}
+                other = {k: v for k, v in run.metrics.items() if k not in ("per_class", "confusion", "predictions")}
                 if other:
                     with st.expander("All metrics"):
                         st.json(other, expanded=False)
+            if run.metrics.get("confusion") or run.metrics.get("predictions"):
+                with st.expander("Results of this run (confusion view, predictions)", expanded=False):
+                    if run.metrics.get("confusion"):
+                        confusion_view(run.metrics, f"exp_cm_{run.id}")
+                    if run.metrics.get("predictions"):
+                        preds = pd.DataFrame({"row": range(len(run.metrics["predictions"])),
+                                              "predicted": run.metrics["predictions"]})
+                        st.dataframe(preds, width="stretch", hide_index=True, height=240, key=f"exp_preds_{run.id}")
+                        st.download_button("Download these predictions (CSV)", to_csv_safe(preds).encode("utf-8"),
+                                           f"run-{run.id}-predictions.csv", "text/csv", key=f"exp_dl_{run.id}")
             note = st.text_input("Note", value=run.note, key=f"exp_note_{run.id}", placeholder="why this run?")
             if note != run.note and st.button("Save note", key=f"exp_note_save_{run.id}"):
                 with user_errors("Saving the note"):
@@ -177,7 +190,7 @@ with tab_compare:
         if a_id == b_id:
             st.info("Pick two different runs.")
         if run_a.dataset_fingerprint != run_b.dataset_fingerprint:
-            st.warning(f"The runs used different data ({run_a.dataset_name or '—'} vs {run_b.dataset_name or '—'}): "
+            st.warning(f"The runs used different data ({plain(run_a.dataset_name or '—')} vs {plain(run_b.dataset_name or '—')}): "
                        "their metrics are not directly comparable.")
         st.markdown("**Metrics** (delta = B − A)")
         mrows = compare_metrics(run_a, run_b)
@@ -207,7 +220,7 @@ with tab_sets:
         if c2.button(f"Save {len(current)} labels", key="exp_save_labels_btn"):
             with user_errors("Saving the label set"):
                 saved = store.save_label_set(project_id, set_name, current)
-                st.success(f"Saved '{saved.name}' as version {saved.version}.")
+                st.success(f"Saved '{plain(saved.name)}' as version {saved.version}.")
     sets = store.list_label_sets(project_id)
     st.subheader("Label sets")
     if not sets:
@@ -221,7 +234,7 @@ with tab_sets:
         if st.button("Load into this session", key="exp_load_labels", type="primary"):
             with user_errors("Loading the label set"):
                 st.session_state[state.LABELS] = make_labels(chosen.content)
-                st.success(f"Loaded '{chosen.name}' v{chosen.version} ({len(chosen.content)} labels) as the current "
+                st.success(f"Loaded '{plain(chosen.name)}' v{chosen.version} ({len(chosen.content)} labels) as the current "
                            "label set.")
                 if (ROOT / "pages/1_Zero-shot_labels.py").is_file():
                     st.page_link("pages/1_Zero-shot_labels.py", label="Open Zero-shot label testing", icon="🏷️")
@@ -237,7 +250,7 @@ with tab_sets:
         st.json(t_by_id[t_id].content, expanded=True)
         if st.button("Open in the prompt page", key="exp_load_template", type="primary"):
             st.session_state[TEMPLATE_TO_LOAD] = {"name": t_by_id[t_id].name, **dict(t_by_id[t_id].content)}
-            st.success(f"Template '{t_by_id[t_id].name}' v{t_by_id[t_id].version} is ready for the prompt page.")
+            st.success(f"Template '{plain(t_by_id[t_id].name)}' v{t_by_id[t_id].version} is ready for the prompt page.")
             if (ROOT / "pages/2_Prompt_templates.py").is_file():
                 st.page_link("pages/2_Prompt_templates.py", label="Open Prompt templates", icon="📝")
 
@@ -271,5 +284,5 @@ with tab_io:
                 pid = store.import_project(upload.getvalue(), name=new_name or None)
                 imported = next(n for n in store.list_projects() if store.project_id(n) == pid)
                 st.session_state["exp_pending_project"] = imported
-                st.session_state["exp_flash"] = f"Imported project '{imported}' ({store.count_runs(pid)} runs)."
+                st.session_state["exp_flash"] = f"Imported project '{plain(imported)}' ({store.count_runs(pid)} runs)."
                 st.rerun()

@@ -263,3 +263,30 @@ def test_record_run_never_raises_into_the_page(monkeypatch, tmp_path):
     assert at.markdown[0].value == "the page goes on"
     page = _run(AppTest.from_file(PAGE, default_timeout=APP_TIMEOUT))
     assert any("cannot be used" in e.value for e in page.error)
+
+
+def test_a_run_reopens_with_its_results_and_store_strings_stay_plain_text():
+    """Issue 18: a saved run's results (confusion view, predictions) reopen; issue 13: names from the shared store
+    (dataset, model, error) never render as markdown on another user's page."""
+    import re
+
+    s = get_store()
+    pid = s.ensure_project("default")
+    evil = "![x](http://example.invalid/p.png) **bold**"
+    ds = s.ensure_dataset(pid, evil, "fp-evil", source="upload", n_rows=4)
+    gold, pred = ["a", "b", "a", "b"], ["a", "a", "a", "b"]
+    run_id = s.record_run(pid, "zero-shot", "embedding", evil, {}, {**evaluate(gold, pred, ["a", "b"]),
+                                                                     "predictions": pred}, dataset_id=ds)
+    failed = s.start_run(pid, "fine-tune", "head", "m", {}, dataset_id=ds)
+    s.fail_run(failed, evil)
+    at = AppTest.from_file(PAGE, default_timeout=APP_TIMEOUT).run()
+    assert not at.exception
+    at.selectbox(key="exp_detail_run").set_value(run_id).run()
+    assert not at.exception
+    assert any(f"exp_preds_{run_id}" == (d.key or "") for d in at.dataframe) or any(
+        list(d.value.get("predicted", [])) == pred for d in at.dataframe if hasattr(d.value, "get"))
+    at.selectbox(key="exp_detail_run").set_value(failed).run()
+    shown = [e.value for e in [*at.markdown, *at.caption, *at.error, *at.info, *at.warning, *at.success]]
+    live = re.compile(r"(?<!\\)\]\(http|(?<!\\)\*\*bold")
+    assert any("example" in v for v in shown)
+    assert not any(live.search(v) for v in shown), shown

@@ -42,6 +42,7 @@ def test_page_runs_a_head_and_saves_it(dataset):
     history = at.session_state["ft_history"]
     assert len(history) == 1 and history[0]["method"] == "head" and history[0]["train rows"] == 16
     assert 0 <= history[0]["macro_f1"] <= 1 and history[0]["zero-shot macro_f1"] is not None
+    assert history[0]["result"].history[-1]["loss"] > 0  # issue 18: the head's loss chart is not empty
     name_box = next(t for t in at.text_input if t.key.startswith("ft_name_"))
     name_box.set_value("page-model")
     next(b for b in at.button if b.key.startswith("ft_save_")).click().run()

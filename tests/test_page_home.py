@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 import pytest
@@ -150,3 +151,44 @@ def test_adding_the_bundled_embedder_folder_as_a_model(registry, monkeypatch):
     at.sidebar.button(key="zss_add_model_btn").click().run()
     assert any("as a sentence embedder" in s.value for s in at.sidebar.success)
     assert [m.role for m in at.session_state[state.USER_MODELS]] == ["embedder"]
+
+
+def test_active_upload_survives_a_visit_to_another_page():
+    """Issue 18: going back to Home used to replace the uploaded file with the first bundled sample."""
+    at = home()
+    csv = "body,topic\n" + "\n".join(f"text number {i},t{i % 3}" for i in range(30))
+    upload(at, "mine.csv", csv.encode())
+    assert active(at).name == "mine.csv"
+    fingerprint = active(at).fingerprint
+    at.switch_page("pages/5_Experiments.py").run()
+    assert not at.exception
+    at.switch_page("app.py").run()
+    assert not at.exception
+    assert active(at).name == "mine.csv" and active(at).fingerprint == fingerprint
+    assert any("Still using the dataset loaded before" in i.value for i in at.info)
+
+
+def test_changing_the_dataset_clears_results_of_the_old_one():
+    at = home()
+    at.session_state[state.PREDICTIONS] = {"pred": ["x"], "fingerprint": active(at).fingerprint}
+    at.session_state[state.LABELS] = ["stale"]
+    other = next(o for o in at.selectbox(key="home_sample").options if o != active(at).name)
+    at.selectbox(key="home_sample").set_value(other).run()
+    assert not at.exception
+    assert active(at).name == other
+    assert state.PREDICTIONS not in at.session_state and state.LABELS not in at.session_state
+    assert any("were cleared" in i.value for i in at.info)
+
+
+def test_user_strings_render_as_plain_text():
+    """Issue 13: a file or column name with markdown must not render as markdown (images, links, bold)."""
+    at = home()
+    evil_col = "**bold**![x](http://example.invalid/p.png)"
+    csv = f"{evil_col},topic\n" + "\n".join(f"some longer text {i},t{i % 2}" for i in range(10))
+    upload(at, "![img](http://example.invalid/a.png).csv", csv.encode())
+    assert not at.exception
+    shown = [e.value for e in [*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error,
+                               *at.sidebar.caption]]
+    assert any("example" in v for v in shown)  # the names are shown ...
+    live = re.compile(r"(?<!\\)\]\(http|(?<!\\)\*\*bold")  # an unescaped link/image target or bold
+    assert not any(live.search(v) for v in shown), shown  # ... but never as live markdown

@@ -68,3 +68,18 @@ def test_finished_runs_are_saved_with_their_template(_isolated_data_dir):
     store = Store()
     tpl = store.list_templates(store.ensure_project("default"))
     assert [t.name for t in tpl] == ["My template"] and "{{ text }}" in tpl[0].content["template"]
+
+
+def test_rerun_with_the_same_name_keeps_both_and_shows_the_newest():
+    """Issue 18: a second run under the same template name used to overwrite the first; the panel kept the old."""
+    at = _app().run()
+    at.number_input(key="pt_rows").set_value(4).run()
+    at.button(key="pt_run").click().run()
+    at.selectbox(key="pt_show").set_value("My template").run()
+    at.number_input(key="pt_rows").set_value(6).run()
+    at.button(key="pt_run").click().run()
+    assert not at.exception, at.exception
+    results = at.session_state["pt_results"]
+    assert list(results) == ["My template", "My template #2"]
+    assert [len(r.rows) for r in results.values()] == [4, 6]
+    assert at.selectbox(key="pt_show").value == "My template #2"

@@ -99,3 +99,69 @@ def test_a_run_is_recorded_in_the_experiment_store(_isolated_data_dir):
     assert len(runs) == 1 and runs[0].kind == "zero-shot" and runs[0].method == "embedding"
     shown = [m.value for m in at.metric if m.label == "Accuracy"]
     assert shown and abs(float(shown[0]) - runs[0].accuracy) < 1e-3 and runs[0].status == "done"
+
+
+def test_results_filters_errors_only_and_by_gold_and_default_comparison_is_fast():
+    at = _app(60)
+    at.run()
+    at.button(key="zs_run").click().run()
+    assert not at.exception
+    # Issue 18: the comparison must not silently default to the (slow) LM ensemble.
+    assert at.selectbox(key="zs_b_method").value == "embedding"
+    metrics = at.session_state["zs_result"]["metrics"]
+    errors = round((1 - metrics["accuracy"]) * metrics["n"])
+    at.toggle(key="zs_filter_errors").set_value(True).run()
+    assert any(f"{errors} of 60 rows shown" in c.value for c in at.caption)
+    gold0 = sorted(set(at.session_state["zs_result"]["result"].pred))[0]
+    at.toggle(key="zs_filter_errors").set_value(False).run()
+    at.multiselect(key="zs_filter_gold").set_value([gold0]).run()
+    assert not at.exception and at.session_state["zs_run_count"] == 1
+    assert any("Most confused pairs" in m.value for m in at.markdown) or errors == 0
+
+
+def test_slow_method_shows_a_measured_estimate_and_stops_in_the_background():
+    """Issue 18: an LM run needs an estimate before it starts, runs in the background, and Stop ends it."""
+    at = _app(8)
+    at.run()
+    at.selectbox(key="zs_a_method").set_value("lm").run()
+    assert not at.exception
+    assert at.button(key="zs_run").disabled  # not measured yet: no blind start
+    assert any("has not been measured" in w.value for w in at.warning)
+    at.button(key="zs_a_probe").click().run()
+    assert not at.exception, at.exception
+    assert any("Estimated" in c.value for c in at.caption)
+    at.button(key="zs_run").click().run()
+    run = at.session_state["zs_background"]
+    assert run.running or run.result is not None
+    run.stop()
+    assert run.wait(APP_TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert run.snapshot().state in ("stopped", "done")
+    if run.snapshot().state == "stopped":
+        assert "zs_result" not in at.session_state
+
+
+def test_trained_model_metrics_leave_out_its_training_rows(embedder):
+    """Issue 18: scoring a file with a model trained on most of it must not report training-set accuracy."""
+    from llm_backend.data.dataset import text_fingerprints
+    from llm_backend.data.sampler import select_per_class
+    from llm_backend.training.trained_models import save_model
+    from llm_backend.training.trainer import TrainConfig, TrainCallbacks, train
+
+    df = load_sample("News headlines").df.head(60).reset_index(drop=True)
+    idx, _ = select_per_class(df["topic"].tolist(), 5, 0)
+    tr_texts = [df["text"][i] for i in idx]
+    res = train(tr_texts, [df["topic"][i] for i in idx], TrainConfig(method="head"), embedder, TrainCallbacks())
+    meta = res.meta()
+    meta["train_fingerprints"] = text_fingerprints(tr_texts)
+    save_model(res.model, "news-head", meta)
+    at = _app(60)
+    at.run()
+    at.selectbox(key="zs_a_method").set_value("trained").run()
+    at.selectbox(key="zs_a_model").set_value("news-head").run()
+    at.button(key="zs_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = at.session_state["zs_result"]["metrics"]
+    assert metrics["excluded_trained_rows"] == len(idx) and metrics["n"] == 60 - len(idx)
+    assert any("learned from" in w.value for w in at.warning)

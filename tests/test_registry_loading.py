@@ -10,6 +10,7 @@ import pytest
 from llm_backend.core.device import pick_device
 from llm_backend.core.errors import ModelError
 from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts
+from llm_backend.models.loaded import inference_encoder
 from llm_backend.models.loaded import ModelCache
 from llm_backend.models.loading import get_model, load_model
 from llm_backend.models.registry import (
@@ -44,13 +45,14 @@ def test_embedder_gives_normalised_semantic_vectors(embedder):
 def test_embedding_cache_never_reencodes(embedder, monkeypatch):
     cache = EmbeddingCache()
     calls: list[int] = []
-    original = embedder.model.encode
+    encoder = inference_encoder(embedder)  # the ONNX copy on CPU, else the torch model
+    original = encoder.encode
 
     def counting_encode(texts, **kw):
         calls.append(len(texts))
         return original(texts, **kw)
 
-    monkeypatch.setattr(embedder.model, "encode", counting_encode)
+    monkeypatch.setattr(encoder, "encode", counting_encode)
     a = embed_texts(embedder, ["alpha", "beta", "alpha"], cache=cache)
     assert calls == [2]  # duplicates encoded once
     b = embed_texts(embedder, ["beta", "gamma", "alpha"], cache=cache)

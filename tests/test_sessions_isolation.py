@@ -116,6 +116,11 @@ def test_concurrent_sessions_encode_through_one_queue(embedder, ag_news):
     from llm_backend.models.batching import get_batching_encoder
     from llm_backend.models.embedding_cache import encode_uncached
 
+    from dataclasses import replace
+
+    # The torch path: int8 ONNX quantises activations per batch, so its rows move slightly with their batch-mates
+    # and "exactly its own vectors" is only checkable on a batch-independent path.
+    embedder = replace(embedder, extra={})
     texts = ag_news["text"].iloc[200:224].tolist()
     expected = encode_uncached(embedder, texts)
     enc = get_batching_encoder(embedder)

@@ -14,6 +14,8 @@ import streamlit as st
 from llm_backend.core.errors import UserError
 from llm_backend.core.paths import redact
 
+from .text import plain
+
 log = logging.getLogger("zero_shot_studio")
 
 
@@ -22,8 +24,8 @@ def user_errors(action: str = "That") -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        st.error(redact(str(exc)))
+        st.error(plain(redact(str(exc)), 2000))
     except Exception as exc:  # Streamlit's stop/rerun signals derive from BaseException and pass through
         log.exception("Unexpected error during %s", action)
-        st.error(f"{action} failed unexpectedly ({type(exc).__name__}: {redact(str(exc))[:200]}). "
+        st.error(f"{action} failed unexpectedly ({type(exc).__name__}: {plain(redact(str(exc)), 200)}). "
                  "Details are in the server log.")

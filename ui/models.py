@@ -13,10 +13,11 @@ from llm_backend.models.loaded import LoadedModel
 from llm_backend.models.registry import ModelRegistry, ModelSpec, Role
 
 from . import state
+from .text import plain
 
 
 def get_model(spec: ModelSpec) -> LoadedModel:
-    with st.spinner(f"Loading {spec.name}… (first use only; later sessions reuse it)"):
+    with st.spinner(f"Loading {plain(spec.name)}… (first use only; later sessions reuse it)"):
         return loading.get_model(spec)
 
 
@@ -29,12 +30,12 @@ def registry() -> ModelRegistry:
     return ModelRegistry(extra=list(state.get(state.USER_MODELS, [])))
 
 
-def model_picker(role: Role, label: str, key: str) -> ModelSpec:
+def model_picker(role: Role, label: str, key: str, index: int = 0) -> ModelSpec:
     """A selectbox of the registered models of one role; returns the chosen spec."""
     specs = registry().by_role(role)
     names = [s.name for s in specs]
     if not names:
         st.warning(f"No model of role '{role}' is registered: add one in the sidebar (Models → add).")
         st.stop()
-    name = st.selectbox(label, names, key=key, help="; ".join(f"{s.name}: {s.description}" for s in specs))
+    name = st.selectbox(label, names, key=key, index=min(max(index, 0), len(names) - 1), help="; ".join(f"{s.name}: {s.description}" for s in specs))
     return next(s for s in specs if s.name == name)

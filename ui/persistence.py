@@ -31,6 +31,7 @@ from llm_backend.core.paths import redact
 from llm_backend.store.database import Store, Versioned, get_store
 
 from . import state
+from .text import plain
 
 log = logging.getLogger("zero_shot_studio")
 
@@ -42,7 +43,7 @@ DEFAULT_PROJECT = "default"
 
 def _warn(action: str, exc: BaseException) -> None:
     log.warning("Experiments store: %s failed", action, exc_info=exc)
-    st.warning(f"{action} was not saved to Experiments: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]}")
+    st.warning(f"{action} was not saved to Experiments: {plain(redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), 300)}")
 
 
 def store_or_none() -> Store | None:
@@ -77,10 +78,13 @@ def _dataset_id(store: Store, project_id: int) -> int | None:
                                 text_column=ds.text_column, gold_column=ds.gold_column)
 
 
-def _label_set_id(store: Store, project_id: int, labels: Sequence[Any] | None, name: str) -> int | None:
+def _label_set_id(store: Store, project_id: int, labels: Sequence[Any] | None, name: str | None) -> int | None:
     labels = labels if labels is not None else state.get(state.LABELS)
     if not labels:
         return None
+    if not name:  # named after the data it was used on, not "working set vN" (issue 18)
+        ds = state.get_dataset()
+        name = f"{ds.name} labels" if ds is not None else "working set"
     return store.save_label_set(project_id, name, list(labels)).id
 
 
@@ -100,7 +104,7 @@ def record_run(
     status: str = "done",
     error: str = "",
     labels: Sequence[Any] | None = None,
-    labels_name: str = "working set",
+    labels_name: str | None = None,
     template: Mapping[str, Any] | None = None,
     template_name: str = "working template",
     note: str = "",
@@ -146,7 +150,7 @@ def tracked_run(
     settings: Mapping[str, Any] | None = None,
     *,
     labels: Sequence[Any] | None = None,
-    labels_name: str = "working set",
+    labels_name: str | None = None,
     template: Mapping[str, Any] | None = None,
     template_name: str = "working template",
 ) -> Iterator[RunHandle]:

@@ -10,6 +10,7 @@ from llm_backend.models.registry import ROLE_TITLES, ROLES, spec_from_hub
 from . import state
 from .errors import user_errors
 from .models import loaded_models, registry
+from .text import plain, plain_list
 
 
 def dataset_caption(slot) -> None:
@@ -18,8 +19,8 @@ def dataset_caption(slot) -> None:
     if ds is None:
         slot.caption("**Dataset:** none loaded yet")
         return
-    gold = f", gold: `{ds.gold_column}`" if ds.gold_column else ""
-    slot.caption(f"**Dataset:** {ds.name} — {len(ds.df):,} rows, text: `{ds.text_column}`{gold}")
+    gold = f", gold: {plain(ds.gold_column)}" if ds.gold_column else ""
+    slot.caption(f"**Dataset:** {plain(ds.name)} — {len(ds.df):,} rows, text: {plain(ds.text_column)}{gold}")
 
 
 def render_sidebar():
@@ -31,7 +32,7 @@ def render_sidebar():
             mem += f" · GPU {dev.memory_used_gb:.1f}/{dev.memory_total_gb:.0f} GB"
         st.caption(f"**Device:** {dev.name} ({dev.kind}, {str(dev.dtype).replace('torch.', '')})  \n**Memory:** {mem}")
         loaded = loaded_models()
-        st.caption("**Loaded models:** " + (", ".join(s.name for s in loaded) if loaded else "none yet"))
+        st.caption("**Loaded models:** " + (plain_list(s.name for s in loaded) if loaded else "none yet"))
         slot = st.empty()
         dataset_caption(slot)
         with st.expander("Add a model"):
@@ -57,4 +58,4 @@ def _add_model_form() -> None:
             spec = registry().add(spec)
             models = [m for m in state.get(state.USER_MODELS, []) if m.name != spec.name] + [spec]
             st.session_state[state.USER_MODELS] = models
-            st.success(f"Added {spec.name} as a {ROLE_TITLES[spec.role]}.")
+            st.success(f"Added {plain(spec.name)} as a {ROLE_TITLES[spec.role]}.")

@@ -10,35 +10,36 @@ from llm_backend.data.files import to_csv_safe
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
+from pathlib import Path
+from typing import Any, Sequence
 
-from llm_backend.core.errors import DataError, UserError
-from llm_backend.core.progress import stderr_progress
-from llm_backend.data.files import read_path, text_column_report
+
+from llm_backend.data.dataset import Dataset, clean_gold
+from llm_backend.core.errors import UserError
 from llm_backend.data.labels import Label, load_labels_file, make_labels
 from llm_backend.models.loading import get_model
+from llm_backend.core.progress import stderr_progress
 from llm_backend.models.registry import ModelRegistry
 from llm_backend.scorers.calibration import CALIBRATIONS
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
-from llm_backend.scorers.ensemble import EnsembleScorer
-from llm_backend.scorers.factory import METHOD_ROLES, make_scorer, method_available
-from llm_backend.scorers.zero_shot import (
-    DEFAULT_CALIBRATION,
-    gold_coverage,
-    prepare_labels,
-    run_scorer,
-)
-
-#: Members of ``--method ensemble`` when --ensemble-of is not given: the combination measured best (docs/zero-shot.md).
-DEFAULT_ENSEMBLE = ("embedding", "lm")
+from llm_backend.scorers.factory import DEFAULT_ENSEMBLE, METHOD_ROLES, SCORING_METHODS, ScorerConfig, build_scorer
+from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, gold_coverage, prepare_labels, run_scorer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="zero-shot label a file; write predictions CSV and optional metrics JSON",
                        description="Zero-shot classification of a table's text column with a label set.")
+    add_scoring_arguments(p)
+    p.add_argument("--out", required=True, help="predictions CSV to write")
+    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
+    p.set_defaults(func=run)
+
+
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones."""
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
     p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
     p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
@@ -46,12 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
-    p.add_argument("--method", default="embedding", choices=["embedding", "lm", "nli", "trained", "ensemble"])
-    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's default)")
+    p.add_argument("--method", default="embedding", choices=[*SCORING_METHODS, "ensemble"],
+                   help="self-training: embedding zero-shot, then a logistic head trained on its confident answers "
+                        "on this file (needs >= 4 rows per label; see docs/zero-shot.md)")
+    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's "
+                                   "default; multilingual-e5-small for non-English texts)")
     p.add_argument("--ensemble-of", nargs="+", choices=sorted(METHOD_ROLES), default=None,
                    help=f"methods averaged by --method ensemble (default: {' '.join(DEFAULT_ENSEMBLE)})")
     p.add_argument("--template", action="append", default=None,
-                   help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}')")
+                   help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}', "
+                        "or the texts' language's template for non-English texts)")
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATIONS)
     p.add_argument("--refine", type=int, default=None, metavar="N",
                    help="embedding method: passes of label-prototype refinement on this corpus (default 1; 0 = off)")
@@ -61,9 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="single-label: predict '(none)' when the top probability is below this")
     p.add_argument("--gold-column", help="column with true labels: enables metrics")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-    p.add_argument("--out", required=True, help="predictions CSV to write")
-    p.add_argument("--metrics-json", help="metrics JSON to write (needs --gold-column)")
-    p.set_defaults(func=run)
 
 
 def _labels(args: argparse.Namespace) -> list[Label]:
@@ -72,54 +74,82 @@ def _labels(args: argparse.Namespace) -> list[Label]:
     return make_labels(args.labels)
 
 
-def _column(df: pd.DataFrame, name: str, what: str) -> str:
-    if name in df.columns:
-        return name
-    raise DataError(f"The {what} column '{name}' is not in the file. Columns: {', '.join(map(str, df.columns))}")
+def scorer_config(args: argparse.Namespace, model: str | None = None,
+                  templates: Sequence[str] | None = None) -> ScorerConfig:
+    """The flags as the same configuration the zero-shot page builds from its widgets.
+
+    ``model`` / ``templates`` are the language-aware choices (:func:`language_defaults`) when the flags leave them out.
+    """
+    model = model or args.model
+    return ScorerConfig(method=args.method, models={args.method: model} if model else {},
+                        members=tuple(args.ensemble_of) if args.ensemble_of else None,
+                        templates=templates or args.template, refine=args.refine, calibration=args.calibration)
 
 
-def build_scorer(method: str, model: str | None, templates: Sequence[str] | None,
-                 ensemble_of: Sequence[str] | None, calibration: str, refine: int | None = None):
-    """A scorer for the CLI's method, loading models through the process-wide cache."""
-    registry = ModelRegistry()
-    if method == "ensemble":
-        members = [build_scorer(m, None, templates, None, calibration, refine)[0] for m in (ensemble_of or DEFAULT_ENSEMBLE)]
-        return EnsembleScorer(members, calibration), "+".join(m.name for m in members)
-    if not method_available(method):
-        raise UserError(f"The '{method}' method is not available in this build.")
-    spec = registry.resolve(model, METHOD_ROLES[method])  # type: ignore[arg-type]
-    print(f"Loading {spec.name}…", file=sys.stderr, flush=True)
-    loaded = get_model(spec)
-    return make_scorer(method, loaded, templates=templates, refine=refine), spec.name
+def language_defaults(args: argparse.Namespace, texts: Sequence[str],
+                      labels: Sequence[Label]) -> tuple[str | None, list[str] | None]:
+    """The page's language-aware defaults: multilingual embedder and template for non-English texts, with notes."""
+    from llm_backend.data.language import (default_template, detect_language, label_language_warning,
+                                           language_notice, recommended_embedder, template_language)
+
+    report = detect_language(texts)
+    model, templates = args.model, args.template
+    if args.method in ("embedding", "self-training") and report.needs_multilingual:
+        model = model or recommended_embedder(report)
+        templates = templates or [default_template(template_language(report, [l.name for l in labels]))]
+    embedder = model or ModelRegistry().default("embedder").name
+    for note in (language_notice(report, model),
+                 label_language_warning([l.name for l in labels], report, embedder)):
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    return model, templates
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.metrics_json and not args.gold_column:
+@dataclass
+class ScoredCorpus:
+    """A finished ``score`` run: what ``score`` writes out and what ``freeze`` freezes."""
+
+    df: pd.DataFrame
+    texts: list[str]
+    labels: list[Label]
+    scorer: Any
+    model_name: str
+    result: ZeroShotResult
+    gold_column: str | None
+
+
+def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
+    """Read ``--data``, build the scorer and run it: the part of ``score`` that ``freeze`` shares."""
+    if getattr(args, "metrics_json", None) and not args.gold_column:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
-    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
-    df = table.df
-    text_col = _column(df, args.text_column, "text")
-    gold_col = _column(df, args.gold_column, "gold") if args.gold_column else None
-    if args.limit:
-        df = df.head(args.limit)
-    texts, notes = text_column_report(df[text_col])
-    for note in table.notes + notes:
+    ds = Dataset.from_file(args.data, args.text_column, args.gold_column, limit=args.limit, sheet=args.sheet,
+                           encoding=args.encoding)
+    df = ds.df
+    texts = ds.texts()
+    for note in ds.notes + ds.text_notes():
         print(f"note: {note}", file=sys.stderr)
     labels = prepare_labels(_labels(args), args.multi_label)
-    scorer, model_name = build_scorer(args.method, args.model, args.template, args.ensemble_of, args.calibration,
-                                     args.refine)
+    model, templates = language_defaults(args, texts, labels)
+    scorer, model_name = build_scorer(scorer_config(args, model, templates), ModelRegistry(), get_model,
+                                      on_load=lambda name: print(f"Loading {name}…", file=sys.stderr, flush=True))
     result = run_scorer(scorer, texts, labels, calibration=args.calibration, multi_label=args.multi_label,
                         threshold=args.threshold, none_below=args.none_below, model_name=model_name,
                         progress=stderr_progress(f"Scoring with {scorer.name}"))
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    return ScoredCorpus(df, texts, labels, scorer, model_name, result, ds.gold_column)
+
+
+def run(args: argparse.Namespace) -> int:
+    scored = score_corpus(args)
+    df, texts, result, model_name, gold_col = scored.df, scored.texts, scored.result, scored.model_name, \
+        scored.gold_column
     out = result.table(texts)
     out.insert(0, "row", df.index.to_numpy())
-    gold = None
-    if gold_col:
-        gold = [str(v).strip() if pd.notna(v) else "" for v in df[gold_col].tolist()]
+    gold = clean_gold(df[gold_col].tolist()) if gold_col else None
+    if gold is not None:
         out.insert(2, "gold", gold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     to_csv_safe(out, args.out)

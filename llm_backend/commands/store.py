@@ -7,6 +7,7 @@ Examples::
     python -m llm_backend store export --project default -o default.json
     python -m llm_backend store import default.json --name "copy of default"
     python -m llm_backend store delete-runs 3 4
+    python -m llm_backend store classifiers --project default
 
 The database is ``ZSS_DB_PATH`` (default ``<data dir>/studio.db``), or ``--db``.
 """
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = actions.add_parser("import", help="import a project JSON file as a new project")
     imp.add_argument("file")
     imp.add_argument("--name", help="name for the imported project (default: the name in the file)")
+
+    clfs = actions.add_parser("classifiers", help="list frozen classifiers (from `freeze` or Export classifier)")
+    clfs.add_argument("--project", default="default")
 
     dele = actions.add_parser("delete-runs", help="delete runs by id")
     dele.add_argument("ids", nargs="+", type=int)
@@ -84,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
             pid = store.import_project(path.read_bytes(), name=args.name)
             name = next(n for n in store.list_projects() if store.project_id(n) == pid)
             print(f"Imported as project '{name}' ({store.count_runs(pid)} runs).")
+        elif action == "classifiers":
+            print("id\tcreated\tname\trun\tmethod\tmodel\tlabels\tfolder")
+            for c in store.list_classifiers(store.project_id(args.project)):
+                info = c["info"] if isinstance(c["info"], dict) else {}
+                folder = Path(c["path"]).name + ("" if c["exists"] else " (missing)")
+                print(f"{c['id']}\t{c['created_at']}\t{c['name']}\t{c['run_id'] or '-'}\t{info.get('method', '')}\t"
+                      f"{info.get('model', '')}\t{info.get('n_labels', '')}\t{folder}")
         elif action == "delete-runs":
             print(f"Deleted {store.delete_runs(args.ids)} run(s).")
         return 0

@@ -9,7 +9,7 @@ texts nearest each centroid say what a group is about, and turn it into a candid
   best on a lower-dimensional space; the caller chooses the input (full embeddings or the 2-D map).
 
 c-TF-IDF (as in BERTopic): concatenate each cluster's texts into one document, count words with
-``CountVectorizer`` (English stop words removed), and weight the counts with ``TfidfTransformer`` (sublinear tf) across clusters,
+``CountVectorizer`` (English stop words removed; Chinese is segmented with jieba, see :mod:`llm_backend.data.words`), and weight the counts with ``TfidfTransformer`` (sublinear tf) across clusters,
 so a word ranks high when it is frequent in one cluster and rare in the others.
 """
 from __future__ import annotations
@@ -27,8 +27,6 @@ from llm_backend.data.labels import Label
 
 ClusterMethod = Literal["kmeans", "hdbscan"]
 NOISE = -1
-# Words of three or more letters: numbers, HTML-entity debris ("#39;") and single letters make poor label names.
-TOKEN_PATTERN = r"(?u)\b[^\W\d_]{3,}\b"
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,9 @@ def cluster_scores(gold: Sequence[str], clusters: Sequence[int]) -> dict[str, fl
 
 def cluster_keywords(texts: Sequence[str], clusters: Sequence[int], top_n: int = 6) -> dict[int, list[str]]:
     """Top c-TF-IDF words per cluster (noise gets no keywords but takes part in the IDF, discounting common words)."""
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from llm_backend.data.words import word_vectorizer
 
     cl = np.asarray(clusters)
     ids = sorted(set(cl.tolist()))
@@ -116,7 +116,7 @@ def cluster_keywords(texts: Sequence[str], clusters: Sequence[int], top_n: int =
         return {}
     texts_arr = np.asarray([str(t) for t in texts], dtype=object)
     docs = [" ".join(texts_arr[cl == c]) for c in ids]
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=TOKEN_PATTERN, lowercase=True)
+    vectorizer = word_vectorizer(list(texts_arr))  # jieba segmentation for Chinese, English rules otherwise
     try:
         counts = vectorizer.fit_transform(docs)
     except ValueError:  # every text empty or only stop words

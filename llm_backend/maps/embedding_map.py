@@ -267,6 +267,8 @@ def map_figure(
     query_text: str = "",
     height: int = 650,
     hover: np.ndarray | None = None,
+    focus: str | None = None,
+    max_groups: int = MAX_COLOUR_GROUPS,
 ):
     """A WebGL scatter of the map.
 
@@ -274,6 +276,11 @@ def map_figure(
     the colouring. The current selection is not drawn into the figure: a changed figure remounts the chart in the
     browser and would reset the very selection being drawn. Label points (stars), query neighbours (rings) and the query (cross) are drawn on top and carry
     no customdata, so selecting them selects no rows.
+
+    Many classes (issue 18: 77 intents folded 54 of them into one "(other)" with 24 colours): ``max_groups`` keeps
+    up to that many groups with a 74-colour palette (colours repeat beyond it; hover and legend carry the names),
+    and ``focus`` draws one group in a strong colour over grey for everything else. Label stars carry their names
+    as text only up to 20 labels (or the focused one); beyond that the names are on hover, so they never overprint.
     """
     import plotly.graph_objects as go
     from plotly.colors import qualitative
@@ -295,16 +302,26 @@ def map_figure(
                         colorbar=dict(title=dict(text=colour_name))),
             hovertemplate="%{text}<br><b>" + html.escape(colour_name) + ":</b> %{marker.color:.3f}<extra></extra>",
             mode="markers"))
+    elif focus is not None:
+        groups = categorical(colour, max_groups)
+        mask = groups == focus
+        fig.add_trace(go.Scattergl(x=coords[~mask, 0], y=coords[~mask, 1], text=hover[~mask],
+                                   customdata=positions[~mask], name=f"other classes ({int((~mask).sum())})",
+                                   marker=dict(size=marker_size, opacity=0.35, color="#c7c7c7"), **common))
+        fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], text=hover[mask], customdata=positions[mask],
+                                   name=f"{html.escape(str(focus))} ({int(mask.sum())})",
+                                   marker=dict(size=marker_size + 3, opacity=0.95, color="#d62728",
+                                               line=dict(width=0.5, color="#111")), **common))
     else:
-        groups = categorical(colour)
-        palette = qualitative.Plotly + qualitative.D3 + qualitative.Set3
+        groups = categorical(colour, max_groups)
+        palette = qualitative.Alphabet + qualitative.Dark24 + qualitative.Light24
         order = pd.Series(groups).value_counts().index.tolist()
         order = sorted(order, key=lambda g: (g in ("(other)", "(blank)", "noise"), str(g)))
         for i, g in enumerate(order):  # one trace per colour group, so the legend toggles groups
             mask = groups == g
             fig.add_trace(go.Scattergl(
                 x=coords[mask, 0], y=coords[mask, 1], text=hover[mask], customdata=positions[mask],
-                name=f"{g} ({int(mask.sum())})", legendgroup=str(g),
+                name=f"{html.escape(str(g))} ({int(mask.sum())})", legendgroup=str(g),
                 marker=dict(size=marker_size, opacity=0.75, color=palette[i % len(palette)]), **common))
     if highlight is not None and len(highlight):
         h = np.asarray(highlight)
@@ -317,12 +334,17 @@ def map_figure(
                                  hovertemplate="query: %{text}<extra></extra>",
                                  marker=dict(size=16, symbol="x", color="#d62728", line=dict(width=1, color="white"))))
     if labels is not None and len(labels):
+        named = len(labels) <= 20
+        if focus is not None and not named:
+            labels = labels[labels["name"].astype(str) == str(focus)]
+            named = True
         fig.add_trace(go.Scatter(
-            x=labels["x"], y=labels["y"], mode="markers+text", name="labels",
+            x=labels["x"], y=labels["y"], mode="markers+text" if named else "markers", name="labels",
             text=[html.escape(str(n)) for n in labels["name"]], textposition="top center",
             textfont=dict(size=13, color="#111"), hovertext=[html.escape(str(t)) for t in labels["text"]],
             hovertemplate="<b>label %{text}</b><br>%{hovertext}<extra></extra>",
-            marker=dict(size=18, symbol="star", color="gold", line=dict(width=1.5, color="#111"))))
+            marker=dict(size=18 if named else 11, symbol="star", color="gold", opacity=1.0 if named else 0.85,
+                        line=dict(width=1.5 if named else 1.0, color="#111"))))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="lasso",
                       legend=dict(title=dict(text=colour_name), itemsizing="constant"),
                       xaxis=dict(showticklabels=False, title=None, zeroline=False),

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from llm_backend.core.progress import Progress, report
-from llm_backend.models.loaded import LoadedModel
+from llm_backend.models.loaded import LoadedModel, inference_encoder
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class BatchingEncoder:
     """
 
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 64, max_wait_ms: float = 4.0,
-                 inner_batch: int = 32) -> None:
+                 inner_batch: int = 64) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.loaded = loaded
@@ -94,19 +94,22 @@ class BatchingEncoder:
 
     def encode(self, texts: Sequence[str], progress: Progress = None, timeout: float | None = None) -> np.ndarray:
         """Encode texts through the queue, blocking until every chunk is back; errors re-raise here."""
-        texts = list(texts)
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
         total = len(texts)
         if total == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        futures = [self.submit(texts[i : i + self.max_batch]) for i in range(0, total, self.max_batch)]
-        parts = []
+        # Chunk in length order: each chunk then pads like one plain sorted encode (unsorted chunks padded every
+        # short text to its chunk's longest and ran at 0.3-0.7x of plain sentence-transformers).
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        chunks = [order[i : i + self.max_batch] for i in range(0, total, self.max_batch)]
+        futures = [self.submit([texts[j] for j in idx]) for idx in chunks]
+        out = np.zeros((total, self.dim), dtype=np.float32)
         done = 0
-        for fut in futures:
-            part = fut.result(timeout=timeout)
-            parts.append(part)
-            done += len(part)
+        for idx, fut in zip(chunks, futures):
+            out[idx] = fut.result(timeout=timeout)
+            done += len(idx)
             report(progress, done, total)
-        return np.vstack(parts)
+        return out
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker after the queued requests are served."""
@@ -159,7 +162,7 @@ class BatchingEncoder:
         unique = list(dict.fromkeys(all_texts))  # sessions often send the same text (labels, templates)
         try:
             with self.loaded.lock:
-                vecs = self.loaded.model.encode(
+                vecs = inference_encoder(self.loaded).encode(
                     unique, batch_size=self.inner_batch, normalize_embeddings=True, convert_to_numpy=True,
                     show_progress_bar=False,
                 )

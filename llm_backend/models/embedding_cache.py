@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from llm_backend.core.progress import Progress, report
-from llm_backend.models.loaded import LoadedModel
+from llm_backend.models.loaded import LoadedModel, inference_encoder
 
 
 class EmbeddingCache:
@@ -75,26 +75,33 @@ def use_batching(model: LoadedModel) -> bool:
 
 
 def encode_uncached(model: LoadedModel, texts: Sequence[str], batch_size: int = 64, progress: Progress = None) -> np.ndarray:
-    """Encode texts with a sentence-transformer, in batches so a progress bar can move."""
+    """Encode texts in one length-sorted pass, reporting progress between chunks.
+
+    sentence-transformers sorts texts by length only *within* one ``encode`` call; cutting unsorted input into
+    chunks lost that (1.6x more padding on Banking77, 0.6-0.9x the speed of one plain call). Sorting once here and
+    chunking the sorted order makes every batch the one a single call would have made, so progress costs nothing.
+    """
     if use_batching(model):
         from llm_backend.models.batching import get_batching_encoder
 
         return get_batching_encoder(model).encode(list(texts), progress=progress)
+    texts = list(texts)
     total = len(texts)
     dim = model.model.get_embedding_dimension()
     if total == 0:
         return np.zeros((0, dim), dtype=np.float32)
-    chunks = []
+    encoder = inference_encoder(model)
+    out = np.zeros((total, dim), dtype=np.float32)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
     step = max(batch_size * 4, 1)  # report every few batches: finer reporting slows small runs
     for start in range(0, total, step):
-        part = list(texts[start : start + step])
+        idx = order[start : start + step]
         with model.lock:
-            vecs = model.model.encode(
-                part, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        chunks.append(np.asarray(vecs, dtype=np.float32))
+            vecs = encoder.encode([texts[i] for i in idx], batch_size=batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+        out[idx] = np.asarray(vecs, dtype=np.float32)
         report(progress, min(start + step, total), total)
-    return np.vstack(chunks)
+    return out
 
 
 def embed_texts(

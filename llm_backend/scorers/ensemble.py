@@ -73,3 +73,18 @@ class EnsembleScorer:
             return np.zeros((0, len(labels)))
         avg = average_probabilities(self.member_probabilities(texts, labels, progress), self.weights)
         return np.log(np.clip(avg, _EPS, None))
+
+    def scored(self, texts: Sequence[str], labels: Sequence[Label], *, calibration: str, multi_label: bool = False,
+               progress: Progress = None):  # noqa: ANN201 - returns pipeline.Scored
+        """Members are calibrated inside the ensemble; calibrating the average again would count it twice."""
+        from .calibration import CalibrationInfo
+        from .pipeline import Scored, independent_probabilities
+
+        self.calibration = calibration
+        raw = np.asarray(self.score(texts, labels, progress=progress), dtype=np.float64)
+        probs = to_probabilities(raw, self.kind)
+        if multi_label:
+            probs = independent_probabilities(probs)
+        info = CalibrationInfo(calibration, calibration, np.zeros(len(labels)),
+                               f"Applied to each member before averaging: {calibration}.")
+        return Scored(raw, raw, probs, info, list(self.notes))

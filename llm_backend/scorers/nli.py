@@ -98,3 +98,32 @@ class NLIScorer:
         two = two - two.max(axis=-1, keepdims=True)
         e = np.exp(two)
         return e[..., 1] / e.sum(axis=-1)
+
+    def scored(self, texts: Sequence[str], labels: Sequence[Label], *, calibration: str, multi_label: bool = False,
+               progress: Progress = None):  # noqa: ANN201 - returns pipeline.Scored
+        """Single-label: the common pipeline. Multi-label: each label judged alone on entailment-vs-contradiction
+        log-odds (calibrated the same way), so one label's probability does not depend on the others."""
+        from .calibration import calibrate
+        from .pipeline import Scored, default_scored
+
+        if not multi_label:
+            return default_scored(self, texts, labels, calibration=calibration, progress=progress)
+        pair = self.pair_logits(texts, labels, progress=progress)
+        raw = pair[..., self.entail_id]
+        log_odds = pair[..., self.entail_id] - pair[..., self.contra_id]
+        scores, info = calibrate(log_odds, calibration, scorer=_LogOddsScorer(self), labels=labels)
+        return Scored(raw, scores, 1.0 / (1.0 + np.exp(-scores)), info, [])
+
+
+class _LogOddsScorer:
+    """Adapter so contextual calibration of multi-label NLI works on entailment-vs-contradiction log-odds."""
+
+    kind = "logit"
+
+    def __init__(self, inner: NLIScorer) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def score(self, texts: Sequence[str], labels: Sequence[Label], progress: Progress = None) -> np.ndarray:
+        pair = self.inner.pair_logits(texts, labels, progress)
+        return pair[..., self.inner.entail_id] - pair[..., self.inner.contra_id]

@@ -20,20 +20,9 @@ from llm_backend.core.errors import UserError
 from llm_backend.core.progress import Progress
 from llm_backend.data.labels import Label, check_label_count, make_labels
 from llm_backend.evaluation.metrics import agreement, evaluate, normalise_label
-from llm_backend.scorers.base import (
-    NONE_LABEL,
-    Decision,
-    Scorer,
-    decide,
-    to_probabilities,
-)
-from llm_backend.scorers.calibration import (
-    CalibrationInfo,
-    calibrate,
-    check_calibration,
-)
-from llm_backend.scorers.ensemble import EnsembleScorer
-from llm_backend.scorers.nli import NLIScorer
+from llm_backend.scorers.base import NONE_LABEL, Decision, Scorer, decide
+from llm_backend.scorers.calibration import CalibrationInfo, check_calibration
+from llm_backend.scorers.pipeline import independent_probabilities, scored  # noqa: F401 - re-exported for callers
 
 #: Defaults chosen from bench/zero_shot_quality.py (dev slices of AG News and Banking77; see docs/zero-shot.md).
 DEFAULT_CALIBRATION = "centering"
@@ -80,17 +69,6 @@ def gold_coverage(gold: Sequence[object], label_names: Sequence[str]) -> tuple[l
     return missing, sum(counts[k] for k in missing)
 
 
-def independent_probabilities(probs: np.ndarray) -> np.ndarray:
-    """Multi-label probabilities for methods that only *rank* labels (embeddings, LMs, classifiers).
-
-    ``p·k / (p·k + 1)``: 0.5 exactly when a label is as likely as the uniform 1/k, so a threshold of 0.5 keeps the
-    labels the method favours above average and higher thresholds keep fewer.
-    """
-    k = probs.shape[1] if probs.ndim == 2 else 1
-    pk = probs * k
-    return pk / (pk + 1.0)
-
-
 @dataclass
 class ZeroShotResult:
     """Everything one run produced, kept in session state so filters and views never rerun models."""
@@ -109,6 +87,9 @@ class ZeroShotResult:
     templates: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Rows a trained model (or ensemble member) was trained on: excluded from metrics (issue 18: a model trained on
+    #: 531 of 600 rows showed 0.970 accuracy instead of the honest 0.797 on the unseen rows).
+    trained_rows: np.ndarray | None = None
 
     @property
     def label_names(self) -> list[str]:
@@ -127,12 +108,21 @@ class ZeroShotResult:
         return df
 
     def evaluate(self, gold: Sequence[object]) -> dict[str, Any]:
+        """Metrics against gold, on the rows no scorer was trained on (``excluded_trained_rows`` says how many)."""
         names = self.label_names + ([NONE_LABEL] if NONE_LABEL in set(self.pred) else [])
+        gold = list(gold)
+        excluded = 0
+        if self.trained_rows is not None and len(self.trained_rows) == len(gold):
+            excluded = int(sum(1 for g, t in zip(gold, self.trained_rows) if t and normalise_label(g)))
+            gold = ["" if t else g for g, t in zip(gold, self.trained_rows)]
         if self.multi_label:
             # Multi-label rows are judged on their top label: gold columns hold one label per row.
-            top = [self.label_names[j] for j in np.argmax(self.probs, axis=1)] if len(self.pred) else []
-            return evaluate(gold, top, names)
-        return evaluate(gold, self.pred, names)
+            pred = [self.label_names[j] for j in np.argmax(self.probs, axis=1)] if len(self.pred) else []
+        else:
+            pred = self.pred
+        out = evaluate(gold, pred, names)
+        out["excluded_trained_rows"] = excluded
+        return out
 
     def predictions_state(self, fingerprint: str) -> dict[str, Any]:
         """What the embedding map page reads from ``st.session_state[state.PREDICTIONS]``."""
@@ -167,54 +157,37 @@ def run_scorer(
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"The threshold must be between 0 and 1 (got {threshold}).")
     texts, notes = prepare_texts(texts, max_chars)
-    kind = scorer.kind
-    if isinstance(scorer, EnsembleScorer):
-        # Members are calibrated inside the ensemble; calibrating the average again would count it twice.
-        scorer.calibration = calibration
-        raw = np.asarray(scorer.score(texts, labels, progress=progress), dtype=np.float64)
-        scores = raw
-        info = CalibrationInfo(calibration, calibration, np.zeros(len(labels)),
-                               f"Applied to each member before averaging: {calibration}.")
-        notes += scorer.notes
-        probs = to_probabilities(scores, kind)
-        if multi_label:
-            probs = independent_probabilities(probs)
-    elif isinstance(scorer, NLIScorer) and multi_label:
-        pair = scorer.pair_logits(texts, labels, progress=progress)
-        raw = pair[..., scorer.entail_id]
-        log_odds = pair[..., scorer.entail_id] - pair[..., scorer.contra_id]
-        scores, info = calibrate(log_odds, calibration, scorer=_LogOddsScorer(scorer), labels=labels)
-        probs = 1.0 / (1.0 + np.exp(-scores))
-    else:
-        raw = np.asarray(scorer.score(texts, labels, progress=progress), dtype=np.float64)
-        scores, info = calibrate(raw, calibration, scorer=scorer, labels=labels)
-        probs = to_probabilities(scores, kind)
-        if multi_label:
-            probs = independent_probabilities(probs)
-    if not isinstance(scorer, EnsembleScorer):
-        notes += [n for n in (getattr(scorer, "notes", None) or []) if n not in notes]
+    out = scored(scorer, texts, labels, calibration=calibration, multi_label=multi_label, progress=progress)
+    raw, scores, probs, info = out.raw, out.scores, out.probs, out.calibration
+    notes += [n for n in out.notes if n not in notes]
     if info.note and info.applied != info.requested:
         notes.append(info.note)
+    seen = trained_on_rows(scorer, texts)
+    if seen is not None and seen.any():
+        notes.append(f"{int(seen.sum()):,} of {len(texts):,} rows are texts the trained model learned from: they are "
+                     "excluded from accuracy and macro-F1 (their predictions are still shown).")
     decision = decide(probs, [l.name for l in labels], multi_label=multi_label, threshold=threshold,
                       none_below=none_below if (none_below and not multi_label) else None)
     return ZeroShotResult(
         method=scorer.name, model=model_name, labels=list(labels), raw=raw, scores=scores, probs=probs,
         decision=decision, calibration=info, multi_label=multi_label, threshold=threshold, none_below=none_below,
-        templates=list(getattr(scorer, "templates", []) or []), notes=notes, seconds=time.perf_counter() - start)
+        templates=list(getattr(scorer, "templates", []) or []), notes=notes, seconds=time.perf_counter() - start,
+        trained_rows=seen if seen is not None and seen.any() else None)
 
 
-class _LogOddsScorer:
-    """Adapter so contextual calibration of multi-label NLI works on entailment-vs-contradiction log-odds."""
+def trained_on_rows(scorer: Any, texts: Sequence[str]) -> np.ndarray | None:
+    """Which texts a trained scorer (or an ensemble's trained member) saw in training, from the text fingerprints
+    its folder stores (``train_fingerprints`` in zss_model.json); None when no scorer carries any."""
+    from llm_backend.data.dataset import text_fingerprints
 
-    kind = "logit"
-
-    def __init__(self, inner: NLIScorer) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    def score(self, texts: Sequence[str], labels: Sequence[Label], progress: Progress = None) -> np.ndarray:
-        pair = self.inner.pair_logits(texts, labels, progress)
-        return pair[..., self.inner.entail_id] - pair[..., self.inner.contra_id]
+    known: set[str] = set()
+    for member in [scorer, *list(getattr(scorer, "members", []) or [])]:
+        loaded = getattr(member, "loaded", None)
+        meta = (getattr(loaded, "extra", None) or {}).get("meta") or {}
+        known.update(str(f) for f in meta.get("train_fingerprints") or [])
+    if not known:
+        return None
+    return np.asarray([f in known for f in text_fingerprints(texts)], dtype=bool)
 
 
 # ---------------------------------------------------------------- analysis: confusable labels and better words
@@ -302,13 +275,12 @@ def suggest_phrasings(
     than in the whole corpus (document frequency, English stop words removed); words already in the label are
     skipped. These are suggestions to read, not rules: the nearest texts may themselves be mislabelled.
     """
-    from sklearn.feature_extraction.text import CountVectorizer
+    from llm_backend.data.words import word_vectorizer
 
     if len(texts) == 0 or len(labels) == 0:
         return {}
     try:
-        vec = CountVectorizer(stop_words="english", binary=True, token_pattern=r"(?u)\b[^\W\d_]{3,}\b",
-                              max_features=20_000)
+        vec = word_vectorizer(texts, binary=True, max_features=20_000)  # jieba words for Chinese
         X = vec.fit_transform([str(t) for t in texts])
     except ValueError:  # every text empty or only stop words
         return {l.name: [] for l in labels}
@@ -377,3 +349,13 @@ def labels_from_frame(df: pd.DataFrame) -> list[Label]:
                       "description": "" if desc is None or (isinstance(desc, float) and np.isnan(desc)) else str(desc),
                       "phrasings": "" if phr is None or (isinstance(phr, float) and np.isnan(phr)) else str(phr)})
     return make_labels(items)
+
+
+def confusable_report(embedding_scorer: Any, texts: Sequence[str], result: ZeroShotResult,
+                      metrics: dict[str, Any] | None = None, progress: Progress = None) -> dict[str, Any]:
+    """Close label pairs (embedding cosine and confusion) plus candidate phrasings for each label: one call for the
+    page and scripts. ``embedding_scorer`` is an :class:`~llm_backend.scorers.embedding.EmbeddingScorer`."""
+    text_vecs = embedding_scorer.text_embeddings(texts, progress=progress)
+    label_vecs = embedding_scorer.label_embeddings(result.labels)
+    return {"pairs": confusable_pairs(result.label_names, label_similarity(label_vecs), metrics),
+            "suggest": suggest_phrasings(texts, text_vecs, label_vecs, result.labels)}

@@ -137,8 +137,28 @@ def _m3_notes(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
 
+def _m4_classifiers(conn: sqlite3.Connection) -> None:
+    """Version 4: frozen classifiers (``freeze`` / "Export classifier"), each linked to the run it came from."""
+    _script(conn,
+        """
+        CREATE TABLE classifiers (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            fingerprint TEXT NOT NULL DEFAULT '',
+            info TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX classifiers_project ON classifiers(project_id, id)
+        """
+    )
+
+
 # Append only: each entry upgrades from version i to i + 1. Never edit a released migration.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_versions_and_models, _m3_notes]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_versions_and_models, _m3_notes,
+                                                           _m4_classifiers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -629,6 +649,24 @@ class Store:
 
     def list_trained_models(self, project_id: int) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM trained_models WHERE project_id = ? ORDER BY id DESC", (project_id,))
+        for r in rows:
+            r["info"] = _loads(r["info"])
+            r["exists"] = Path(r["path"]).is_dir()
+        return rows
+
+    # ---- frozen classifiers (machine-local artifacts: listed here, not included in project exports)
+    def add_classifier(self, project_id: int, name: str, path: str | os.PathLike[str], *, run_id: int | None = None,
+                       fingerprint: str = "", info: Mapping[str, Any] | None = None) -> int:
+        with self.transaction() as conn:
+            return int(conn.execute(
+                "INSERT INTO classifiers(project_id, run_id, name, path, fingerprint, info, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (project_id, run_id, str(name)[:200], str(path), str(fingerprint)[:64], to_json(info or {}),
+                 _now())).lastrowid)
+
+    def list_classifiers(self, project_id: int) -> list[dict[str, Any]]:
+        """Frozen classifiers newest first, with the run they came from (``run_id``) and whether the folder exists."""
+        rows = self._query("SELECT * FROM classifiers WHERE project_id = ? ORDER BY id DESC", (project_id,))
         for r in rows:
             r["info"] = _loads(r["info"])
             r["exists"] = Path(r["path"]).is_dir()

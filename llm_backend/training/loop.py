@@ -50,6 +50,9 @@ class TrainConfig:
     head_c: float = 10.0  # inverse regularisation of the logistic head; unit-length embeddings need a large C
     label_anchor_weight: float = 2.0  # each class's label sentence joins the head's training rows with this weight
     num_pairs: int | None = None  # contrastive pairs per epoch (SetFit); None: 40 per row, capped
+    # head / setfit: label the unlabelled rows with the few-shot head, refit on gold + the confident share of them
+    pseudo_labels: bool = False
+    pseudo_fraction: float = 0.5  # share of each predicted class's unlabelled rows kept (largest margin first)
     lora_r: int = 8
     lora_alpha: int = 16
     # distillation
@@ -72,6 +75,8 @@ class TrainConfig:
             raise TrainingError("The learning rate must be positive.")
         if cfg.label_anchor_weight < 0:
             raise TrainingError("The label anchor weight must be 0 (off) or positive.")
+        if not 0 < cfg.pseudo_fraction <= 1:
+            raise TrainingError("The pseudo-label share must be above 0 and at most 1.")
         return cfg
 
     def as_dict(self) -> dict[str, Any]:

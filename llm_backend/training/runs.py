@@ -20,6 +20,10 @@ from llm_backend.training.loop import TrainCallbacks, TrainResult
 log = logging.getLogger(__name__)
 
 
+class RunStopped(UserError):
+    """Raised from a progress callback when the user pressed Stop (or the browser session went away)."""
+
+
 @dataclass
 class RunSnapshot:
     """A consistent copy of a run's state for drawing."""
@@ -42,7 +46,8 @@ class RunSnapshot:
 
 @dataclass
 class TrainingRun:
-    """One background run. ``job`` receives the callbacks and returns a TrainResult."""
+    """One background run. ``job`` receives the callbacks and returns a result (a TrainResult for training, a
+    ZeroShotResult for a long zero-shot run); it ends early when ``cb.should_stop()`` turns true."""
 
     method: str
     job: Callable[[TrainCallbacks], TrainResult]
@@ -52,6 +57,8 @@ class TrainingRun:
     error: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # what the starter shows next to the run (rows, k, seed)
     config: dict[str, Any] = field(default_factory=dict)  # the full settings, for the experiment store
+    #: False once the browser session that started the run is gone: the run then stops like on Stop (issue 18).
+    alive: Callable[[], bool] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
@@ -84,10 +91,18 @@ class TrainingRun:
         with self._lock:
             self._status = text
 
+    def should_stop(self) -> bool:
+        if not self._stop.is_set() and self.alive is not None and not self.alive():
+            log.info("Run %s: its browser session is gone; stopping", self.run_id)
+            self._stop.set()
+        return self._stop.is_set()
+
     def _work(self) -> None:
-        cb = TrainCallbacks(self._progress, self._on_epoch, self._stop.is_set, self._on_status)
+        cb = TrainCallbacks(self._progress, self._on_epoch, self.should_stop, self._on_status)
         try:
             self.result = self.job(cb)
+        except RunStopped:
+            self.result = None
         except UserError as exc:
             self.error = str(exc)
         except Exception as exc:  # a bug must not kill the server thread silently: keep it for the page and the log
@@ -122,7 +137,7 @@ class TrainingRun:
                 state = "stopping" if self._stop.is_set() else "running"
             elif self.error:
                 state = "failed"
-            elif self.result is not None and self.result.stopped:
+            elif (self.result is None and self._stop.is_set()) or getattr(self.result, "stopped", False):
                 state = "stopped"
             else:
                 state = "done"
@@ -138,7 +153,8 @@ class RunManager:
         self._runs: dict[str, TrainingRun] = {}
         self._lock = threading.Lock()
 
-    def start(self, owner: str, method: str, job: Callable[[TrainCallbacks], TrainResult]) -> TrainingRun:
+    def start(self, owner: str, method: str, job: Callable[[TrainCallbacks], Any],
+              alive: Callable[[], bool] | None = None) -> TrainingRun:
         with self._lock:
             current = self._runs.get(owner)
             if current is not None and current.running:
@@ -146,7 +162,7 @@ class RunManager:
             busy = sum(1 for r in self._runs.values() if r.running)
             if busy >= self.max_running:
                 raise TrainingError(f"{busy} training runs are already using this server. Try again when one ends.")
-            run = TrainingRun(method, job, owner=owner)
+            run = TrainingRun(method, job, owner=owner, alive=alive)
             self._runs[owner] = run
             return run.start()
 
@@ -156,6 +172,34 @@ class RunManager:
 
 
 MANAGER = RunManager()
+
+
+def zero_shot_scorer(embedder: Any, labels: Any = None) -> Any:
+    """The zero-shot page's default method (embedding similarity, refinement, prior centering) as one scorer.
+
+    It is the fine-tune baseline and the distillation teacher on the page and in ``train``, so "zero-shot" means
+    the same predictions everywhere. ``labels`` (the user's label set) gives class names their descriptions.
+    """
+    from llm_backend.scorers.embedding import EmbeddingScorer
+    from llm_backend.scorers.pipeline import CalibratedScorer
+    from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION
+
+    return CalibratedScorer(EmbeddingScorer(embedder), DEFAULT_CALIBRATION, labels)
+
+
+def teacher_scorer(choice: str | None, embedder: Any, labels: Any = None, load: Callable[[Any], Any] | None = None,
+                   registry: Any = None) -> Any:
+    """The distillation teacher: ``"zero-shot"``/None (see :func:`zero_shot_scorer`) or a trained model's name."""
+    if not choice or choice == "zero-shot":
+        return zero_shot_scorer(embedder, labels)
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trained_models import TrainedScorer
+
+    spec = (registry or ModelRegistry()).resolve(choice, "classifier")
+    if spec.source != "trained":
+        raise TrainingError(f"'{choice}' is not a model trained here; use 'zero-shot' or a trained model.")
+    return TrainedScorer((load or get_model)(spec))
 
 
 def train_and_evaluate_job(
@@ -171,20 +215,31 @@ def train_and_evaluate_job(
     baseline: Any = None,
     baseline_labels: Any = None,
 ) -> Callable[[TrainCallbacks], TrainResult]:
-    """A job for :meth:`RunManager.start`: train, then score the test split (and a zero-shot baseline) in the thread.
+    """A job for :meth:`RunManager.start` (the page) or to call directly (``train``): train, then score the test
+    split and a zero-shot baseline on it.
 
     Evaluating inside the job keeps the page responsive for large test splits too. Results land in
-    ``result.evaluation``: ``test`` (metrics.evaluate of the model), ``pred``, ``baseline`` (same split, zero-shot)
-    and, for distillation, ``teacher`` metrics and the student's speed-up.
+    ``result.evaluation``: ``test`` (metrics.evaluate of the model), ``pred``, ``baseline`` (same split, zero-shot
+    through the same pipeline as the zero-shot page) and, for distillation, ``teacher`` metrics and the student's
+    speed-up. A head has no training loop, so its one history row gets the training log-loss (the chart is never
+    empty).
     """
+    from llm_backend.data.labels import make_labels
     from llm_backend.evaluation.metrics import evaluate
-    from llm_backend.scorers.base import decide, to_probabilities
+    from llm_backend.scorers.base import decide
+    from llm_backend.scorers.pipeline import scored
     from llm_backend.training.trained_models import predict, scorer_for
     from llm_backend.training.trainer import train
+
+    def _decide(scorer: Any, rows: list[str], labs: Any, progress: Any = None) -> list[str]:
+        # The zero-shot baseline/teacher is a CalibratedScorer (calibrated inside); a trained teacher needs none.
+        out = scored(scorer, rows, labs, calibration="none", progress=progress)
+        return decide(out.probs, [l.name for l in labs]).labels
 
     def job(cb: TrainCallbacks) -> TrainResult:
         result = train(texts, labels, config, embedder, cb, teacher=teacher, unlabelled=unlabelled,
                        label_set=baseline_labels)
+        _fill_head_loss(result, texts, labels)
         if not test_texts:
             return result
         cb.status("Scoring the test split")
@@ -193,19 +248,17 @@ def train_and_evaluate_job(
         result.evaluation["test"] = evaluate(list(test_gold), pred, result.classes)
         if baseline is not None and baseline_labels:
             cb.status("Zero-shot baseline on the same split")
-            probs = to_probabilities(baseline.score(list(test_texts), baseline_labels, progress=cb.progress),
-                                     baseline.kind)
-            names = [l.name for l in baseline_labels]
-            result.evaluation["baseline"] = evaluate(list(test_gold), decide(probs, names).labels, names)
+            labs = make_labels(baseline_labels)
+            names = [l.name for l in labs]
+            result.evaluation["baseline"] = evaluate(list(test_gold), _decide(baseline, list(test_texts), labs,
+                                                                                cb.progress), names)
             result.evaluation["baseline_name"] = getattr(baseline, "name", "zero-shot")
         if teacher is not None:
-            from llm_backend.data.labels import make_labels
             from llm_backend.training.distillation import measure_speed
 
             cb.status("Scoring the test split with the teacher")
-            t_probs = to_probabilities(teacher.score(list(test_texts), make_labels(result.classes)), teacher.kind)
-            result.evaluation["teacher"] = evaluate(list(test_gold), decide(t_probs, result.classes).labels,
-                                                    result.classes)
+            t_pred = _decide(teacher, list(test_texts), make_labels(result.classes))
+            result.evaluation["teacher"] = evaluate(list(test_gold), t_pred, result.classes)
             sample = list(test_texts)[:256]
             t_speed = measure_speed(teacher, sample, result.classes)
             s_speed = measure_speed(scorer_for(result.model, "student"), sample, result.classes)
@@ -214,3 +267,55 @@ def train_and_evaluate_job(
         return result
 
     return job
+
+
+def _fill_head_loss(result: TrainResult, texts: list[str], labels: list[str]) -> None:
+    """Training log-loss for one-step methods (the logistic head) whose history row has no loss."""
+    import numpy as np
+
+    if not result.history or any(r.get("loss") is not None for r in result.history):
+        return
+    model = result.model
+    if not hasattr(model, "predict_log_proba") or not texts:
+        return
+    try:
+        logp = np.asarray(model.predict_log_proba(list(texts)))
+        idx = {c: j for j, c in enumerate(result.classes)}
+        rows = [(i, idx[l]) for i, l in enumerate(labels) if l in idx]
+        if rows:
+            result.history[-1]["loss"] = float(-np.mean([logp[i, j] for i, j in rows]))
+    except Exception:  # noqa: BLE001 - a missing chart point must never fail a finished run
+        log.debug("head loss not computed", exc_info=True)
+
+
+def stoppable(cb: TrainCallbacks) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback for code without a stop hook (scorers): reports progress to the run and
+    raises :class:`RunStopped` between batches once Stop was pressed."""
+
+    def _progress(done: int, total: int) -> None:
+        if cb.stop_requested():
+            raise RunStopped(f"Stopped after {done:,} of {total:,}.")
+        if cb.progress:
+            cb.progress(done, total)
+
+    return _progress
+
+
+def zero_shot_job(run: Callable[[Callable[[int, int], None]], Any], record: Callable[[Any, float], None] | None = None
+                  ) -> Callable[[TrainCallbacks], Any]:
+    """Wrap ``run(progress)`` (e.g. ``lambda p: run_scorer(..., progress=p)``) as a stoppable background job."""
+
+    def job(cb: TrainCallbacks) -> Any:
+        cb.status("Scoring")
+        start = time.perf_counter()
+        out = run(stoppable(cb))
+        if record is not None:
+            record(out, time.perf_counter() - start)
+        return out
+
+    return job
+
+
+#: Zero-shot runs in the background (one per session); separate from training so a long scoring run does not
+#: block a training run.
+SCORING = RunManager(max_running=4)

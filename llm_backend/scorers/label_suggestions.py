@@ -1,0 +1,161 @@
+"""Label wording help that learns from the data: descriptions for short or cryptic label names.
+
+A label called "POS", "card_arrival" or "Business" embeds as a few generic tokens; the texts that belong to it use
+other words ("my card hasn't come yet", "shares fell"). This module reads the corpus being labelled, takes the rows
+the zero-shot pass is most confident about for each label (the same per-class margin selection as self-training),
+and ranks the words and two-word phrases that set those rows apart from the other labels' rows with class-based
+TF-IDF (c-TF-IDF, as in BERTopic: a term's frequency in one label's rows, weighted by how rare it is across labels).
+The top phrases become a suggested description the user can read, edit and accept; :func:`apply_suggestions`
+returns the label set with the accepted descriptions, which every method then uses.
+
+No gold labels are read. Chinese (or any unspaced script) is cut into words with jieba, so the phrases are words
+rather than whole sentences. The gain of accepting the suggestions is measured on held-out rows in
+bench/zero_shot_quality.py (docs/zero-shot.md, "Label wording help").
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+
+from llm_backend.data.labels import Label
+from llm_backend.scorers.self_training import select_confident
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+_WORD = re.compile(r"(?u)\b[^\W\d_]{2,}\b")
+
+
+@dataclass
+class LabelSuggestion:
+    """What the data suggests for one label."""
+
+    name: str
+    cryptic: bool  # short, abbreviated or code-like name without a description: the labels that gain most
+    phrases: list[str] = field(default_factory=list)  # distinctive words / two-word phrases, best first
+    description: str = ""  # the phrases as one suggested description ("" when the data gave none)
+    examples: list[str] = field(default_factory=list)  # a few of the confident rows the phrases came from
+    n_rows: int = 0  # confident rows the phrases were drawn from
+
+
+def is_cryptic(label: Label) -> bool:
+    """Short or code-like names with nothing else to go on: one word, an abbreviation, or an identifier.
+
+    ``card_arrival`` counts (an identifier a developer wrote), ``Sports`` counts (one word), "lost or stolen card"
+    does not. A label with a description or phrasings is never cryptic: the user already said what it means.
+    """
+    if label.description.strip() or any(p.strip() for p in label.phrasings):
+        return False
+    name = label.name.strip()
+    words = label.phrase.split()
+    return (len(name) <= 4 or name.isupper() or len(words) <= 1 or bool(re.search(r"[_.:|/]", name))
+            or (len(words) <= 2 and not _CJK.search(name)))
+
+
+def _tokenizer(texts: Sequence[str]):
+    """A word tokenizer fit for the script: jieba for Chinese/Japanese text, a unicode word pattern otherwise."""
+    sample = " ".join(str(t) for t in texts[:50])
+    if _CJK.search(sample):
+        import jieba
+
+        jieba.setLogLevel(60)  # silence its "building prefix dict" chatter
+
+        def cut(text: str) -> list[str]:
+            return [w for w in jieba.lcut(text) if len(w.strip()) > 1 and not re.fullmatch(r"[\W\d_]+", w)]
+
+        return cut
+    return None
+
+
+def class_tfidf(docs_per_label: Sequence[Sequence[str]], n_terms: int, exclude: Sequence[set[str]],
+                tokenizer=None, min_rows: int = 2) -> list[list[str]]:
+    """Top ``n_terms`` distinctive unigrams/bigrams per label by c-TF-IDF; ``exclude`` holds each label's own words.
+
+    A term must occur in at least ``min_rows`` of a label's rows to be suggested for it: one row's quirk (a name, a
+    repeated word) says nothing about the label.
+    """
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    rows = [str(t) for docs in docs_per_label for t in docs]
+    owner = np.asarray([j for j, docs in enumerate(docs_per_label) for _ in docs], dtype=int)
+    empty: list[list[str]] = [[] for _ in docs_per_label]
+    if not any(r.strip() for r in rows):
+        return empty
+    kwargs = dict(ngram_range=(1, 2), max_features=50_000, lowercase=True)
+    if tokenizer is not None:
+        vec = CountVectorizer(tokenizer=tokenizer, token_pattern=None, **kwargs)
+    else:
+        vec = CountVectorizer(stop_words="english", token_pattern=_WORD.pattern, **kwargs)
+    try:
+        x = vec.fit_transform(rows).astype(np.float64)
+    except ValueError:  # only stop words
+        return empty
+    member = sparse.csr_matrix((np.ones(len(rows)), (owner, np.arange(len(rows)))),
+                               shape=(len(docs_per_label), len(rows)))
+    counts = (member @ x).toarray()  # term counts per label
+    df = (member @ (x > 0).astype(np.float64)).toarray()  # rows of each label holding the term
+    vocab = np.asarray(vec.get_feature_names_out())
+    tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    avg_words = float(counts.sum()) / max(counts.shape[0], 1)
+    idf = np.log1p(avg_words / np.maximum(counts.sum(axis=0), 1.0))
+    scores = tf * idf
+    out: list[list[str]] = []
+    for j in range(len(docs_per_label)):
+        own = exclude[j]
+        picked: list[str] = []
+        for i in np.argsort(-scores[j]):
+            if scores[j, i] <= 0 or len(picked) >= n_terms:
+                break
+            term = vocab[i]
+            if df[j, i] < min_rows or any(p in own for p in term.split()):
+                continue
+            if any(term in p or p in term for p in picked):  # "card" and "new card": keep the first
+                continue
+            picked.append(term)
+        out.append(picked)
+    return out
+
+
+def suggest_label_wording(texts: Sequence[str], text_vecs: np.ndarray, labels: Sequence[Label],
+                          label_vecs: np.ndarray, *, scores: np.ndarray | None = None, top_fraction: float = 0.3,
+                          n_terms: int = 5, n_examples: int = 3) -> list[LabelSuggestion]:
+    """One :class:`LabelSuggestion` per label from the corpus's own confident rows.
+
+    ``scores`` are the zero-shot scores to select rows by (default: cosine to ``label_vecs``, centred per label).
+    """
+    if len(labels) == 0:
+        return []
+    if len(texts) == 0:
+        return [LabelSuggestion(l.name, is_cryptic(l)) for l in labels]
+    s = np.asarray(scores if scores is not None else np.asarray(text_vecs) @ np.asarray(label_vecs).T, dtype=float)
+    s = s - s.mean(axis=0, keepdims=True)
+    idx, cls = select_confident(s, top_fraction)
+    by_label = [idx[cls == j] for j in range(len(labels))]
+    own = [{w.lower() for phrase in l.texts() for w in re.split(r"\W+", phrase) if w} for l in labels]
+    docs = [[str(texts[i]) for i in rows] for rows in by_label]
+    phrases = class_tfidf(docs, n_terms, own, _tokenizer(texts))
+    out = []
+    for lab, rows, ph in zip(labels, by_label, phrases):
+        order = rows[np.argsort(-s[rows, labels.index(lab)])] if len(rows) else rows
+        out.append(LabelSuggestion(lab.name, is_cryptic(lab), ph, ", ".join(ph),
+                                   [str(texts[i])[:200] for i in order[:n_examples]], len(rows)))
+    return out
+
+
+def apply_suggestions(labels: Sequence[Label], suggestions: Sequence[LabelSuggestion], *,
+                      only_cryptic: bool = True) -> list[Label]:
+    """The label set with suggested descriptions accepted (labels with a description of their own are kept).
+
+    ``only_cryptic`` (default) changes only the labels :func:`is_cryptic` flags: a label the user already worded
+    is theirs.
+    """
+    by_name = {s.name: s for s in suggestions}
+    out = []
+    for lab in labels:
+        sug = by_name.get(lab.name)
+        if sug and sug.description and not lab.description.strip() and (sug.cryptic or not only_cryptic):
+            lab = replace(lab, description=f"{lab.phrase}: {sug.description}")
+        out.append(lab)
+    return out

@@ -1,0 +1,39 @@
+"""CLI faces of the issue-17 options: ``score --method self-training``, ``suggest-labels``, ``train --pseudo-labels``."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from llm_backend.cli import main
+from llm_backend.data.files import SAMPLES_DIR
+from llm_backend.data.labels import load_labels_file
+
+
+def test_score_self_training_writes_metrics(tmp_path):
+    out, mj = tmp_path / "pred.csv", tmp_path / "m.json"
+    rc = main(["score", "--data", str(SAMPLES_DIR / "news_headlines.csv"), "--text-column", "text",
+               "--labels", "politics", "sports", "business", "science_technology", "health", "entertainment",
+               "--method", "self-training", "--gold-column", "topic", "--out", str(out), "--metrics-json", str(mj)])
+    assert rc == 0
+    metrics = json.loads(mj.read_text())
+    assert metrics["method"] == "self-training" and metrics["n"] == len(pd.read_csv(out))
+    assert metrics["macro_f1"] > 1 / 6 + 0.2  # well above chance (6 topics)
+
+
+def test_suggest_labels_writes_a_label_file_with_descriptions(tmp_path, capsys):
+    out = tmp_path / "labels.yaml"
+    rc = main(["suggest-labels", "--data", str(SAMPLES_DIR / "news_headlines.csv"), "--text-column", "text",
+               "--labels", "politics", "sports", "business", "technology", "--out", str(out)])
+    assert rc == 0
+    labels = load_labels_file(out)
+    assert [l.name for l in labels] == ["politics", "sports", "business", "technology"]
+    described = [l for l in labels if l.description]
+    assert described and all(l.description.startswith(l.phrase + ": ") for l in described)
+    assert "cryptic" in capsys.readouterr().err
+
+
+def test_suggest_labels_bad_column_is_a_clear_error(tmp_path, capsys):
+    rc = main(["suggest-labels", "--data", str(SAMPLES_DIR / "news_headlines.csv"), "--text-column", "nope",
+               "--labels", "a", "b", "--out", str(tmp_path / "x.yaml")])
+    assert rc == 2 and "error:" in capsys.readouterr().err

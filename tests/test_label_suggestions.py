@@ -1,0 +1,65 @@
+"""Label wording suggestions from the corpus (c-TF-IDF of each label's confident rows): real MiniLM and data."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from llm_backend.data.labels import Label, make_labels
+from llm_backend.scorers.embedding import EmbeddingScorer
+from llm_backend.scorers.label_suggestions import (
+    apply_suggestions,
+    is_cryptic,
+    suggest_label_wording,
+)
+from tests.conftest import SHARED_DATA, stratified
+
+
+def test_is_cryptic():
+    assert is_cryptic(Label("POS"))
+    assert is_cryptic(Label("card_arrival"))
+    assert is_cryptic(Label("Sports"))
+    assert not is_cryptic(Label("lost or stolen card"))
+    assert not is_cryptic(Label("POS", description="point-of-sale terminal payments"))
+    assert not is_cryptic(Label("POS", phrasings=["card payment in a shop"]))
+
+
+def test_suggestions_come_from_each_labels_rows(embedder, ag_news):
+    df = stratified(ag_news, 60, seed=2)
+    texts = df["text"].tolist()
+    labels = make_labels(["World", "Sports", "Business", "Sci/Tech"] + [{"name": "Golf", "description": "golf"}])
+    scorer = EmbeddingScorer(embedder)
+    vecs = scorer.text_embeddings(texts)
+    sugg = suggest_label_wording(texts, vecs, labels, scorer.label_embeddings(labels))
+    by = {s.name: s for s in sugg}
+    lowered = [t.lower() for t in texts]
+    for name in ["World", "Sports", "Business", "Sci/Tech"]:
+        s = by[name]
+        assert s.cryptic and s.phrases and s.n_rows > 0, s
+        assert name.lower() not in s.phrases  # the label's own word is no news
+        # every phrase really occurs in the corpus (at least twice among the label's rows)
+        assert all(sum(p in t for t in lowered) >= 2 for p in s.phrases), s.phrases  # in 2+ rows
+    # different labels get different words
+    assert set(by["Sports"].phrases) != set(by["Business"].phrases)
+    accepted = apply_suggestions(labels, sugg)
+    assert accepted[1].description.startswith("sports: ")
+    assert accepted[4].description == "golf"  # a label the user described is left alone
+
+
+def test_chinese_rows_are_cut_into_words(embedder):
+    path = SHARED_DATA / "ecdt_train.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    df = pd.read_csv(path).groupby("label").head(15)
+    texts = df["text"].astype(str).tolist()
+    labels = make_labels(sorted(df["label"].astype(str).unique()))
+    # Use the gold rows as "confident" scores so this checks only the tokenisation path.
+    classes = [l.name for l in labels]
+    import numpy as np
+
+    scores = np.zeros((len(texts), len(labels)))
+    scores[np.arange(len(texts)), [classes.index(v) for v in df["label"].astype(str)]] = 1.0
+    sugg = suggest_label_wording(texts, np.zeros((len(texts), 2)), labels, np.zeros((len(labels), 2)),
+                                 scores=scores, top_fraction=1.0)
+    phrases = [p for s in sugg for p in s.phrases]
+    assert phrases
+    assert max(len(p.replace(" ", "")) for p in phrases) <= 8  # words and word pairs, not whole requests

@@ -1,0 +1,35 @@
+"""The ONNX inference copy of an embedder: same vectors as torch (fp32), close ones (int8), same row order."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from llm_backend.models.embedding_cache import EmbeddingCache, embed_texts
+from llm_backend.models.loaded import inference_encoder
+from llm_backend.models.loading import attach_fast_encoder
+from llm_backend.models.onnx_encoder import OnnxEncoder, onnx_wanted
+
+
+def test_cpu_default_is_int8_onnx_and_torch_can_be_forced(embedder, monkeypatch):
+    enc = inference_encoder(embedder)
+    assert isinstance(enc, OnnxEncoder) and enc.precision == "int8"
+    assert onnx_wanted("cuda") is None  # GPUs keep the torch path
+    monkeypatch.setenv("ZSS_ENCODER_BACKEND", "torch")
+    plain = replace(embedder, extra={})
+    attach_fast_encoder(plain)
+    assert inference_encoder(plain) is embedder.model
+
+
+def test_onnx_rows_match_torch_in_input_order(embedder, banking77):
+    texts = banking77["text"].iloc[:120].tolist() + ["short", "a much longer text " * 30]
+    torch_vecs = embedder.model.encode(texts, batch_size=64, normalize_embeddings=True)
+    fp32 = OnnxEncoder.from_sentence_transformer(embedder.model, embedder.spec.key, "fp32")
+    cos32 = (fp32.encode(texts, batch_size=16) * torch_vecs).sum(axis=1)
+    assert cos32.min() > 0.9999  # same graph, same weights: only float rounding differs
+    int8 = embed_texts(embedder, texts, cache=EmbeddingCache())  # the default path (int8)
+    cos8 = (int8 * torch_vecs).sum(axis=1)
+    assert cos8.mean() > 0.99 and cos8.min() > 0.97
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    # rows stay in input order although batches are sorted by length: each text is nearest to its own torch row
+    assert (np.argmax(int8 @ torch_vecs.T, axis=1) == np.arange(len(texts))).mean() > 0.98
