@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from llm_backend.data.files import to_csv_safe
 from llm_backend.core.paths import display_path
 from llm_backend.prompts.lm_scoring import NORMALIZE
 from llm_backend.prompts.runner import (
@@ -25,7 +26,7 @@ from llm_backend.prompts.templates import (
     PromptTemplate,
     TemplateLibrary,
     check_verbalizer,
-    load_template_text,
+    load_template_upload,
     shipped_templates,
     template_from_dict,
     verbalizer_from_labels,
@@ -111,7 +112,7 @@ with st.expander("Template library: load, save, rename, delete, download, upload
     upload = st.file_uploader("Upload a template (.yaml)", type=["yaml", "yml"], key="pt_upload")
     if upload is not None:
         with user_errors("Reading the template"):
-            uploaded = load_template_text(upload.getvalue().decode("utf-8", "replace"), source=upload.name)
+            uploaded = load_template_upload(upload.getvalue(), upload.name)  # parsed once per content, not every rerun
             st.button(f"Load '{plain(uploaded.name)}'", key="pt_load_upload", on_click=lambda: _load_into_editor(uploaded))
 
 # ------------------------------------------------------------------------------------------------- editor
@@ -284,7 +285,7 @@ if results:
     for note in res.notes:
         st.caption(note)
     st.dataframe(res.frame(), width="stretch", hide_index=True)
-    st.download_button("Download predictions (CSV)", res.frame().to_csv(index=False), file_name=f"{shown}.csv",
+    st.download_button("Download predictions (CSV)", to_csv_safe(res.frame()), file_name=f"{shown}.csv",
                        key="pt_dl_results")
     if st.button("Clear results", key="pt_clear"):
         st.session_state[RESULTS] = {}

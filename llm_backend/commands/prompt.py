@@ -5,6 +5,8 @@ generated text) and, with a gold column, metrics as JSON.
 """
 from __future__ import annotations
 
+from llm_backend.data.files import to_csv_safe
+
 import argparse
 import json
 from pathlib import Path
@@ -19,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("prompt", help="run a prompt template over a data file (score, cloze or generate)",
                               description=__doc__)
     p.add_argument("--data", required=True, help="CSV/TSV/JSON/Excel file with a text column")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--template-file", required=True, help="template YAML (name, template, verbalizer, few_shot)")
     p.add_argument("--mode", choices=("score", "cloze", "generate"), default=None,
                    help="default: the template's mode (score)")
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from llm_backend.prompts.templates import load_template_file
 
     tpl = load_template_file(args.template_file)
-    table = read_path(args.data)
+    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df
     text_col = args.text_column or guess_text_column(df)
     gold_col = args.gold_column
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     result = runner.run_all(progress=stderr_progress(f"{tpl.name} ({mode})"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result.frame().to_csv(out, index=False)
+    to_csv_safe(result.frame(), out)
     for note in result.notes:
         print(f"note: {note}")
     summary = {"template": tpl.name, "mode": mode, "rows": len(result.rows), "seconds": round(result.seconds, 2),

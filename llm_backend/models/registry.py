@@ -201,6 +201,10 @@ def infer_role(folder: Path) -> Role:
         )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+    except RecursionError:
+        raise ModelError(f"The config.json in '{folder.name}' is nested too deeply to read.") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"The config.json in '{folder.name}' cannot be read: {exc}") from None
     archs = " ".join(config.get("architectures") or [])
@@ -258,11 +262,18 @@ class ModelRegistry:
         root = get_settings().models_dir
         if not root.is_dir():
             return []
+        from llm_backend.core.model_folders import is_model_folder_name, recover_once
+
+        recover_once(root)  # finish or undo saves a killed process left behind, once per process
         specs = []
         for meta in sorted(root.glob("*/zss_model.json")):
+            if not is_model_folder_name(meta.parent.name):
+                continue  # .tmp-… (being written) and .old-… (being replaced) folders are not models
             try:
                 info = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                if not isinstance(info, dict):
+                    continue
+            except (OSError, ValueError, RecursionError):
                 continue  # a damaged model folder should not hide the others
             role = info.get("role", "classifier")
             specs.append(

@@ -136,6 +136,9 @@ class TemplateRun:
                  config: RunConfig | None = None, *, lm: LoadedModel | None = None,
                  masked_lm: LoadedModel | None = None, embedder: LoadedModel | None = None,
                  rows: Sequence[int] | None = None) -> None:
+        from llm_backend.core.workshop import RunTimer
+
+        self.timer = RunTimer("This prompt run")
         self.t = template
         self.cfg = config or RunConfig(mode=template.mode)
         mode = self.cfg.mode
@@ -376,6 +379,7 @@ class TemplateRun:
         start, stop = self.done, min(self.done + size, len(self.rows))
         if start >= stop:
             return self.done
+        self.timer.check()  # the workshop's time limit per run (pages and CLI alike); rows done so far are kept
         t0 = time.perf_counter()
         prompts = [self.prompt_for(p) for p in range(start, stop)]
         if self.cfg.mode == "generate":
