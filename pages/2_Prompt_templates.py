@@ -9,10 +9,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from llm_backend.data.files import to_csv_safe
 from llm_backend.core.paths import display_path
+from llm_backend.prompts.lm_scoring import NORMALIZE
 from llm_backend.prompts.runner import (
     MODE_TITLES,
     MODES,
+    PROMPT_CALIBRATION_TITLES,
+    PROMPT_CALIBRATIONS,
     RunConfig,
     TemplateRun,
     compare,
@@ -22,12 +26,11 @@ from llm_backend.prompts.templates import (
     PromptTemplate,
     TemplateLibrary,
     check_verbalizer,
-    load_template_text,
+    load_template_upload,
     shipped_templates,
     template_from_dict,
     verbalizer_from_labels,
 )
-from llm_backend.scorers.calibration import CALIBRATION_TITLES
 from ui import state
 from ui.errors import user_errors
 from ui.export_classifier import export_classifier
@@ -109,7 +112,7 @@ with st.expander("Template library: load, save, rename, delete, download, upload
     upload = st.file_uploader("Upload a template (.yaml)", type=["yaml", "yml"], key="pt_upload")
     if upload is not None:
         with user_errors("Reading the template"):
-            uploaded = load_template_text(upload.getvalue().decode("utf-8", "replace"), source=upload.name)
+            uploaded = load_template_upload(upload.getvalue(), upload.name)  # parsed once per content, not every rerun
             st.button(f"Load '{plain(uploaded.name)}'", key="pt_load_upload", on_click=lambda: _load_into_editor(uploaded))
 
 # ------------------------------------------------------------------------------------------------- editor
@@ -169,11 +172,16 @@ with s3:
         calibration = "none"
     else:
         max_new, temperature = 16, 0.0
-        calibration = st.selectbox("Calibration", ["none", "contextual", "centering"], key="pt_cal",
-                                   format_func=lambda c: CALIBRATION_TITLES[c])
+        calibration = st.selectbox("Calibration", PROMPT_CALIBRATIONS, key="pt_cal",
+                                   format_func=lambda c: PROMPT_CALIBRATION_TITLES[c])
+    normalize = "mean"
+    if mode == "score":
+        normalize = st.selectbox("Multi-token answers", NORMALIZE, key="pt_normalize",
+                                 format_func=lambda n: {"mean": "mean log-prob per token", "sum": "sum (joint)",
+                                                        "first": "first token only"}[n])
     n_rows = st.number_input("Rows to run (from the top)", 1, len(ds.df), min(len(ds.df), 50), key="pt_rows")
 cfg = RunConfig(mode=mode, selection=selection, seed=int(seed), calibration=calibration, max_new_tokens=int(max_new),
-                temperature=float(temperature), limit=int(n_rows))
+                temperature=float(temperature), limit=int(n_rows), normalize=normalize)
 
 
 def _models():
@@ -277,7 +285,7 @@ if results:
     for note in res.notes:
         st.caption(note)
     st.dataframe(res.frame(), width="stretch", hide_index=True)
-    st.download_button("Download predictions (CSV)", res.frame().to_csv(index=False), file_name=f"{shown}.csv",
+    st.download_button("Download predictions (CSV)", to_csv_safe(res.frame()), file_name=f"{shown}.csv",
                        key="pt_dl_results")
     if st.button("Clear results", key="pt_clear"):
         st.session_state[RESULTS] = {}

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from llm_backend.data.files import to_csv_safe
 from llm_backend.data.labels import Label, labels_from_gold
 from llm_backend.maps.clustering import (
     NOISE,
@@ -305,7 +306,7 @@ with tab_sel:
         rows = selected_rows(ds.df, selected)
         st.dataframe(rows, width="stretch")
         b1, b2 = st.columns([1, 3])
-        b1.download_button("Download selected rows (CSV)", rows.to_csv(index=True).encode("utf-8"),
+        b1.download_button("Download selected rows (CSV)", to_csv_safe(rows, index=True).encode("utf-8"),
                            file_name="selected_rows.csv", mime="text/csv", key="map_download")
         if b2.button("Clear selection", key="map_clear_selection"):
             st.session_state[SELECTED] = []

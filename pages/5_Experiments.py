@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from llm_backend.data.files import to_csv_safe
 from llm_backend.core.config import get_settings
 from llm_backend.data.labels import make_labels
 from llm_backend.store.database import Run, compare_metrics, diff_settings
@@ -154,7 +155,7 @@ with tab_runs:
                         preds = pd.DataFrame({"row": range(len(run.metrics["predictions"])),
                                               "predicted": run.metrics["predictions"]})
                         st.dataframe(preds, width="stretch", hide_index=True, height=240, key=f"exp_preds_{run.id}")
-                        st.download_button("Download these predictions (CSV)", preds.to_csv(index=False).encode(),
+                        st.download_button("Download these predictions (CSV)", to_csv_safe(preds).encode("utf-8"),
                                            f"run-{run.id}-predictions.csv", "text/csv", key=f"exp_dl_{run.id}")
             note = st.text_input("Note", value=run.note, key=f"exp_note_{run.id}", placeholder="why this run?")
             if note != run.note and st.button("Save note", key=f"exp_note_save_{run.id}"):
@@ -283,5 +284,5 @@ with tab_io:
                 pid = store.import_project(upload.getvalue(), name=new_name or None)
                 imported = next(n for n in store.list_projects() if store.project_id(n) == pid)
                 st.session_state["exp_pending_project"] = imported
-                st.session_state["exp_flash"] = f"Imported project '{plain(imported)}' ({len(store.list_runs(pid))} runs)."
+                st.session_state["exp_flash"] = f"Imported project '{plain(imported)}' ({store.count_runs(pid)} runs)."
                 st.rerun()

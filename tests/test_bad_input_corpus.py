@@ -373,6 +373,269 @@ CASES: list[Case] = [
 ]
 
 
+# ------------------------------------------------------------------------------------- hardening round 2 (issue 13)
+V = {"positive": ["great"], "negative": ["bad"]}
+
+
+def _render(template: str, **env: str) -> Callable[[Path], Any]:
+    """Render a hostile template through the same function the live preview, prompt runs and the CLI use."""
+    def go(_: Path) -> Any:
+        from llm_backend.prompts.templates import check_template, render, row_context
+
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            check_template(template, ["text", "stars"])
+            return render(template, row_context({"text": "Great phone", "stars": "5"}, "Great phone"), V)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return go
+
+
+def _template_file(name: str) -> Callable[[Path], Any]:
+    def go(_: Path) -> Any:
+        from llm_backend.prompts.templates import load_template_file
+
+        return load_template_file(BAD / name)
+
+    return go
+
+
+def _library_write(where: Callable[[Path], Path]) -> Callable[[Path], Any]:
+    """Save into a library folder outside the data folder (home, the app's own templates/): refused."""
+    def go(tmp: Path) -> Any:
+        from llm_backend.prompts.templates import PromptTemplate, TemplateLibrary
+
+        os.environ["ZSS_DATA_DIR"] = str(tmp / "data")
+        try:
+            lib = TemplateLibrary(where(tmp))
+            return lib.save(PromptTemplate("x", "{{ text }}", {"a": ["a"], "b": ["b"]}))
+        finally:
+            del os.environ["ZSS_DATA_DIR"]
+
+    return go
+
+
+def _planted_model(kind: str) -> Callable[[Path], Any]:
+    """A model folder someone sent: with code behind ``auto_map``, or with pickled weights only."""
+    def go(tmp: Path) -> Any:
+        from llm_backend.models.loading import load_model
+        from llm_backend.models.registry import spec_from_folder
+
+        folder = tmp / "planted"
+        folder.mkdir()
+        config = {"architectures": ["BertForSequenceClassification"], "model_type": "bert", "hidden_size": 8,
+                  "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 8, "vocab_size": 30,
+                  "id2label": {"0": "a", "1": "b"}, "label2id": {"a": 0, "b": 1}}
+        if kind == "auto_map":
+            marker = tmp / "code_ran"
+            config["model_type"] = "evil-bert"  # unknown to transformers: only its own code could load it
+            config["auto_map"] = {"AutoConfig": "evil.EvilConfig",
+                                  "AutoModelForSequenceClassification": "evil.EvilModel"}
+            (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+        (folder / "config.json").write_text(json.dumps(config))
+        if kind == "pickle":
+            import torch
+
+            torch.save({"bert.embeddings.word_embeddings.weight": torch.zeros(30, 8)}, folder / "pytorch_model.bin")
+        try:
+            return load_model(spec_from_folder(folder, role="classifier"))
+        finally:
+            assert not (tmp / "code_ran").exists(), "code from the model folder ran"
+
+    return go
+
+
+def _import(doc: Any) -> Callable[[Path], Any]:
+    def go(tmp: Path) -> Any:
+        from llm_backend.store.database import Store
+
+        payload = doc if isinstance(doc, (bytes, str)) else json.dumps(doc)
+        store = Store(tmp / "s.db")
+        try:
+            return store.import_project(payload)
+        finally:
+            assert store.list_projects() == [], "a refused import wrote something"
+
+    return go
+
+
+def _project(**sections: Any) -> dict[str, Any]:
+    return {"format": "zero-shot-studio/project", "version": 1, "project": {"name": "p"}, **sections}
+
+
+def _run(**fields: Any) -> dict[str, Any]:
+    return {"id": 1, "kind": "zero-shot", "status": "done", **fields}
+
+
+def _export_escapes(_: Path) -> Any:
+    from llm_backend.data.files import read_table, to_csv_safe
+
+    table = read_table((BAD / "formula_cells.csv").read_bytes(), "formula_cells.csv")
+    text = to_csv_safe(table.df)
+    bad = [line for line in text.splitlines()[1:] if line.lstrip('"').startswith(("=", "+", "@", "\t"))]
+    assert not bad, bad
+    assert "'=cmd" in text and "'+SUM" in text and "'@IMPORT" in text and "\n-5," in text
+    return [f"escaped {text.count(chr(39) + '=') + text.count(chr(39) + '+') + text.count(chr(39) + '@')} formula cells"]
+
+
+def _big_cell(_: Path) -> Any:
+    from llm_backend.data.files import read_table, text_column_report
+
+    table = read_table(b"text,label\n" + b"word " * 220_000 + b",a\nshort,b\n", "big_cell.csv")
+    return table.notes + text_column_report(table.df["text"])[1]
+
+
+def _cli_upload_limit(tmp: Path) -> Any:
+    from llm_backend.data.files import read_path
+
+    path = tmp / "big.csv"
+    path.write_bytes(b"text,label\n" + b"x,a\n" * 400_000)
+    os.environ["ZSS_MAX_UPLOAD_MB"] = "1"
+    try:
+        return read_path(path)
+    finally:
+        del os.environ["ZSS_MAX_UPLOAD_MB"]
+
+
+def _max_rows(_: Path) -> Any:
+    from llm_backend.data.files import read_table
+
+    os.environ["ZSS_MAX_ROWS"] = "3"
+    try:
+        return read_table(b"text,label\n" + b"x,a\n" * 5, "rows.csv")
+    finally:
+        del os.environ["ZSS_MAX_ROWS"]
+
+
+def _gzip_bomb(_: Path) -> Any:
+    import gzip
+
+    from llm_backend.data.files import read_table
+
+    return read_table(gzip.compress(b"text,label\n" + b"0" * (3 * 1024 * 1024)), "bomb.csv", max_bytes=1024 * 1024)
+
+
+def _save_kill(stage: str) -> Callable[[Path], Any]:
+    """What a kill during save_model leaves, and what the registry makes of it at the next start."""
+    def go(tmp: Path) -> Any:
+        from llm_backend.models.registry import ModelRegistry
+        from llm_backend.training.trained_models import META_FILE, recover_models_folder
+
+        models = tmp / "models"
+        models.mkdir()
+        meta = json.dumps({"role": "classifier", "labels": ["a", "b"], "format": "embedding_head"})
+        if stage == "after-meta":  # killed after zss_model.json was written, before the rename
+            (models / ".tmp-m-abcd1234").mkdir()
+            (models / ".tmp-m-abcd1234" / META_FILE).write_text(meta)
+        else:  # overwrite killed between the two renames: the old copy is aside, the new one not yet in place
+            (models / ".old-m-0123abcd").mkdir()
+            (models / ".old-m-0123abcd" / META_FILE).write_text(meta)
+        os.environ["ZSS_MODELS_DIR"] = str(models)
+        try:
+            listed_before = [s.name for s in ModelRegistry._trained_models()]
+            done = recover_models_folder(models, min_age_s=0)
+            listed_after = [s.name for s in ModelRegistry._trained_models()]
+        finally:
+            del os.environ["ZSS_MODELS_DIR"]
+        assert not any(n.startswith(".") for n in listed_before + listed_after), listed_before
+        assert not [p for p in models.iterdir() if p.name.startswith(".")], list(models.iterdir())
+        if stage == "between-renames":
+            assert listed_after == ["m"], listed_after
+        return done or ["nothing to do"]
+
+    return go
+
+
+def _train_empty_texts(_: Path) -> Any:
+    from llm_backend.models.loading import get_model
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.training.trainer import TrainConfig, train
+
+    return train(["", " ", "", ""], ["a", "a", "b", "b"], TrainConfig(method="head"),
+                 get_model(ModelRegistry().default("embedder")))
+
+
+CASES += [
+    # ----------------------------------------------------------------------------- templates: denial of service
+    Case("template-nested-loop-bomb",
+         _render("{% set big=[1]*100000 %}{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}{{ text }}"),
+         "repeated with \\*|loops ran more than"),
+    Case("template-loop-limit", _render("{% set big=[1]*9000 %}{% for a in big %}{% for b in big %}{% endfor %}"
+                                        "{% endfor %}{{ text }}"), "loops ran more than 10,000"),
+    Case("template-repeat-text-million", _render("{{ (text ~ ' ')*1000000 }}"), "repeated with \\* would be"),
+    Case("template-center-1e9", _render("{{ text|center(1000000000) }}"), "center\\(1,000,000,000\\)"),
+    Case("template-constant-center-folded", _render("{{ 'x'|center(1000000000) }}{{ text }}"), "center"),
+    Case("template-output-too-long", _render("{% for l in labels %}{{ (text ~ ' ')*4000 }}{% endfor %}"
+                                             "{% for l in labels %}{{ (text ~ ' ')*4000 }}{% endfor %}",
+                                             ZSS_TEMPLATE_MAX_CHARS="150000"), "grew past 150,000 characters"),
+    Case("template-string-doubling", _render("{% set s = text %}" + "{% set s = s ~ s %}" * 40 + "{{ s|length }}"),
+         "memory|took longer|grew past"),
+    Case("template-replace-chain", _render("{{ 'aaaaaaaaaa'" + "|replace('a','aaaaaaaaaa')" * 9 + " }}{{ text }}"),
+         "memory|took longer"),
+    Case("template-wall-time-kill", _render("{% set big = [text * 8000] * 1 %}{% for i in labels * 4000 %}"
+                                            "{{ (big[0])|wordcount|string|length * 0 }}{% endfor %}{{ text }}",
+                                            ZSS_TEMPLATE_TIMEOUT_S="0.3"), "took longer than 0.3 s"),
+    Case("template-power", _render("{{ 10 ** 100000 }}{{ text }}"), "exponent"),
+    Case("template-format-filter-off", _render("{{ '%999999999s'|format(text) }}"), "No filter named 'format'"),
+    Case("template-source-too-long", _render("{{ text }}" + "x" * 30_000), "limit is 20,000"),
+    Case("template-file-alias-bomb", _template_file("yaml_alias_bomb_template.yaml"), "more than 50 YAML aliases"),
+    Case("template-library-write-home", _library_write(lambda tmp: Path.home()), "read-only here"),
+    Case("template-library-write-app-folder", _library_write(
+        lambda tmp: Path(__file__).resolve().parent.parent / "templates"), "read-only here"),
+    # --------------------------------------------------------------------------------------- YAML / JSON
+    Case("labels-file-alias-bomb", _label_file("yaml_alias_bomb_labels.yaml"), "more than 50 YAML aliases"),
+    Case("labels-file-deep-nesting", _label_file("deep_nesting_labels.yaml"), "nested"),
+    Case("labels-zero-width-duplicate", _label_file("zero_width_labels.yaml"), "Duplicate labels"),
+    Case("labels-name-too-long", _make(["a" * 10_000, "b"]), "limit is 200"),
+    Case("file-json-deep-nesting", _read("deep_nesting.json"), "nested"),
+    Case("file-jsonl-deep-nesting", _read("deep_nesting.jsonl"), "nested"),
+    # ------------------------------------------------------------------------------------------- models
+    Case("model-planted-auto-map", _planted_model("auto_map"), "never runs code|trust_remote_code|auto_map"),
+    Case("model-pickled-weights-only", _planted_model("pickle"), "safetensors"),
+    Case("model-save-killed-after-meta", _save_kill("after-meta"), "removed .tmp-m", notes=True),
+    Case("model-save-killed-between-renames", _save_kill("between-renames"), "restored 'm'", notes=True),
+    # ------------------------------------------------------------------------------------------- import
+    Case("import-wrong-type-id", _import(_project(runs=[_run(id="one")])), "runs\\[0\\].id must be a whole number"),
+    Case("import-huge-int", _import(_project(datasets=[{"id": 1, "name": "d", "fingerprint": "f",
+                                                        "n_rows": 10**30}])), "out of range"),
+    Case("import-name-too-long", _import(_project(datasets=[{"id": 1, "name": "n" * 10_000, "fingerprint": "f"}])),
+         "limit is 200"),
+    Case("import-project-name-object", _import({**_project(), "project": {"name": {"a": 1}}}), "must be text"),
+    Case("import-run-not-object", _import(_project(runs=["x"])), "must be an object"),
+    Case("import-settings-not-object", _import(_project(runs=[_run(settings=[1, 2])])), "settings must be an object"),
+    Case("import-bad-date", _import(_project(runs=[_run(started_at="yesterday")])), "not an ISO date"),
+    Case("import-template-body-not-mapping", _import(_project(templates=[{"id": 1, "name": "t", "version": 1,
+                                                                          "body": "just text"}])),
+         "body must be a template object"),
+    Case("import-template-body-bad-jinja", _import(_project(templates=[{"id": 1, "name": "t", "version": 1,
+                                                                        "body": {"template": "{% for %}"}}])),
+         "not a usable template"),
+    Case("import-deep-nesting", _import(b'{"format": "zero-shot-studio/project", "version": 1, "project": {}, '
+                                        b'"runs": ' + b"[" * 5000 + b"]" * 5000 + b"}"), "nested"),
+    Case("import-duplicate-ids", _import(_project(runs=[_run(), _run()])), "repeats id 1"),
+    # -------------------------------------------------------------------------------- silently wrong results
+    Case("file-png-renamed-csv", _read("png_renamed.csv"), "it is a PNG image"),
+    Case("file-gzip-renamed-csv", _read("gzip_renamed.csv"), "gzip-compressed; it was decompressed", notes=True),
+    Case("file-gzip-bomb", _gzip_bomb, "unpacks to more than the upload limit"),
+    Case("file-gb18030-chinese", _read("gb18030_chinese.csv"), "read as GB18030", notes=True),
+    Case("file-utf8-one-bad-byte", _read("utf8_one_bad_byte.csv"), "UTF-8 with 1 damaged byte", notes=True),
+    Case("file-parquet-list-column", _read("list_column.parquet"), "holds lists", notes=True),
+    Case("file-xlsx-formulas-without-values", _read("xlsx_formulas_uncached.xlsx"), "formulas whose results were "
+                                                                                     "never saved"),
+    Case("file-1mb-cell", _big_cell, "longer than 4,000 characters", notes=True),
+    Case("export-csv-formula-injection", _export_escapes, "escaped 3 formula cells", notes=True),
+    Case("cli-upload-limit", _cli_upload_limit, "above the limit of 1 MB"),
+    Case("file-max-rows", _max_rows, "limit of 3 \\(ZSS_MAX_ROWS\\)"),
+    Case("train-all-texts-empty", _train_empty_texts, "Every training text is empty"),
+]
+
+
 def _xlsx_bytes() -> bytes:
     import io
 
@@ -414,3 +677,61 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     message = str(info.value)
     _check_clean(message)
     assert re.search(case.match, message), message
+
+
+# ------------------------------------------------------------------- encodings on real data (issues 13 and 14)
+@pytest.mark.parametrize("name, encoding", [("thucnews_dev.csv", "gbk"), ("ecdt_train.csv", "gb18030"),
+                                            ("ecdt_train.csv", "gbk")])
+def test_chinese_legacy_encodings_are_read_exactly(name: str, encoding: str):
+    """Real Chinese CSVs saved as GBK/GB18030 (what Chinese Windows Excel writes) read back identical to UTF-8."""
+    from llm_backend.data.files import read_table
+    from tests.conftest import SHARED_DATA, _need
+
+    raw = _need(SHARED_DATA / name).read_bytes()
+    utf8 = read_table(raw, name)
+    text = raw.decode("utf-8")
+    try:
+        legacy = text.encode(encoding)
+    except UnicodeEncodeError:
+        # a few characters outside GBK: keep the rows that encode (still hundreds)
+        keep = [line for line in text.splitlines(keepends=True) if _encodes(line, encoding)]
+        legacy = "".join(keep).encode(encoding)
+        utf8 = read_table("".join(keep).encode("utf-8"), name)
+    assert len(utf8.df) >= 200
+    table = read_table(legacy, name)
+    assert table.encoding == "gb18030", table.notes
+    assert any("GB18030" in n for n in table.notes)
+    pd_equal = table.df.astype(str).equals(utf8.df.astype(str))
+    assert pd_equal
+
+
+def _encodes(line: str, encoding: str) -> bool:
+    try:
+        line.encode(encoding)
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def test_utf8_with_a_few_bad_bytes_keeps_every_other_character():
+    """Real Chinese news (UTF-8) with 3 damaged bytes: read as UTF-8 (not cp932 or a Chinese code page), the note
+    counts 3, and only the 3 damaged rows differ."""
+    from llm_backend.data.files import read_table
+    from tests.conftest import SHARED_DATA, _need
+
+    raw = _need(SHARED_DATA / "thucnews_dev.csv").read_bytes()[:400_000]
+    raw = raw[: raw.rfind(b"\n") + 1]
+    assert max(raw) > 127  # the slice has real non-ASCII text (accents, dashes)
+    damaged = bytearray(raw)
+    spots = []
+    for start in (len(damaged) // 5, 2 * len(damaged) // 5, 3 * len(damaged) // 5):  # 3 rows far apart
+        spots.append(next(i for i in range(start, len(damaged)) if damaged[i] < 128 and damaged[i] not in b',"\r\n'))
+    assert len(spots) == 3
+    for i in spots:
+        damaged[i] = 0xFF
+    clean = read_table(raw, "news.csv").df
+    table = read_table(bytes(damaged), "news.csv")
+    assert table.encoding == "utf-8"
+    assert any("3 damaged bytes" in n for n in table.notes), table.notes
+    differing = (table.df.astype(str) != clean.astype(str)).any(axis=1).sum()
+    assert differing == len(spots)

@@ -11,10 +11,12 @@ from llm_backend.models.loading import attach_fast_encoder
 from llm_backend.models.onnx_encoder import OnnxEncoder, onnx_wanted
 
 
-def test_cpu_default_is_int8_onnx_and_torch_can_be_forced(embedder, monkeypatch):
+def test_cpu_default_is_fp32_onnx_and_int8_or_torch_can_be_chosen(embedder, monkeypatch):
     enc = inference_encoder(embedder)
-    assert isinstance(enc, OnnxEncoder) and enc.precision == "int8"
+    assert isinstance(enc, OnnxEncoder) and enc.precision == "fp32"  # batch-independent: frozen classifiers need it
     assert onnx_wanted("cuda") is None  # GPUs keep the torch path
+    monkeypatch.setenv("ZSS_ENCODER_BACKEND", "onnx-int8")
+    assert onnx_wanted("cpu") == "int8"
     monkeypatch.setenv("ZSS_ENCODER_BACKEND", "torch")
     plain = replace(embedder, extra={})
     attach_fast_encoder(plain)
@@ -27,7 +29,9 @@ def test_onnx_rows_match_torch_in_input_order(embedder, banking77):
     fp32 = OnnxEncoder.from_sentence_transformer(embedder.model, embedder.spec.key, "fp32")
     cos32 = (fp32.encode(texts, batch_size=16) * torch_vecs).sum(axis=1)
     assert cos32.min() > 0.9999  # same graph, same weights: only float rounding differs
-    int8 = embed_texts(embedder, texts, cache=EmbeddingCache())  # the default path (int8)
+    default = embed_texts(embedder, texts, cache=EmbeddingCache())  # the default path (fp32 ONNX), length-sorted
+    assert ((default * torch_vecs).sum(axis=1)).min() > 0.9999
+    int8 = OnnxEncoder.from_sentence_transformer(embedder.model, embedder.spec.key, "int8").encode(texts)
     cos8 = (int8 * torch_vecs).sum(axis=1)
     assert cos8.mean() > 0.99 and cos8.min() > 0.97
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)

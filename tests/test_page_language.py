@@ -39,7 +39,7 @@ def test_zero_shot_page_preselects_multilingual_embedder_and_chinese_template():
     df = load_sample(SAMPLE).df
     at = _zero_shot(df, SAMPLE)
     assert at.selectbox(key="zs_a_model_zh").value == MULTILINGUAL_EMBEDDER
-    assert at.text_area(key="zs_a_template_0_zh_zh").value == "这段文字是关于{label}的。"
+    assert at.text_area(key="zs_a_template_0_zh").value == "这段文字是关于{label}的。"
     assert not any("label names look" in w.value for w in at.warning)  # Chinese labels on Chinese texts
 
 
@@ -53,4 +53,4 @@ def test_zero_shot_page_warns_about_english_labels_on_chinese_texts():
     warnings = " ".join(w.value for w in at.warning)
     assert "label names look English" in warnings and "Chinese" in warnings
     # the template follows the labels' language: an English sentence, not an English word in a Chinese frame
-    assert at.text_area(key="zs_a_template_0_zh_en").value == "This text is about {label}."
+    assert at.text_area(key="zs_a_template_0_en").value == "This text is about {label}."

@@ -78,3 +78,66 @@ def test_zero_shot_page_refuses_too_many_labels_in_workshop_mode(monkeypatch):
     assert not at.exception
     assert any("at most 3 labels" in e.value for e in at.error), [e.value for e in at.error]
     assert state.PREDICTIONS not in at.session_state
+
+
+def _expire_soon(monkeypatch):
+    """Workshop mode with a 1 s limit, and every RunTimer started 5 s in the past: the first check fires."""
+    monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
+    monkeypatch.setenv("ZSS_WORKSHOP_MAX_RUN_SECONDS", "1")
+    real_init = workshop.RunTimer.__init__
+
+    def init(self, what="This run"):
+        real_init(self, what)
+        self.started -= 5
+
+    monkeypatch.setattr(workshop.RunTimer, "__init__", init)
+
+
+def test_time_limit_stops_prompt_runs_in_the_backend(monkeypatch, causal_lm):
+    """The prompt page and `python -m llm_backend prompt` both run TemplateRun: the limit lives there."""
+    from llm_backend.data.files import load_sample
+    from llm_backend.prompts.runner import TemplateRun
+    from llm_backend.prompts.templates import PromptTemplate
+
+    df = load_sample("Product reviews").df.head(6)
+    tpl = PromptTemplate("t", "Review: {{ text }}\nSentiment?", {"positive": ["great"], "negative": ["bad"],
+                                                                  "neutral": ["okay"]})
+    _expire_soon(monkeypatch)
+    run = TemplateRun(tpl, df, "text", "sentiment", lm=causal_lm)
+    with pytest.raises(workshop.WorkshopLimitError, match="prompt run was stopped after 1 s"):
+        run.run_all()
+    assert run.done == 0
+
+
+def test_time_limit_stops_map_embedding_in_the_backend(monkeypatch, embedder):
+    from llm_backend.maps.embedding_map import embed_positions
+
+    import numpy as np
+
+    texts = [f"text number {i}" for i in range(40)]
+    _expire_soon(monkeypatch)
+    with pytest.raises(workshop.WorkshopLimitError, match="Computing the map was stopped"):
+        embed_positions(embedder, texts, np.arange(len(texts)))
+
+
+def test_time_limit_stops_training_gracefully(monkeypatch, embedder):
+    """Training polls should_stop between steps: at the limit it stops, keeps its weights and says why."""
+    from llm_backend.training.trainer import TrainConfig, train
+
+    texts = [f"refund my order {i}" for i in range(6)] + [f"where is my parcel {i}" for i in range(6)]
+    labels = ["refund"] * 6 + ["shipping"] * 6
+    _expire_soon(monkeypatch)
+    result = train(texts, labels, TrainConfig(method="setfit", epochs=1), embedder)
+    assert result.stopped and any("training run was stopped after 1 s" in n for n in result.notes), result.notes
+
+
+def test_streamlit_upload_cap_is_the_documented_limit():
+    """Streamlit refuses bigger uploads in the browser, before buffering them, at the same size the app documents."""
+    import tomllib
+
+    from llm_backend.core.config import Settings
+    from tests.conftest import ROOT
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == Settings().max_upload_mb == 200
+    assert "--server.maxUploadSize" in (ROOT / "scripts" / "run_app.sh").read_text()

@@ -53,7 +53,7 @@ def method_form(prefix: str, calibration: str, default_method: str = "embedding"
         specs = reg.by_role(METHOD_ROLES[method])
         names = [s.name for s in specs]
         index = embedder_index(names, language) if language and METHOD_ROLES[method] == "embedder" else 0
-        lang_key = f"_{language.language}" if language else ""
+        lang_key = f"_{language.language}" if language and language.needs_multilingual else ""
         models = {method: c2.selectbox("Model", names, index=index, key=f"{prefix}_model{lang_key}",
                                        help="; ".join(f"{s.name}: {s.description}" for s in specs))}
     used = set(members) if method == "ensemble" else {method}

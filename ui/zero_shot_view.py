@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import streamlit as st
 
+from llm_backend.data.files import to_csv_safe
 from llm_backend.evaluation.confusion import filter_results
 from llm_backend.scorers.zero_shot import ZeroShotResult, metrics_table
 
@@ -37,7 +38,7 @@ def results_view(res: ZeroShotResult, texts: Sequence[str], gold: list[str] | No
     view = filter_results(table, errors_only=errors_only, gold_in=gold_pick, predicted_in=pick, score_below=low)
     st.dataframe(view, width="stretch", height=320)
     st.caption(f"{len(view):,} of {len(table):,} rows shown.")
-    st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode("utf-8"), "predictions.csv",
+    st.download_button("Download predictions (CSV)", to_csv_safe(table).encode("utf-8"), "predictions.csv",
                        "text/csv", key="zs_dl_pred")
     label_counts_chart(res.pred, "Predicted label distribution", key="zs_dist_chart")
     if metrics is None and gold:

@@ -1,6 +1,8 @@
 """``evaluate``: score a saved model (or a model folder) on a labelled table and write the metrics."""
 from __future__ import annotations
 
+from llm_backend.data.files import to_csv_safe
+
 import argparse
 import json
 from pathlib import Path
@@ -12,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained model on a labelled table")
     p.add_argument("--model", required=True, help="trained model name or folder")
     p.add_argument("--data", required=True)
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", required=True)
     p.add_argument("--gold-column", required=True)
     p.add_argument("--metrics-json", default=None, help="write accuracy, macro-F1, per-class and confusion here")
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if spec.source != "trained":
         raise ModelError(f"'{args.model}' is not a model trained by Zero-Shot Studio (no zss_model.json).")
     loaded = get_model(spec)
-    table = read_path(args.data)
+    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     for col in (args.text_column, args.gold_column):
         if col not in table.df.columns:
             raise DataError(f"Column '{col}' is not in {Path(args.data).name}.")
@@ -55,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         Path(args.metrics_json).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     if args.predictions:
         conf = probs.max(axis=1) if len(probs) else []
-        pd.DataFrame({"text": texts, "gold": gold, "predicted": pred, "confidence": conf}).to_csv(args.predictions, index=False)
+        to_csv_safe(pd.DataFrame({"text": texts, "gold": gold, "predicted": pred, "confidence": conf}), args.predictions)
     return 0

@@ -5,6 +5,8 @@ cluster summary (size, c-TF-IDF keywords, candidate label name) goes to stdout; 
 """
 from __future__ import annotations
 
+from llm_backend.data.files import to_csv_safe
+
 import argparse
 import json
 import sys
@@ -35,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Embed the texts, project them to 2-D and cluster them. Writes a CSV with "
                                    "x, y, cluster followed by the data's columns.")
     p.add_argument("--data", required=True, help="CSV/TSV/XLSX/JSON/JSONL/Parquet file")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", help="column with the texts (default: the column with the longest values)")
     p.add_argument("--out", required=True, help="output CSV path")
     p.add_argument("--method", choices=PROJECTION_METHODS, default="pca", help="projection (default: pca)")
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
 
-    table = read_path(args.data)
+    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df
     text_col = args.text_column or guess_text_column(df)
     if text_col not in df.columns:
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     out.insert(0, "y", np.round(coords[:, 1], 5))
     out.insert(0, "x", np.round(coords[:, 0], 5))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(out_path, index=False)
+    to_csv_safe(out, out_path)
 
     gold = [str(g) for g in df[args.gold_column].tolist()] if args.gold_column else None
     summaries = summarise_clusters(texts, result.vectors, ids, gold)

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llm_backend.data.files import to_csv_safe
     from llm_backend.ner.conll import read_tagged_path
     from llm_backend.ner.tagging import load_ner_model, tag_sentences
     from llm_backend.core.progress import stderr_progress
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if suffix == ".jsonl":
         out.write_text(result.to_jsonl(), encoding="utf-8")
     elif suffix == ".csv":
-        result.entities().to_csv(out, index=False)
+        to_csv_safe(result.entities(), out)
     else:
         out.write_text(result.to_conll(), encoding="utf-8")
     n_entities = len(result.entities())

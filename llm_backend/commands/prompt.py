@@ -5,27 +5,40 @@ generated text) and, with a gold column, metrics as JSON.
 """
 from __future__ import annotations
 
+from llm_backend.data.files import to_csv_safe
+
 import argparse
 import json
 from pathlib import Path
 
 from llm_backend.core.errors import UserError
 from llm_backend.core.progress import stderr_progress
+from llm_backend.prompts.lm_scoring import NORMALIZE
+from llm_backend.prompts.runner import DEFAULT_PROMPT_CALIBRATION, PROMPT_CALIBRATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("prompt", help="run a prompt template over a data file (score, cloze or generate)",
                               description=__doc__)
     p.add_argument("--data", required=True, help="CSV/TSV/JSON/Excel file with a text column")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--template-file", required=True, help="template YAML (name, template, verbalizer, few_shot)")
     p.add_argument("--mode", choices=("score", "cloze", "generate"), default=None,
                    help="default: the template's mode (score)")
-    p.add_argument("--model", default=None, help="model name from `models` or a model folder (causal LM; masked LM for cloze)")
+    p.add_argument("--model", default=None, help="model name from `models`, a model folder or a hub id (causal LM; "
+                   "masked LM for cloze); default: the prompt-scoring default LM")
     p.add_argument("--text-column", default=None)
     p.add_argument("--gold-column", default=None)
     p.add_argument("--few-shot", type=int, default=None, help="examples per label (default: the template's)")
     p.add_argument("--selection", choices=("random", "nearest"), default="random")
-    p.add_argument("--calibration", choices=("none", "centering", "contextual"), default="none")
+    p.add_argument("--calibration", choices=PROMPT_CALIBRATIONS, default=DEFAULT_PROMPT_CALIBRATION,
+                   help="score/cloze: centering (default; contextual below 10 rows), contextual, pmi "
+                        "(domain-conditional PMI) or none")
+    p.add_argument("--normalize", choices=NORMALIZE, default="mean",
+                   help="answer words of several tokens: mean log-prob per token (default), sum, or first token")
+    p.add_argument("--no-prefix-cache", action="store_true",
+                   help="run every prompt in full (the shared-prefix KV cache gives the same scores, faster)")
     p.add_argument("--max-new-tokens", type=int, default=16)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
@@ -39,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from llm_backend.data.files import guess_text_column, read_path
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
-    from llm_backend.prompts.runner import RunConfig, TemplateRun
+    from llm_backend.prompts.runner import RunConfig, TemplateRun, default_prompt_model
     from llm_backend.prompts.templates import load_template_file
 
     tpl = load_template_file(args.template_file)
-    table = read_path(args.data)
+    table = read_path(args.data, sheet=args.sheet, encoding=args.encoding)
     df = table.df
     text_col = args.text_column or guess_text_column(df)
     gold_col = args.gold_column
@@ -52,17 +65,17 @@ def run(args: argparse.Namespace) -> int:
     mode = args.mode or tpl.mode
     reg = ModelRegistry()
     role = "masked_lm" if mode == "cloze" else "causal_lm"
-    model = get_model(reg.resolve(args.model, role) if args.model else reg.default(role))
+    model = get_model(reg.resolve(args.model, role) if args.model else default_prompt_model(reg, role))
     embedder = get_model(reg.default("embedder")) if args.selection == "nearest" else None
     cfg = RunConfig(mode=mode, few_shot=args.few_shot, selection=args.selection, seed=args.seed,
                     calibration=args.calibration, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                    limit=args.limit)
+                    limit=args.limit, normalize=args.normalize, share_prefix=not args.no_prefix_cache)
     runner = TemplateRun(tpl, df, text_col, gold_col, cfg, lm=model if role == "causal_lm" else None,
                          masked_lm=model if role == "masked_lm" else None, embedder=embedder)
     result = runner.run_all(progress=stderr_progress(f"{tpl.name} ({mode})"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result.frame().to_csv(out, index=False)
+    to_csv_safe(result.frame(), out)
     for note in result.notes:
         print(f"note: {note}")
     summary = {"template": tpl.name, "mode": mode, "rows": len(result.rows), "seconds": round(result.seconds, 2),

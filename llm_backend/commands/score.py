@@ -5,6 +5,8 @@ numbers. Progress goes to stderr; results go to files only.
 """
 from __future__ import annotations
 
+from llm_backend.data.files import to_csv_safe
+
 import argparse
 import json
 import sys
@@ -39,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones."""
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", required=True, help="column holding the text to label")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
@@ -120,7 +124,8 @@ def score_corpus(args: argparse.Namespace) -> ScoredCorpus:
         raise UserError("--metrics-json needs --gold-column (metrics compare predictions with true labels).")
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1.")
-    ds = Dataset.from_file(args.data, args.text_column, args.gold_column, limit=args.limit)
+    ds = Dataset.from_file(args.data, args.text_column, args.gold_column, limit=args.limit, sheet=args.sheet,
+                           encoding=args.encoding)
     df = ds.df
     texts = ds.texts()
     for note in ds.notes + ds.text_notes():
@@ -147,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if gold is not None:
         out.insert(2, "gold", gold)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    to_csv_safe(out, args.out)
     print(f"{result.describe()}\nwrote {len(out)} predictions to {args.out}", file=sys.stderr)
     if gold is not None:
         missing, n_rows = gold_coverage(gold, result.label_names)

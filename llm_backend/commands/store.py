@@ -61,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
             if not names:
                 print("No projects yet.")
             for name in names:
-                print(f"{name}\t{len(store.list_runs(store.project_id(name)))} runs")
+                print(f"{name}\t{store.count_runs(store.project_id(name))} runs")
         elif action == "runs":
             runs = store.list_runs(store.project_id(args.project), kinds=args.kind, methods=args.method,
-                                   search=args.search)
+                                   search=args.search, limit=None)
             if args.json:
                 print(json.dumps([r.__dict__ for r in runs], indent=2, default=str))
                 return 0
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"No such file: {path.name}")
             pid = store.import_project(path.read_bytes(), name=args.name)
             name = next(n for n in store.list_projects() if store.project_id(n) == pid)
-            print(f"Imported as project '{name}' ({len(store.list_runs(pid))} runs).")
+            print(f"Imported as project '{name}' ({store.count_runs(pid)} runs).")
         elif action == "classifiers":
             print("id\tcreated\tname\trun\tmethod\tmodel\tlabels\tfolder")
             for c in store.list_classifiers(store.project_id(args.project)):

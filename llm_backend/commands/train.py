@@ -20,6 +20,8 @@ from llm_backend.training.loop import TRAINING_METHODS, TrainCallbacks, TrainCon
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a few-shot classifier (head, setfit, finetune, lora, distill)")
     p.add_argument("--data", required=True, help="CSV/XLSX/JSON/Parquet file with texts and labels")
+    p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
+    p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", required=True)
     p.add_argument("--label-column", required=True, help="gold labels; empty cells are unlabelled rows")
     p.add_argument("--per-class", type=int, default=None, metavar="K",
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from llm_backend.training.runs import teacher_scorer, train_and_evaluate_job, zero_shot_scorer
 
     try:
-        ds = Dataset.from_file(args.data, args.text_column, args.label_column)
+        ds = Dataset.from_file(args.data, args.text_column, args.label_column, sheet=args.sheet,
+                               encoding=args.encoding)
     except DataError as exc:
         raise TrainingError(str(exc).replace("is not in the file", f"is not in {Path(args.data).name}")) from None
     texts = ds.texts()

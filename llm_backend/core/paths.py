@@ -103,6 +103,31 @@ def safe_path(
                     f"{_describe_roots(root_list)}.")
 
 
+def writable_roots() -> list[Path]:
+    """Where the server may write for a user: the data folder and the models folder (both set by the operator).
+
+    Reads may reach wider (``ZSS_PATH_ROOTS`` includes the home and app folders outside workshop mode), but nothing a
+    browser user does writes or deletes files outside these two.
+    """
+    settings = get_settings()
+    out: list[Path] = []
+    for root in (settings.data_dir, settings.models_dir):
+        resolved = Path(root).expanduser().resolve()
+        if resolved not in out:
+            out.append(resolved)
+    return out
+
+
+def check_writable(path: str | os.PathLike[str], *, kind: str = "folder") -> Path:
+    """``path`` resolved, or :class:`PathError` when a write there would leave the data/models folders."""
+    resolved = Path(path).expanduser().resolve()
+    roots = writable_roots()
+    if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        raise PathError(f"The {kind} '{display_path(resolved)}' is read-only here: the app writes only inside "
+                        f"{_describe_roots(roots)}. Choose a folder there (the default is <data>/templates).")
+    return resolved
+
+
 def safe_model_folder(user_path: str | os.PathLike[str], role: str | None = None,
                       roots: Iterable[str | os.PathLike[str]] | None = None):
     """A :class:`~llm_backend.models.registry.ModelSpec` for a user's model folder, checked against the roots first.

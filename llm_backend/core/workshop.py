@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from llm_backend.core.config import get_settings
 from llm_backend.core.errors import DataError, LabelError, UserError
@@ -94,12 +95,35 @@ class RunTimer:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def expired(self) -> bool:
+        return self.limit is not None and self.elapsed() > self.limit
+
+    def message(self) -> str:
+        return (f"{self.what} was stopped after {self.limit} s, the workshop's time limit per run. "
+                "Use fewer rows or a faster method.")
+
     def check(self) -> None:
-        if self.limit is not None and self.elapsed() > self.limit:
-            raise WorkshopLimitError(
-                f"{self.what} was stopped after {self.limit} s, the workshop's time limit per run. "
-                "Use fewer rows or a faster method."
-            )
+        if self.expired():
+            raise WorkshopLimitError(self.message())
+
+    def progress(self, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+        """A progress callback that first enforces the deadline: backend loops report progress between batches,
+        so every run that reports progress (embedding, scoring, prompting) stops there once time is up."""
+
+        def report(done: int, total: int) -> None:
+            self.check()
+            if progress is not None:
+                progress(done, total)
+
+        return report
+
+    def should_stop(self, should_stop: Callable[[], bool] | None) -> Callable[[], bool]:
+        """A stop poll that also says "stop" once time is up: training ends gracefully and keeps its weights."""
+
+        def poll() -> bool:
+            return self.expired() or bool(should_stop and should_stop())
+
+        return poll
 
 
 def check_writable_sample(path: str | os.PathLike[str]) -> None:

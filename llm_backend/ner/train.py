@@ -103,9 +103,10 @@ def _load_encoder(location: str) -> tuple[Any, Any]:
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity(logging.ERROR)  # "some weights were not used" (the pooler) is expected, not news
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        encoder = AutoModel.from_pretrained(location, add_pooling_layer=False) if _is_bert(location) else \
-            AutoModel.from_pretrained(location)
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+        safe = {"trust_remote_code": False, "use_safetensors": True}  # no code from the folder, no pickles
+        encoder = AutoModel.from_pretrained(location, add_pooling_layer=False, **safe) if _is_bert(location) else \
+            AutoModel.from_pretrained(location, **safe)
     finally:
         hf_logging.set_verbosity(level)
     if not getattr(tokenizer, "is_fast", False):

@@ -13,9 +13,11 @@ attach the space to the following word. Both paths use exactly the same token id
 """
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +27,15 @@ from llm_backend.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 
-NORMALIZE = ("mean", "sum")
+#: How a candidate of several tokens is scored. "mean": average log-probability per token (long label phrases are
+#: not penalised for their length; the default); "sum": joint log-probability; "first": the first token only
+#: (one pass, no continuation; fair when labels differ in their first token, blind to the rest).
+NORMALIZE = ("mean", "sum", "first")
 #: Tokens (batch rows x sequence length) per forward pass: bounds memory on CPU and small GPUs alike.
 TOKEN_BUDGET = 8192
+#: On a CUDA device batches can be far larger (an H200 holds 64k tokens of SmolLM2 activations easily); an
+#: out-of-memory error halves it and the run goes on.
+GPU_TOKEN_BUDGET = 65536
 
 
 @dataclass
@@ -177,6 +185,8 @@ def _prepare(
 
 
 def _reduce(token_logprobs: Sequence[float], normalize: str) -> float:
+    if normalize == "first":
+        return float(token_logprobs[0])
     total = float(np.sum(token_logprobs))
     return total / len(token_logprobs) if normalize == "mean" else total
 
@@ -224,14 +234,19 @@ def continuation_logprobs_naive(
     return out
 
 
-def _prompt_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Group prompts of similar length (sorted) so left padding wastes little, under a token budget per batch."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+def _prompt_batches(lengths: Sequence[int], budget: int, order: Sequence[int] | None = None,
+                    max_rows: int = 64, extra: int = 0) -> list[list[int]]:
+    """Group prompts of similar length (sorted) so left padding wastes little, under a token budget per batch.
+
+    ``extra`` tokens per row (a shared prefix, expanded over the batch) count too: the cache holds them per row.
+    """
+    pool = list(order) if order is not None else list(range(len(lengths)))
+    pool.sort(key=lambda i: lengths[i])
     batches: list[list[int]] = []
     cur: list[int] = []
-    for i in order:
-        longest = max([lengths[j] for j in cur] + [lengths[i]])
-        if cur and longest * (len(cur) + 1) > budget:
+    for i in pool:
+        longest = max([lengths[j] for j in cur] + [lengths[i]]) + extra
+        if cur and (longest * (len(cur) + 1) > budget or len(cur) >= max_rows):
             batches.append(cur)
             cur = []
         cur.append(i)
@@ -240,11 +255,91 @@ def _prompt_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     return batches
 
 
-def _select_cache(cache: Any, rows: "torch.Tensor") -> Any:  # noqa: F821
-    """A new DynamicCache holding the chosen batch rows of ``cache`` (one copy per candidate row)."""
-    from transformers import DynamicCache
+def derive_cache(cache: Any, rows: torch.Tensor | None = None, repeat: int | None = None) -> Any:  # noqa: F821
+    """A new cache object of the same kind whose layers hold the chosen batch rows (or ``repeat`` copies of row 0).
 
-    return DynamicCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows)) for layer in cache.layers])
+    The source cache is left untouched (a forward pass appends to the cache it is given, by concatenation, so
+    sharing the source tensors is safe). Copying the layer objects (not rebuilding a ``DynamicCache`` from tensors)
+    keeps sliding-window layers (Gemma 3) sliding, with their position counters.
+    """
+    new = copy.copy(cache)
+    new.layers = []
+    for layer in cache.layers:
+        twin = copy.copy(layer)
+        keys = getattr(layer, "keys", None)
+        if getattr(layer, "is_initialized", False) and keys is not None and keys.numel():
+            k, v = layer.keys, layer.values
+            if rows is not None:
+                k, v = k.index_select(0, rows), v.index_select(0, rows)
+            if repeat is not None:
+                k, v = k.expand(repeat, *k.shape[1:]), v.expand(repeat, *v.shape[1:])
+            twin.keys, twin.values = k, v
+        new.layers.append(twin)
+    return new
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
+def halve_on_oom(size: int, floor: int = 1) -> int:
+    """The next, halved batch size after the GPU ran out of memory (a ModelError when it cannot shrink further)."""
+    if size <= floor:
+        raise ModelError("The GPU ran out of memory even at the smallest batch. Free GPU memory (other runs, other "
+                         "models) or use the CPU.")
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return max(floor, size // 2)
+
+
+def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        m = 0
+        lim = min(n, len(s))
+        while m < lim and s[m] == first[m]:
+            m += 1
+        n = m
+        if n == 0:
+            break
+    return n
+
+
+#: A shared prefix shorter than this is not worth a separate pass (one cache copy per batch costs more).
+MIN_SHARED_TOKENS = 8
+
+
+class PrefixStore:
+    """Past key/values of shared prompt prefixes, kept across calls (chunks of one run) and keyed by their token ids.
+
+    One prompt template run scores its rows in chunks; the instruction, chat header and shared few-shot
+    demonstrations are the same for every chunk, so they run through the model once per run, not once per chunk.
+    At most ``max_items`` prefixes are kept (nearest-neighbour demonstrations make one per group of rows).
+    """
+
+    def __init__(self, max_items: int = 8) -> None:
+        self.max_items = max_items
+        self._items: dict[tuple[int, ...], Any] = {}
+        self.computed = 0  # prefix passes run (for tests and benches)
+
+    def find(self, seqs: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], Any] | None:
+        best = None
+        for key, cache in self._items.items():
+            n = len(key)
+            if all(len(s) > n and tuple(s[:n]) == key for s in seqs) and (best is None or n > len(best[0])):
+                best = (key, cache)
+        return best
+
+    def put(self, key: tuple[int, ...], cache: Any) -> None:
+        if len(self._items) >= self.max_items:
+            self._items.pop(next(iter(self._items)))
+        self._items[key] = cache
 
 
 def continuation_logprobs(
@@ -256,14 +351,29 @@ def continuation_logprobs(
     progress: Progress = None,
     max_prompt_tokens: int | None = None,
     notes: list[str] | None = None,
-    token_budget: int = TOKEN_BUDGET,
+    token_budget: int | None = None,
+    share_prefix: bool = True,
+    groups: Sequence[Any] | None = None,
+    prefix_hints: Mapping[Any, str] | None = None,
+    prefix_store: PrefixStore | None = None,
 ) -> np.ndarray:
     """Log-likelihood of each candidate after each prompt, shape (n_prompts, n_candidates).
 
-    ``candidates`` is one list shared by all prompts or one list per prompt (same length each). ``normalize="mean"``
-    divides by the candidate's token count so long label words are not penalised; ``"sum"`` gives the joint
-    log-probability. Prompts longer than the context (or ``max_prompt_tokens``) are shortened in the middle and a
-    message is appended to ``notes``. Each prompt runs once; multi-token candidates reuse its KV cache.
+    ``candidates`` is one list shared by all prompts or one list per prompt (same length each). ``normalize`` says
+    how a candidate of several tokens is scored (see :data:`NORMALIZE`). Prompts longer than the context (or
+    ``max_prompt_tokens``) are shortened in the middle and a message is appended to ``notes``.
+
+    Work done once, not per (prompt, candidate):
+
+    - the token prefix shared by the prompts of a group (``groups``: one key per prompt; default: all prompts form
+      one group) runs through the model once; its past key/values are expanded over every batch of rows
+      (``prefix_hints`` may give, per group key, the row-independent text the prompts start with, which keeps the
+      prefix the same from one call to the next; ``prefix_store`` keeps it across calls);
+    - each row's own tokens then run in left-padded batches (attention mask over prefix + row, positions counted
+      from the prefix's end), asking the model for the last position's logits only (``logits_to_keep=1``);
+    - candidates of several tokens continue from that row's cache, copied across the candidates' batch.
+
+    On a GPU that runs out of memory the batch is halved and the run goes on (a message says so).
     """
     import torch
 
@@ -274,63 +384,169 @@ def continuation_logprobs(
         return np.zeros((0, len(candidates) if all(isinstance(c, str) for c in candidates) else 0))
     k = len(prep.cand_ids[0])
     out = np.zeros((n, k), dtype=np.float64)
-    device = loaded.device.torch_device if loaded.device else "cpu"
-    pad_id = getattr(loaded.tokenizer, "pad_token_id", None)
-    pad_id = 0 if pad_id is None else int(pad_id)
-    lengths = [len(p) for p in prep.prompt_ids]
-    done = 0
+    keys = list(groups) if groups is not None else [0] * n
+    if len(keys) != n:
+        raise UserError(f"Got {len(keys)} group keys for {n} prompts.")
+    by_group: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_group.setdefault(key, []).append(i)
+    on_gpu = loaded.device is not None and loaded.device.kind == "cuda"
+    if token_budget is None:
+        token_budget = GPU_TOKEN_BUDGET if on_gpu else TOKEN_BUDGET
+    state = _RunState(loaded, prep, normalize, token_budget, out, progress, n)
+    state.max_rows = 512 if on_gpu else 64
     with loaded.lock, torch.inference_mode():
-        for batch in _prompt_batches(lengths, token_budget):
-            width = max(lengths[i] for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):  # left padding: every prompt's last token sits in the last column
-                ids[r, width - lengths[i]:] = torch.tensor(prep.prompt_ids[i])
-                mask[r, width - lengths[i]:] = 1
-            pos = (mask.cumsum(1) - 1).clamp(min=0)
-            ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
-            result = loaded.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            first = torch.log_softmax(result.logits[:, -1, :].float(), dim=-1)  # (batch, vocab)
-            cache = result.past_key_values
-            del result
-
-            # Pairs whose candidate has more than one token continue from the cache.
-            pairs: list[tuple[int, int, int]] = []  # (batch row, prompt index, candidate index)
-            per_pair: dict[tuple[int, int], list[float]] = {}
-            for r, i in enumerate(batch):
-                for j, c_ids in enumerate(prep.cand_ids[i]):
-                    per_pair[(i, j)] = [float(first[r, c_ids[0]])]
-                    if len(c_ids) > 1:
-                        pairs.append((r, i, j))
-            rows_per_chunk = max(1, token_budget // (width + 1))
-            for start in range(0, len(pairs), rows_per_chunk):
-                chunk = pairs[start:start + rows_per_chunk]
-                rest = [prep.cand_ids[i][j] for _, i, j in chunk]
-                t = max(len(c) for c in rest) - 1  # feed tokens 0..T-2, predict tokens 1..T-1
-                c_in = torch.full((len(chunk), t), pad_id, dtype=torch.long)
-                c_mask = torch.zeros((len(chunk), t), dtype=torch.long)
-                for q, c in enumerate(rest):
-                    c_in[q, : len(c) - 1] = torch.tensor(c[:-1])
-                    c_mask[q, : len(c) - 1] = 1
-                rows = torch.tensor([r for r, _, _ in chunk], device=device)
-                full_mask = torch.cat([mask.index_select(0, rows), c_mask.to(device)], dim=1)
-                start_pos = torch.tensor([lengths[i] for _, i, _ in chunk], device=device)[:, None]
-                c_pos = start_pos + torch.arange(t, device=device)[None, :]
-                sub = loaded.model(input_ids=c_in.to(device), attention_mask=full_mask, position_ids=c_pos,
-                                   past_key_values=_select_cache(cache, rows), use_cache=True)
-                logp = torch.log_softmax(sub.logits.float(), dim=-1)
-                for q, (_, i, j) in enumerate(chunk):
-                    c = prep.cand_ids[i][j]
-                    target = torch.tensor(c[1:], device=device)
-                    per_pair[(i, j)].extend(logp[q, : len(c) - 1].gather(1, target[:, None])[:, 0].tolist())
-                del sub, logp
-            for (i, j), values in per_pair.items():
-                out[i, j] = _reduce(values, normalize)
-            del cache
-            done += len(batch)
-            report(progress, done, n)
+        for key, members in by_group.items():
+            hint = (prefix_hints or {}).get(key)
+            prefix, cache = _group_prefix(state, members, share_prefix, hint, prefix_store)
+            state.score_group(members, prefix, cache)
+    if state.halved_to is not None:
+        prep.notes.messages.append(f"The GPU ran out of memory: halved the batch (to {state.halved_to} tokens per "
+                                   "pass) and went on.")
     _record(prep.notes, notes)
     return out
+
+
+def _group_prefix(state: _RunState, members: list[int], share: bool, hint: str | None,
+                  store: PrefixStore | None) -> tuple[list[int], Any]:
+    return shared_prefix(state.loaded, [state.prep.prompt_ids[i] for i in members], share=share, hint=hint,
+                         store=store)
+
+
+def run_prefix(loaded: LoadedModel, prefix: Sequence[int]) -> Any:
+    """Past key/values of ``prefix`` (batch of one), asking for the last position's logits only."""
+    import torch
+
+    device = loaded.device.torch_device if loaded.device else torch.device("cpu")
+    result = loaded.model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True, logits_to_keep=1)
+    return result.past_key_values
+
+
+def shared_prefix(loaded: LoadedModel, seqs: Sequence[Sequence[int]], *, share: bool = True, hint: str | None = None,
+                  store: PrefixStore | None = None) -> tuple[list[int], Any]:
+    """The token prefix shared by ``seqs`` and its past key/values (``[], None`` when too short to be worth it).
+
+    A prefix in ``store`` that starts every sequence is reused; otherwise the longest common prefix (cut to the
+    tokens of ``hint`` minus one, when given, so it does not depend on which rows are in this call) is run once.
+    """
+    if not share or not seqs:
+        return [], None
+    if store is not None:
+        found = store.find(seqs)
+        if found is not None:
+            return list(found[0]), found[1]
+    n = _common_prefix_len(seqs) if len(seqs) > 1 else 0
+    if hint is not None:
+        hint_ids = _encode(loaded.tokenizer, hint, special=False)
+        bos = getattr(loaded.tokenizer, "bos_token_id", None)
+        if seqs[0][:1] == [bos] and hint_ids[:1] != [bos]:
+            hint_ids = [bos] + hint_ids
+        # The last token of the hint may merge with the row's first characters: stop one token short of it.
+        n_hint = _common_prefix_len([hint_ids] + seqs) - 1
+        n = n_hint if len(seqs) == 1 else min(n, n_hint)
+    n = min(n, min(len(s) for s in seqs) - 1)  # every row keeps at least its last token to read logits from
+    if n < MIN_SHARED_TOKENS:
+        return [], None
+    prefix = list(seqs[0][:n])
+    cache = run_prefix(loaded, prefix)
+    if store is not None:
+        store.computed += 1
+        store.put(tuple(prefix), cache)
+    return prefix, cache
+
+
+class _RunState:
+    """The moving parts of one :func:`continuation_logprobs` call (kept together so the batch can shrink on OOM)."""
+
+    def __init__(self, loaded: LoadedModel, prep: _Prepared, normalize: str, budget: int, out: np.ndarray,
+                 progress: Progress, total: int) -> None:
+        import torch
+
+        self.loaded, self.prep, self.normalize, self.budget, self.out = loaded, prep, normalize, budget, out
+        self.progress, self.total, self.done = progress, total, 0
+        self.device = loaded.device.torch_device if loaded.device else torch.device("cpu")
+        pad_id = getattr(loaded.tokenizer, "pad_token_id", None)
+        self.pad_id = 0 if pad_id is None else int(pad_id)
+        self.halved_to: int | None = None
+        self.max_rows = 64
+
+    def _halve(self) -> None:
+        self.budget = halve_on_oom(self.budget, floor=64)
+        self.halved_to = self.budget
+
+    def score_group(self, members: list[int], prefix: list[int], cache: Any) -> None:
+        p = len(prefix)
+        rest = {i: self.prep.prompt_ids[i][p:] for i in members}
+        lengths = [len(rest[i]) if i in rest else 0 for i in range(len(self.prep.prompt_ids))]
+        queue = _prompt_batches(lengths, self.budget, order=members, extra=p, max_rows=self.max_rows)
+        while queue:
+            batch = queue.pop(0)
+            try:
+                self._score_batch(batch, rest, p, cache)
+            except (RuntimeError, MemoryError) as exc:
+                if not is_oom(exc):
+                    raise
+                self._halve()
+                queue = _prompt_batches(lengths, self.budget, order=batch, extra=p, max_rows=self.max_rows) + queue
+                continue
+            self.done += len(batch)
+            report(self.progress, self.done, self.total)
+
+    def _score_batch(self, batch: list[int], rest: dict[int, list[int]], p: int, prefix_cache: Any) -> None:
+        import torch
+
+        device, model, prep = self.device, self.loaded.model, self.prep
+        widths = [len(rest[i]) for i in batch]
+        width = max(widths)
+        b = len(batch)
+        ids = torch.full((b, width), self.pad_id, dtype=torch.long)
+        own_mask = torch.zeros((b, width), dtype=torch.long)
+        for r, i in enumerate(batch):  # left padding: every prompt's last token sits in the last column
+            ids[r, width - widths[r]:] = torch.tensor(rest[i])
+            own_mask[r, width - widths[r]:] = 1
+        pos = p + (own_mask.cumsum(1) - 1).clamp(min=0)
+        mask = torch.cat([torch.ones((b, p), dtype=torch.long), own_mask], dim=1) if p else own_mask
+        ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
+        past = derive_cache(prefix_cache, repeat=b) if prefix_cache is not None else None
+        needs_more = any(len(c) > 1 for i in batch for c in prep.cand_ids[i])
+        result = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past,
+                       use_cache=needs_more, logits_to_keep=1)
+        first = torch.log_softmax(result.logits[:, -1, :].float(), dim=-1)  # (batch, vocab)
+        cache = result.past_key_values if needs_more else None
+        del result
+
+        per_pair: dict[tuple[int, int], list[float]] = {}
+        pairs: list[tuple[int, int, int]] = []  # (batch row, prompt index, candidate index) needing more tokens
+        for r, i in enumerate(batch):
+            for j, c_ids in enumerate(prep.cand_ids[i]):
+                per_pair[(i, j)] = [float(first[r, c_ids[0]])]
+                if len(c_ids) > 1 and self.normalize != "first":
+                    pairs.append((r, i, j))
+        total = p + width
+        rows_per_chunk = max(1, self.budget // (total + 1))
+        for start in range(0, len(pairs), rows_per_chunk):
+            chunk = pairs[start:start + rows_per_chunk]
+            conts = [prep.cand_ids[i][j] for _, i, j in chunk]
+            t = max(len(c) for c in conts) - 1  # feed tokens 0..T-2, predict tokens 1..T-1
+            c_in = torch.full((len(chunk), t), self.pad_id, dtype=torch.long)
+            c_mask = torch.zeros((len(chunk), t), dtype=torch.long)
+            for q, c in enumerate(conts):
+                c_in[q, : len(c) - 1] = torch.tensor(c[:-1])
+                c_mask[q, : len(c) - 1] = 1
+            rows = torch.tensor([r for r, _, _ in chunk], device=device)
+            full_mask = torch.cat([mask.index_select(0, rows), c_mask.to(device)], dim=1)
+            start_pos = torch.tensor([p + widths[r] for r, _, _ in chunk], device=device)[:, None]
+            c_pos = start_pos + torch.arange(t, device=device)[None, :]
+            sub = model(input_ids=c_in.to(device), attention_mask=full_mask, position_ids=c_pos,
+                        past_key_values=derive_cache(cache, rows=rows), use_cache=True)
+            logp = torch.log_softmax(sub.logits.float(), dim=-1)
+            for q, (_, i, j) in enumerate(chunk):
+                c = prep.cand_ids[i][j]
+                target = torch.tensor(c[1:], device=device)
+                per_pair[(i, j)].extend(logp[q, : len(c) - 1].gather(1, target[:, None])[:, 0].tolist())
+            del sub, logp
+        for (i, j), values in per_pair.items():
+            self.out[i, j] = _reduce(values, self.normalize)
 
 
 def candidate_token_counts(loaded: LoadedModel, candidates: Sequence[str], prompt_end: str = " ") -> list[int]:

@@ -14,8 +14,9 @@ A prompt over the model's context has its *text* part cut (never the instruction
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,10 @@ from llm_backend.core.progress import Progress, report
 from llm_backend.evaluation.metrics import agreement, evaluate
 from llm_backend.models.loaded import LoadedModel
 from llm_backend.prompts.few_shot import select_examples
-from llm_backend.prompts.generation import UNMAPPED, generate_texts, map_to_label
+from llm_backend.prompts.generation import UNMAPPED, asks_for_one_word, generate_texts, map_to_label
 from llm_backend.prompts.lm_scoring import (
+    NORMALIZE,
+    PrefixStore,
     continuation_logprobs,
     has_chat_template,
     model_context_length,
@@ -42,13 +45,27 @@ from llm_backend.prompts.templates import (
     row_context,
 )
 from llm_backend.scorers.base import to_probabilities
-from llm_backend.scorers.calibration import (
-    CONTENT_FREE_INPUTS,
-    calibrate,
-    check_calibration,
-)
+from llm_backend.scorers.calibration import CONTENT_FREE_INPUTS, MIN_TEXTS_FOR_CENTERING, calibrate
 
 MODES = ("score", "cloze", "generate")
+#: Calibrations of a prompt run. "centering" (the default) subtracts each label's mean score over the rows run; with
+#: fewer than MIN_TEXTS_FOR_CENTERING rows it falls back to "contextual". "contextual" subtracts the scores the same
+#: prompt gets with content-free texts ("N/A", "[blank]", ""); "pmi" (domain-conditional PMI, Holtzman et al. 2021)
+#: subtracts each label's score after the template's question alone, without the text.
+PROMPT_CALIBRATIONS = ("centering", "contextual", "pmi", "none")
+PROMPT_CALIBRATION_TITLES = {
+    "centering": "prior centering (each label's mean over the rows; contextual below 10 rows)",
+    "contextual": "contextual (subtract scores on content-free texts)",
+    "pmi": "domain-conditional PMI (subtract the score after the question alone)",
+    "none": "none (raw log-likelihoods)",
+}
+DEFAULT_PROMPT_CALIBRATION = "centering"
+#: The causal LM prompt runs use unless told otherwise (bench/prompt_templates.py and bench/lm_model_choice.py
+#: measure the candidates; see docs/prompt-templates.md).
+DEFAULT_PROMPT_LM = "SmolLM2-135M-Instruct"
+#: A verbalizer word split into at least this many tokens gets a warning: its score is mostly about spelling.
+MANY_PIECES = 4
+_TEXT_MARK = "\u2063ZSS_TEXT\u2063"
 MODE_TITLES = {"score": "score labels (causal LM verbalizer)", "cloze": "cloze (masked LM fills [MASK])",
                "generate": "generate free text (instruct LM), then map to a label"}
 
@@ -59,8 +76,10 @@ class RunConfig:
     few_shot: int | None = None  # examples per label; None = the template's own setting
     selection: str = "random"  # or "nearest"
     seed: int = 0
-    calibration: str = "none"  # none | centering | contextual (score and cloze)
+    calibration: str = DEFAULT_PROMPT_CALIBRATION  # see PROMPT_CALIBRATIONS (score and cloze)
     aggregate: str = "max"  # several answer words per label: max or mean of their scores
+    normalize: str = "mean"  # answer words of several tokens: mean log-prob per token, sum, or first token only
+    share_prefix: bool = True  # run the row-independent prompt start once and reuse its KV cache
     use_chat: bool = True  # apply the chat template when the LM has one
     max_new_tokens: int = 16
     temperature: float = 0.0
@@ -117,6 +136,9 @@ class TemplateRun:
                  config: RunConfig | None = None, *, lm: LoadedModel | None = None,
                  masked_lm: LoadedModel | None = None, embedder: LoadedModel | None = None,
                  rows: Sequence[int] | None = None) -> None:
+        from llm_backend.core.workshop import RunTimer
+
+        self.timer = RunTimer("This prompt run")
         self.t = template
         self.cfg = config or RunConfig(mode=template.mode)
         mode = self.cfg.mode
@@ -129,7 +151,9 @@ class TemplateRun:
         self.model = masked_lm if mode == "cloze" else lm
         if self.model is None:
             raise UserError(f"Mode '{mode}' needs a {'masked' if mode == 'cloze' else 'causal'} language model.")
-        self.calibration = check_calibration(self.cfg.calibration) if mode != "generate" else "none"
+        self.calibration = _check_prompt_calibration(self.cfg.calibration) if mode != "generate" else "none"
+        if self.cfg.normalize not in NORMALIZE:
+            raise UserError(f"Unknown answer scoring '{self.cfg.normalize}': use {', '.join(NORMALIZE)}.")
         self.used = check_template(template.template, df.columns, mode=mode)
         self.df = df.reset_index(drop=True)
         self.text_column, self.gold_column = text_column, gold_column
@@ -154,12 +178,20 @@ class TemplateRun:
         self.budget = self._context_budget()
         self.truncated = 0
         self.dropped_examples = 0  # prompts that kept fewer examples to fit the context
+        self.dropped_described: dict[int, str] = {}  # example row -> how it is named in the note
+        self._fitted: dict[tuple[int, ...], list[int]] = {}
+        self.prefix_store = PrefixStore()
+        self._shared_keys: set[tuple[int, ...]] = set()
+        self._check_fixed_part()
+        if mode == "score":
+            self.notes.extend(verbalizer_notes(self.model.tokenizer, template.verbalizer, self.cfg.normalize))
         self.scores = np.zeros((len(self.rows), len(template.verbalizer)))
         self.generated: list[str] = [""] * len(self.rows)
         self.prompts: list[str | None] = [None] * len(self.rows)
         self.done = 0
         self.seconds = 0.0
         self.offsets: np.ndarray | None = None
+        self._offsets_kind = ""
 
     # ------------------------------------------------------------------------------------------ preparation
     def _choose_examples(self, embedder: LoadedModel | None) -> list[list[int]]:
@@ -206,9 +238,15 @@ class TemplateRun:
     def _assemble(self, i: int | None, text: str, example_ids: Sequence[int]) -> str:
         """The full prompt for row ``i`` (None = content-free) with ``text`` as its text."""
         exs = [self._example_dict(e) for e in example_ids]
+        body = render(self.t.template, self._ctx(i, text), self.t.verbalizer,
+                      examples=exs if self.inline_examples else (), mask=self._mask())
+        return self._assemble_body(body, example_ids)
+
+    def _assemble_body(self, body: str, example_ids: Sequence[int]) -> str:
+        """``body`` (the row's rendered template) after the demonstrations, in the model's format."""
+        exs = [self._example_dict(e) for e in example_ids]
         mask = self._mask()
         v = self.t.verbalizer
-        body = render(self.t.template, self._ctx(i, text), v, examples=exs if self.inline_examples else (), mask=mask)
         demos = [] if self.inline_examples else exs
         if self.chat:
             messages: list[dict[str, str]] = []
@@ -229,25 +267,50 @@ class TemplateRun:
     def count_tokens(self, prompt: str) -> int:
         return len(self.model.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
+    def _check_fixed_part(self) -> None:
+        """Refuse a template whose fixed part (everything but the text and the examples) leaves no room for text."""
+        i = self.rows[0]
+        fixed = self.count_tokens(self._assemble(i, "", []))
+        if fixed > self.budget - 16:
+            raise TemplateError(f"The template without its text is already {fixed} tokens, more than the model's "
+                                f"context leaves for the prompt ({self.budget} tokens): shorten the template (long "
+                                "label lists count too) or use a model with a longer context.")
+
+    def _fit_examples(self, i: int, exs: list[int]) -> list[int]:
+        """The examples that fit next to a text, dropping the longest first (the same list always gives the same
+        answer, so rows sharing demonstrations keep sharing them, and their KV cache)."""
+        key = tuple(exs)
+        if key in self._fitted:
+            return self._fitted[key]
+        kept = list(exs)
+        fixed = self.count_tokens(self._assemble(i, "", []))
+        room_for_text = min(512, max(16, (self.budget - fixed) // 2))
+        limit = self.budget - room_for_text
+        n = self.count_tokens(self._assemble(i, "", kept))
+        if n > limit and kept:
+            sizes = {e: self.count_tokens(self._assemble(None, self._example_dict(e)["text"], [])) for e in kept}
+            while n > limit and kept:
+                longest = max(kept, key=lambda e: (sizes[e], e))
+                kept.remove(longest)
+                label = (self.all_gold or [""] * (longest + 1))[longest]
+                self.dropped_described[longest] = f"row {longest} ({label}, about {sizes[longest]} tokens)"
+                n = self.count_tokens(self._assemble(i, "", kept))
+        self._fitted[key] = kept
+        return kept
+
     def prompt_for(self, pos: int) -> str:
         """The prompt of the ``pos``-th row of this run, with its text cut when the prompt would not fit."""
         if self.prompts[pos] is not None:
             return self.prompts[pos]  # type: ignore[return-value]
         i = self.rows[pos]
         text, cut = _cut_chars(self.all_texts[i], get_settings().max_text_chars)
-        prompt = self._assemble(i, text, self.examples[pos])
-        n = self.count_tokens(prompt)
-        tok = self.model.tokenizer
-        exs = list(self.examples[pos])
-        while n > self.budget and exs:  # too many examples for the context: drop the first (least similar) ones
-            per_example = n / (len(exs) + 1)
-            drop = max(1, int(np.ceil((n - self.budget) / per_example)))
-            exs = exs[drop:]
-            prompt = self._assemble(i, text, exs)
-            n = self.count_tokens(prompt)
+        exs = self._fit_examples(i, list(self.examples[pos]))
         if len(exs) < len(self.examples[pos]):
             self.dropped_examples += 1
             self.examples[pos] = exs
+        prompt = self._assemble(i, text, exs)
+        n = self.count_tokens(prompt)
+        tok = self.model.tokenizer
         for _ in range(4):  # cut the text part by the overflow (plus a margin) until the whole prompt fits
             if n <= self.budget:
                 break
@@ -264,6 +327,12 @@ class TemplateRun:
         self.prompts[pos] = prompt
         return prompt
 
+    def shared_start(self, pos: int) -> str:
+        """The part of row ``pos``'s prompt that comes before its text: the same for every row with the same
+        examples (instruction, chat header, demonstrations), so its KV cache is computed once per run."""
+        prompt = self._assemble(self.rows[pos], _TEXT_MARK, self.examples[pos])
+        return prompt.split(_TEXT_MARK, 1)[0]
+
     # ---------------------------------------------------------------------------------------------- running
     def _candidates(self) -> tuple[list[str], np.ndarray]:
         owners, cands = [], []
@@ -273,13 +342,32 @@ class TemplateRun:
                 cands.append(w if self.chat else " " + w)
         return cands, np.asarray(owners)
 
-    def _score_prompts(self, prompts: list[str], progress: Progress = None) -> np.ndarray:
+    def _score_prompts(self, prompts: list[str], progress: Progress = None,
+                       positions: Sequence[int] | None = None) -> np.ndarray:
         if self.cfg.mode == "cloze":
             from llm_backend.prompts.cloze import cloze_scores
 
             return cloze_scores(self.model, prompts, self.t.verbalizer, progress=progress, notes=self.notes)
         cands, owners = self._candidates()
-        raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes)
+        groups, hints = None, None
+        if positions is not None and self.cfg.share_prefix:
+            # Rows with the same demonstrations share their prompt start; lone rows go together (they still share
+            # the chat header and the instruction).
+            keys = [tuple(self.examples[p]) for p in positions]
+            counts = {k: keys.count(k) for k in set(keys)}
+            hints = {}
+            groups = []
+            for p, key in zip(positions, keys):
+                if counts[key] > 1 or key in self._shared_keys:
+                    self._shared_keys.add(key)
+                    groups.append(key)
+                    if key not in hints:
+                        hints[key] = self.shared_start(p)
+                else:
+                    groups.append("lone rows")
+        raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes,
+                                    normalize=self.cfg.normalize, share_prefix=self.cfg.share_prefix,
+                                    groups=groups, prefix_hints=hints, prefix_store=self.prefix_store)
         out = np.zeros((len(prompts), len(self.t.verbalizer)))
         for j in range(out.shape[1]):
             cols = raw[:, owners == j]
@@ -291,13 +379,19 @@ class TemplateRun:
         start, stop = self.done, min(self.done + size, len(self.rows))
         if start >= stop:
             return self.done
+        self.timer.check()  # the workshop's time limit per run (pages and CLI alike); rows done so far are kept
         t0 = time.perf_counter()
         prompts = [self.prompt_for(p) for p in range(start, stop)]
         if self.cfg.mode == "generate":
-            self.generated[start:stop] = generate_texts(self.model, prompts, max_new_tokens=self.cfg.max_new_tokens,
-                                                        temperature=self.cfg.temperature, seed=self.cfg.seed + start)
+            keys = {tuple(self.examples[p]) for p in range(start, stop)}
+            hint = self.shared_start(start) if len(keys) == 1 else None
+            stop_words = self.t.verbalizer if asks_for_one_word(self.t.template) else None
+            self.generated[start:stop] = generate_texts(
+                self.model, prompts, max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature,
+                seed=self.cfg.seed + start, stop_words=stop_words, share_prefix=self.cfg.share_prefix,
+                prefix_hint=hint, prefix_store=self.prefix_store, notes=self.notes)
         else:
-            self.scores[start:stop] = self._score_prompts(prompts)
+            self.scores[start:stop] = self._score_prompts(prompts, positions=range(start, stop))
         self.done = stop
         self.seconds += time.perf_counter() - t0
         report(progress, self.done, len(self.rows))
@@ -310,6 +404,15 @@ class TemplateRun:
                 break
             self.run_chunk(chunk, progress)
         return self.result()
+
+    def _domain_offsets(self) -> np.ndarray:
+        """Each label's score after the template's question alone (the part after the text), in the same format
+        (chat or plain, with the same demonstrations): the domain premise of domain-conditional PMI."""
+        ex = self.examples[0] if self.examples else []
+        body = render(self.t.template, self._ctx(None, _TEXT_MARK), self.t.verbalizer, mask=self._mask())
+        question = body.split(_TEXT_MARK, 1)[-1].strip() or body.replace(_TEXT_MARK, "").strip()
+        prompt = self._assemble_body(question, [] if self.inline_examples else ex)
+        return self._score_prompts([prompt]).mean(axis=0)
 
     def _content_free_offsets(self) -> np.ndarray:
         ex = self.examples[0] if self.examples else []
@@ -331,20 +434,32 @@ class TemplateRun:
         else:
             gen = None
             raw = self.scores[:n]
-            if self.calibration == "contextual":
-                if self.offsets is None:
-                    self.offsets = self._content_free_offsets()
+            method = self.calibration
+            if method == "centering" and 0 < n < MIN_TEXTS_FOR_CENTERING:
+                method = "contextual"
+                notes.append(f"Prior centering needs at least {MIN_TEXTS_FOR_CENTERING} rows (got {n}): used "
+                             "contextual calibration instead.")
+            if method in ("contextual", "pmi") and n:
+                if self.offsets is None or self._offsets_kind != method:
+                    self.offsets = self._content_free_offsets() if method == "contextual" else self._domain_offsets()
+                    self._offsets_kind = method
                 scores = raw - self.offsets
-                notes.append("Contextual calibration: subtracted each label's score on content-free inputs "
-                             f"({', '.join(repr(c) for c in CONTENT_FREE_INPUTS)}).")
+                if method == "contextual":
+                    notes.append("Contextual calibration: subtracted each label's score on content-free inputs "
+                                 f"({', '.join(repr(c) for c in CONTENT_FREE_INPUTS)}).")
+                else:
+                    notes.append("Domain-conditional PMI: subtracted each label's score after the template's "
+                                 "question alone (no text).")
             else:
-                scores, info = calibrate(raw, self.calibration)
+                scores, info = calibrate(raw, method)
                 if info.note:
                     notes.append(info.note)
             pred = [labels[j] for j in scores.argmax(axis=1)] if n else []
         if self.dropped_examples:
+            named = list(self.dropped_described.values())
+            shown = "; ".join(named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
             notes.append(f"{self.dropped_examples} prompt(s) kept fewer few-shot examples than asked, to fit the "
-                         "model's context.")
+                         f"model's context: dropped the longest ({shown}).")
         if self.truncated:
             notes.append(f"{self.truncated} text(s) were cut to fit the model's context or the "
                          f"{get_settings().max_text_chars}-character limit.")
@@ -355,6 +470,40 @@ class TemplateRun:
         return PromptRunResult(self.t, self.cfg.mode, self.rows[:n], [self.all_texts[i] for i in self.rows[:n]], gold,
                                pred, labels, [p or "" for p in self.prompts[:n]], scores, gen, notes, metrics,
                                self.seconds, n == len(self.rows))
+
+
+def default_prompt_model(registry: Any, role: str = "causal_lm") -> Any:
+    """The spec prompt runs use by default: :data:`DEFAULT_PROMPT_LM` for causal LMs when it is registered."""
+    if role == "causal_lm":
+        names = {s.name for s in registry.by_role("causal_lm")}
+        if DEFAULT_PROMPT_LM in names:
+            return registry.get(DEFAULT_PROMPT_LM)
+    return registry.default(role)
+
+
+def _check_prompt_calibration(method: str) -> str:
+    method = (method or DEFAULT_PROMPT_CALIBRATION).strip().lower()
+    if method not in PROMPT_CALIBRATIONS:
+        raise UserError(f"Unknown calibration '{method}'. Choose one of: {', '.join(PROMPT_CALIBRATIONS)}.")
+    return method
+
+
+def verbalizer_notes(tokenizer: Any, verbalizer: dict[str, list[str]], normalize: str = "mean") -> list[str]:
+    """Warnings about answer words the tokenizer splits into many pieces (their score is mostly about spelling)."""
+    split: list[str] = []
+    for words in verbalizer.values():
+        for phrase in words:
+            for word in str(phrase).split():
+                n = len(tokenizer(" " + word, add_special_tokens=False)["input_ids"])
+                if n >= MANY_PIECES:
+                    split.append(f"'{word}' ({n} tokens)")
+    if not split:
+        return []
+    how = {"mean": "by their mean log-probability per token", "sum": "by the sum of their tokens' log-probabilities",
+           "first": "by their first token only"}[normalize]
+    shown = ", ".join(dict.fromkeys(split[:6])) + (f" and {len(split) - 6} more" if len(split) > 6 else "")
+    return [f"{len(split)} answer word(s) are split into {MANY_PIECES} or more tokens by this model: {shown}. They "
+            f"are scored {how}; a common single word per label usually scores more reliably."]
 
 
 def preview(template: PromptTemplate, df: pd.DataFrame, text_column: str, pos: int, *, gold_column: str | None = None,

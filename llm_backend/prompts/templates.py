@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
-from jinja2 import StrictUndefined, meta
-from jinja2 import exceptions as jexc
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import meta
+
+from llm_backend.core.safe_yaml import NestingError, load_yaml
+from llm_backend.prompts.render_sandbox import ENV, parse as _sandbox_parse, render_limited
 
 from llm_backend.core.config import PROJECT_ROOT, get_settings
 from llm_backend.core.errors import TemplateError
@@ -45,22 +46,15 @@ RESERVED = {
 }
 MASK_MARK = "[MASK]"
 SHIPPED_DIR = PROJECT_ROOT / "templates"
+#: Template, label-set and other names are cut off at this length (the store's limit too).
+NAME_MAX_CHARS = 200
 #: Example texts are cut to this many characters so k examples per label stay affordable in the context.
 EXAMPLE_MAX_CHARS = 300
 
 
-class _LockedSandbox(SandboxedEnvironment):
-    """No attribute of any value is reachable: dict keys still work (``ex.text`` on a dict falls back to ``ex['text']``)."""
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        return False
-
-    def is_safe_callable(self, obj: Any) -> bool:
-        return False
-
-
-_ENV = _LockedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-_ENV.globals.clear()  # no range/cycler/namespace objects: a template sees only the row and the reserved names
+#: The locked sandbox (no attributes, no calls, bounded operators and loops); rendering itself happens in a worker
+#: process under hard limits, see :mod:`llm_backend.prompts.render_sandbox`.
+_ENV = ENV
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -156,15 +150,19 @@ def check_gold_covered(verbalizer: Mapping[str, Sequence[str]], gold: Iterable[s
 
 # ------------------------------------------------------------------------------------------------- rendering
 def _parse(source: str):
-    try:
-        return _ENV.parse(source)
-    except jexc.TemplateSyntaxError as exc:
-        raise TemplateError(f"Template syntax error on line {exc.lineno}: {exc.message}") from None
+    return _sandbox_parse(source)
 
 
 def placeholders(source: str) -> set[str]:
     """The variable names a template uses (undeclared in it): what must come from the row or the reserved names."""
-    return set(meta.find_undeclared_variables(_parse(source)))
+    from jinja2.exceptions import TemplateSyntaxError
+
+    try:
+        return set(meta.find_undeclared_variables(_parse(source)))
+    except TemplateSyntaxError as exc:  # e.g. "No filter named 'format'" (filters that are switched off)
+        raise TemplateError(f"Template error on line {exc.lineno}: {exc.message}") from None
+    except RecursionError:
+        raise TemplateError("The template is nested too deeply to read.") from None
 
 
 def identifier_columns(columns: Iterable[str]) -> list[str]:
@@ -211,7 +209,10 @@ def examples_block(examples: Sequence[Mapping[str, str]]) -> str:
 
 def render(source: str, context: Mapping[str, Any], verbalizer: Mapping[str, Sequence[str]], *,
            examples: Sequence[Mapping[str, str]] = (), mask: str = MASK_MARK) -> str:
-    """Render one prompt. Errors (unknown names, blocked attributes) become :class:`TemplateError`."""
+    """Render one prompt under the rendering limits (length, loops, time; see ``render_sandbox``).
+
+    Errors (unknown names, blocked attributes, a limit reached) become :class:`TemplateError`.
+    """
     labels = list(verbalizer)
     ctx = dict(context)
     ctx.update({
@@ -222,20 +223,7 @@ def render(source: str, context: Mapping[str, Any], verbalizer: Mapping[str, Seq
         "answers": ", ".join(words[0] for words in verbalizer.values() if words),
         "mask": mask,
     })
-    try:
-        out = _ENV.from_string(source).render(ctx)
-    except jexc.SecurityError as exc:
-        raise TemplateError(f"The template tried something not allowed: {exc}") from None
-    except jexc.UndefinedError as exc:
-        msg = str(exc)
-        if "unsafe" in msg or "attribute" in msg:
-            raise TemplateError(f"Attribute access is not allowed in templates ({msg}). Use plain placeholders "
-                                "such as {{ text }} or {{ row['column'] }}.") from None
-        raise TemplateError(f"Unknown placeholder: {msg}.") from None
-    except jexc.TemplateError as exc:
-        raise TemplateError(f"The template could not be rendered: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise TemplateError(f"The template could not be rendered: {exc}") from None
+    out = render_limited(source, ctx)
     return out.replace(MASK_MARK, mask) if mask != MASK_MARK else out
 
 
@@ -255,8 +243,16 @@ def template_from_dict(data: Any, *, source: str = "template") -> PromptTemplate
     mode = str(data.get("mode") or "score").strip().lower()
     if mode not in ("score", "cloze", "generate"):
         raise TemplateError(f"Unknown mode '{mode}' in the {source}: use score, cloze or generate.")
+    for key in ("name", "template", "description"):
+        if data.get(key) is not None and not isinstance(data.get(key), (str, int, float)):
+            raise TemplateError(f"'{key}' in the {source} must be text, not a {type(data.get(key)).__name__}.")
+    name = str(data["name"]).strip()
+    if len(name) > NAME_MAX_CHARS:
+        raise TemplateError(f"The template name is {len(name):,} characters long; the limit is {NAME_MAX_CHARS}.")
+    if not isinstance(data["verbalizer"], Mapping):
+        raise TemplateError(f"'verbalizer' in the {source} must be a mapping of label -> answer words.")
     tpl = PromptTemplate(
-        name=str(data["name"]).strip(),
+        name=name,
         template=str(data["template"]),
         verbalizer=check_verbalizer(data["verbalizer"]),
         few_shot=k,
@@ -267,12 +263,64 @@ def template_from_dict(data: Any, *, source: str = "template") -> PromptTemplate
     return tpl
 
 
+def check_template_body(body: Any) -> None:
+    """A stored template body (store, project import): a mapping whose known fields have the right types.
+
+    Stored bodies may be partial (a page saves what it has), so only present fields are checked; "Open in the
+    prompt page" still goes through :func:`template_from_dict`.
+    """
+    if not isinstance(body, Mapping):
+        raise TemplateError(f"a template must be an object, not {type(body).__name__}")
+    for key in ("name", "description", "mode"):
+        if key in body and body[key] is not None and not isinstance(body[key], str):
+            raise TemplateError(f"'{key}' must be text, not {type(body[key]).__name__}")
+    if len(str(body.get("name") or "")) > NAME_MAX_CHARS:
+        raise TemplateError(f"the name is longer than {NAME_MAX_CHARS} characters")
+    if "template" in body:
+        if not isinstance(body["template"], str):
+            raise TemplateError(f"'template' must be text, not {type(body['template']).__name__}")
+        _parse(body["template"])
+    if "verbalizer" in body and body["verbalizer"] is not None:
+        if not isinstance(body["verbalizer"], Mapping):
+            raise TemplateError("'verbalizer' must map labels to answer words")
+        for label, words in body["verbalizer"].items():
+            if not isinstance(words, (str, list)) or (isinstance(words, list) and
+                                                     not all(isinstance(w, (str, int, float)) for w in words)):
+                raise TemplateError(f"the answer words of '{str(label)[:60]}' must be text or a list of texts")
+    if "few_shot" in body and body["few_shot"] is not None and (isinstance(body["few_shot"], bool) or
+                                                                not isinstance(body["few_shot"], int)):
+        raise TemplateError("'few_shot' must be a whole number")
+
+
 def load_template_text(text: str, *, source: str = "template file") -> PromptTemplate:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, what=source)
+    except NestingError as exc:
+        raise TemplateError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise TemplateError(f"The {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
     return template_from_dict(data, source=source)
+
+
+_UPLOAD_CACHE: dict[str, PromptTemplate] = {}
+
+
+def load_template_upload(data: bytes, name: str) -> PromptTemplate:
+    """An uploaded template file, parsed once per content (sha256): the page calls this on every rerun.
+
+    Returns a copy so a page editing the template cannot change the cached one.
+    """
+    import copy
+    import hashlib
+
+    key = hashlib.sha256(data).hexdigest() + "|" + name
+    tpl = _UPLOAD_CACHE.get(key)
+    if tpl is None:
+        tpl = load_template_text(data.decode("utf-8", "replace"), source=name)
+        if len(_UPLOAD_CACHE) > 32:
+            _UPLOAD_CACHE.clear()
+        _UPLOAD_CACHE[key] = tpl
+    return copy.deepcopy(tpl)
 
 
 def load_template_file(path: str | Path) -> PromptTemplate:
@@ -333,7 +381,18 @@ class TemplateLibrary:
             return load_template_file(path)
         raise TemplateError(f"No template named '{name}' in the library.")
 
+    def _writable(self) -> Path:
+        """Writes and deletes stay inside the data folder, whatever folder the library was opened at."""
+        from llm_backend.core.paths import PathError, check_writable
+
+        try:
+            return check_writable(self.folder, kind="template folder")
+        except PathError as exc:
+            raise TemplateError(str(exc)) from None
+
     def save(self, tpl: PromptTemplate, *, overwrite: bool = True) -> Path:
+        self._writable()
+        template_from_dict(tpl.to_dict(), source="template")  # the same checks as a loaded file (types, sizes)
         check_verbalizer(tpl.verbalizer)
         _parse(tpl.template)
         if not tpl.name.strip():
@@ -346,6 +405,7 @@ class TemplateLibrary:
         return path
 
     def rename(self, old: str, new: str) -> Path:
+        self._writable()
         tpl = self.load(old)
         if not new.strip():
             raise TemplateError("The new name is empty.")
@@ -359,6 +419,7 @@ class TemplateLibrary:
         return path
 
     def delete(self, name: str) -> None:
+        self._writable()
         path = self._path(name)
         if not path.exists():
             raise TemplateError(f"No template named '{name}' in the library.")

@@ -286,7 +286,7 @@ class Run:
             return None
         try:
             return (datetime.fromisoformat(self.finished_at) - datetime.fromisoformat(self.started_at)).total_seconds()
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a naive and an aware stamp (older imports)
             return None
 
     @property
@@ -437,6 +437,9 @@ class Store:
         """The dataset row for this fingerprint (created once per project): where the data came from, not its rows."""
         if not fingerprint:
             raise StoreError("A dataset needs a fingerprint.")
+        from llm_backend.core.text_clean import strip_invisible
+
+        name = strip_invisible(str(name)).strip()[:NAME_MAX] or "dataset"
         with self.transaction() as conn:
             row = conn.execute("SELECT id FROM datasets WHERE project_id = ? AND fingerprint = ?",
                                (project_id, fingerprint)).fetchone()
@@ -453,7 +456,9 @@ class Store:
 
     # ---- label sets and templates (versioned by name)
     def _save_versioned(self, table: str, column: str, project_id: int, name: str, content: Any) -> Versioned:
-        name = (name or "").strip() or "untitled"
+        from llm_backend.core.text_clean import strip_invisible
+
+        name = strip_invisible(name or "").strip()[:NAME_MAX] or "untitled"
         body = to_json(content)
         with self.transaction() as conn:
             latest = conn.execute(
@@ -566,7 +571,7 @@ class Store:
         if status == "running":
             try:
                 age = (datetime.now(timezone.utc) - datetime.fromisoformat(r["started_at"])).total_seconds()
-            except ValueError:
+            except (ValueError, TypeError):
                 age = math.inf
             if r.get("owner") != PROCESS_TOKEN or age > stale_after_seconds():
                 status = "interrupted"
@@ -587,9 +592,9 @@ class Store:
         dataset_ids: Iterable[int] | None = None,
         statuses: Iterable[str] | None = None,
         search: str | None = None,
-        limit: int = 5000,
+        limit: int | None = 5000,
     ) -> list[Run]:
-        """Runs newest first. ``search`` matches kind, method, model, dataset name, settings, note and error."""
+        """Runs newest first, at most ``limit`` (None: all; :meth:`count_runs` gives the true total). ``search`` matches kind, method, model, dataset name, settings, note and error."""
         where, params = [], []  # type: ignore[var-annotated]
         if project_id is not None:
             where.append("r.project_id = ?")
@@ -609,8 +614,10 @@ class Store:
                "LEFT JOIN datasets d ON d.id = r.dataset_id")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY r.id DESC LIMIT ?"
-        params.append(int(limit))
+        sql += " ORDER BY r.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
         runs = [self._decode_run(r) for r in self._query(sql, params)]
         if statuses is not None:
             wanted = set(statuses)
@@ -699,9 +706,16 @@ class Store:
         return json.dumps(self.export_project(project_id), ensure_ascii=False, indent=1, default=_json_default)
 
     def import_project(self, data: Mapping[str, Any] | str | bytes, name: str | None = None) -> int:
-        """Import an exported project as a new project (a numbered name when it exists); all or nothing."""
-        doc = _parse_export(data)
-        base = (name or doc["project"].get("name") or "imported").strip()
+        """Import an exported project as a new project (a numbered name when it exists); all or nothing.
+
+        Every field is type- and size-checked and dates are normalised to UTC first (:func:`_validated_export`), so a
+        hostile or hand-edited file fails with one clear :class:`StoreError` and writes nothing.
+        """
+        doc = _validated_export(_parse_export(data))
+        base = (name if name is not None else doc["project"]["name"] or "imported").strip() or "imported"
+        from llm_backend.core.text_clean import strip_invisible
+
+        base = strip_invisible(base)[:NAME_MAX - 10].strip() or "imported"
         existing = set(self.list_projects())
         new_name, i = base, 1
         while new_name in existing:
@@ -710,43 +724,44 @@ class Store:
         try:
             with self.transaction() as conn:
                 pid = conn.execute("INSERT INTO projects(name, created_at) VALUES (?, ?)",
-                                   (new_name, doc["project"].get("created_at") or _now())).lastrowid
+                                   (new_name, doc["project"]["created_at"] or _now())).lastrowid
                 ids: dict[str, dict[int, int]] = {"datasets": {}, "label_sets": {}, "templates": {}, "runs": {}}
-                for d in doc.get("datasets", []):
+                for d in doc["datasets"]:
                     ids["datasets"][d["id"]] = conn.execute(
                         "INSERT INTO datasets(project_id, name, fingerprint, source, n_rows, text_column, gold_column,"
                         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (pid, str(d["name"]), str(d["fingerprint"]), str(d.get("source") or ""), d.get("n_rows"),
-                         d.get("text_column"), d.get("gold_column"), d.get("created_at") or _now())).lastrowid
+                        (pid, d["name"], d["fingerprint"], d["source"], d["n_rows"], d["text_column"],
+                         d["gold_column"], d["created_at"] or _now())).lastrowid
                 for table, column in (("label_sets", "labels"), ("templates", "body")):
-                    for v in doc.get(table, []):
+                    for v in doc[table]:
                         ids[table][v["id"]] = conn.execute(
                             f"INSERT INTO {table}(project_id, name, version, {column}, created_at) VALUES (?,?,?,?,?)",
-                            (pid, str(v["name"]), int(v["version"]), to_json(v[column]),
-                             v.get("created_at") or _now())).lastrowid
-                for r in doc.get("runs", []):
-                    status = r.get("status") if r.get("status") in ("done", "failed") else "failed"
-                    error = r.get("error") or ("" if status == r.get("status") else "interrupted before export")
+                            (pid, v["name"], v["version"], to_json(v[column]), v["created_at"] or _now())).lastrowid
+                for r in doc["runs"]:
                     ids["runs"][r["id"]] = conn.execute(
                         "INSERT INTO runs(project_id, dataset_id, kind, method, model, settings, metrics, status,"
                         " started_at, finished_at, label_set_id, template_id, owner, error, note)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
-                        (pid, ids["datasets"].get(r.get("dataset_id")), str(r["kind"]), str(r.get("method") or ""),
-                         str(r.get("model") or ""), to_json(r.get("settings") or {}), to_json(r.get("metrics") or {}),
-                         status, r.get("started_at") or _now(), r.get("finished_at"),
-                         ids["label_sets"].get(r.get("label_set_id")), ids["templates"].get(r.get("template_id")),
-                         str(error), str(r.get("note") or ""))).lastrowid
-                for m in doc.get("trained_models", []):
+                        (pid, ids["datasets"].get(r["dataset_id"]), r["kind"], r["method"], r["model"],
+                         to_json(r["settings"]), to_json(r["metrics"]), r["status"], r["started_at"] or _now(),
+                         r["finished_at"], ids["label_sets"].get(r["label_set_id"]),
+                         ids["templates"].get(r["template_id"]), r["error"], r["note"])).lastrowid
+                for m in doc["trained_models"]:
                     conn.execute(
                         "INSERT INTO trained_models(project_id, run_id, name, path, base_model, info, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (pid, ids["runs"].get(m.get("run_id")), str(m["name"]),
-                         str(get_settings().models_dir / Path(str(m.get("path") or m["name"])).name),
-                         str(m.get("base_model") or ""), to_json(m.get("info") or {}), m.get("created_at") or _now()))
-        except (KeyError, TypeError, ValueError, sqlite3.IntegrityError) as exc:
+                        (pid, ids["runs"].get(m["run_id"]), m["name"], str(get_settings().models_dir / m["path"]),
+                         m["base_model"], to_json(m["info"]), m["created_at"] or _now()))
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError, sqlite3.Error) as exc:
             raise StoreError(f"The project file is incomplete or inconsistent ({type(exc).__name__}: "
-                             f"{str(exc)[:120]}). Nothing was imported.") from None
+                             f"{_reason(exc)[:120]}). Nothing was imported.") from None
         return int(pid)
+
+    def count_runs(self, project_id: int | None = None) -> int:
+        """The true number of runs (``list_runs`` returns at most its ``limit``)."""
+        if project_id is None:
+            return int(self._query("SELECT count(*) AS n FROM runs")[0]["n"])
+        return int(self._query("SELECT count(*) AS n FROM runs WHERE project_id = ?", (project_id,))[0]["n"])
 
 
 def _label_dict(label: Any) -> dict[str, Any]:
@@ -762,6 +777,184 @@ def _label_dict(label: Any) -> dict[str, Any]:
     return out
 
 
+# ----------------------------------------------------------------------------------------------- import checks
+#: Sizes an imported project may have. An honest export of a busy project is far below them (a 2,000-run project
+#: exports to about 6 MB); above them an import is refused before anything is written.
+IMPORT_MAX_ITEMS = 200_000
+IMPORT_MAX_TEXT = 2_000  # characters of an error or a note (what the store itself keeps)
+NAME_MAX = 200
+_INT64 = 2**63 - 1
+
+
+class _Check:
+    """Typed field access with messages that say which item and field is wrong (``runs[3].started_at``)."""
+
+    def __init__(self, where: str, item: Any) -> None:
+        if not isinstance(item, Mapping):
+            raise StoreError(f"{where} must be an object, not a {type(item).__name__}. Nothing was imported.")
+        self.where, self.item = where, item
+
+    def fail(self, key: str, what: str) -> StoreError:
+        return StoreError(f"The project file is incomplete or inconsistent: {self.where}.{key} {what}. "
+                          "Nothing was imported.")
+
+    def integer(self, key: str, *, required: bool = False, low: int = -_INT64, high: int = _INT64) -> int | None:
+        value = self.item.get(key)
+        if value is None:
+            if required:
+                raise self.fail(key, "is missing")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise self.fail(key, f"must be a whole number, not {type(value).__name__}")
+        if not low <= value <= high:
+            raise self.fail(key, f"is out of range ({value})")
+        return value
+
+    def text(self, key: str, *, required: bool = False, limit: int = NAME_MAX, default: str = "") -> str:
+        from llm_backend.core.text_clean import strip_invisible
+
+        value = self.item.get(key)
+        if value is None or value == "":
+            if required:
+                raise self.fail(key, "is missing")
+            return default
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise self.fail(key, f"must be text, not {type(value).__name__}")
+        value = str(value)
+        if len(value) > limit:
+            raise self.fail(key, f"is {len(value):,} characters long; the limit is {limit:,}")
+        return strip_invisible(value) if limit <= NAME_MAX else value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.item.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be an object, not {type(value).__name__}")
+        return dict(value)
+
+    def date(self, key: str) -> str | None:
+        return normalise_date(self.item.get(key), lambda what: self.fail(key, what))
+
+
+def normalise_date(value: Any, fail: Callable[[str], Exception] | None = None) -> str | None:
+    """An ISO time as the store writes it (UTC, ``+00:00``, seconds); naive times are taken as UTC.
+
+    Imported files mixed naive and aware times, and comparing them crashed the Experiments page (issue 13).
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        if fail is None:
+            return None
+        raise fail(f"must be an ISO date-time text, not {type(value).__name__}")
+    try:
+        stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        if fail is None:
+            return None
+        raise fail(f"is not an ISO date-time ({value[:40]!r})") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _validated_export(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A clean copy of an export: every field type-checked, sized, dates normalised; StoreError before any write."""
+    from llm_backend.core.safe_yaml import NestingError, check_depth
+
+    try:
+        check_depth(dict(doc), what="project file")
+    except NestingError as exc:
+        raise StoreError(f"{exc} Nothing was imported.") from None
+    total = sum(len(doc.get(k) or []) for k in ("datasets", "label_sets", "templates", "runs", "trained_models"))
+    if total > IMPORT_MAX_ITEMS:
+        raise StoreError(f"The project file holds {total:,} items; the limit is {IMPORT_MAX_ITEMS:,}. Nothing was "
+                         "imported.")
+    proj = _Check("project", doc["project"])
+    out: dict[str, Any] = {"project": {"name": proj.text("name", default="imported"),
+                                       "created_at": proj.date("created_at")}}
+    seen: dict[str, set[int]] = {}
+
+    def unique_id(section: str, c: _Check) -> int:
+        value = c.integer("id", required=True)
+        ids = seen.setdefault(section, set())
+        if value in ids:
+            raise c.fail("id", f"repeats id {value}")
+        ids.add(value)  # type: ignore[arg-type]
+        return value  # type: ignore[return-value]
+
+    out["datasets"] = []
+    for i, d in enumerate(doc.get("datasets") or []):
+        c = _Check(f"datasets[{i}]", d)
+        out["datasets"].append({
+            "id": unique_id("datasets", c), "name": c.text("name", required=True),
+            "fingerprint": c.text("fingerprint", required=True), "source": c.text("source", limit=2000),
+            "n_rows": c.integer("n_rows", low=0), "text_column": c.text("text_column") or None,
+            "gold_column": c.text("gold_column") or None, "created_at": c.date("created_at")})
+    out["label_sets"] = []
+    for i, v in enumerate(doc.get("label_sets") or []):
+        c = _Check(f"label_sets[{i}]", v)
+        labels = v.get("labels")
+        if not isinstance(labels, list) or not labels:
+            raise c.fail("labels", "must be a non-empty list of labels")
+        for j, lab in enumerate(labels):
+            if not isinstance(lab, (str, Mapping)):
+                raise c.fail(f"labels[{j}]", f"must be a name or an object, not {type(lab).__name__}")
+            name = lab if isinstance(lab, str) else lab.get("name")
+            if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
+                raise c.fail(f"labels[{j}]", f"needs a name of 1 to {NAME_MAX} characters")
+        out["label_sets"].append({"id": unique_id("label_sets", c), "name": c.text("name", required=True),
+                                  "version": c.integer("version", required=True, low=1, high=1_000_000),
+                                  "labels": labels, "created_at": c.date("created_at")})
+    out["templates"] = []
+    for i, v in enumerate(doc.get("templates") or []):
+        c = _Check(f"templates[{i}]", v)
+        body = v.get("body")
+        if not isinstance(body, Mapping):
+            raise c.fail("body", f"must be a template object (name, template, verbalizer), not "
+                                 f"{type(body).__name__}")
+        from llm_backend.core.errors import TemplateError
+        from llm_backend.prompts.templates import check_template_body
+
+        try:
+            check_template_body(body)
+        except TemplateError as exc:
+            raise c.fail("body", f"is not a usable template: {exc}") from None
+        out["templates"].append({"id": unique_id("templates", c), "name": c.text("name", required=True),
+                                 "version": c.integer("version", required=True, low=1, high=1_000_000),
+                                 "body": dict(body), "created_at": c.date("created_at")})
+    out["runs"] = []
+    for i, r in enumerate(doc.get("runs") or []):
+        c = _Check(f"runs[{i}]", r)
+        status = c.text("status", limit=20)
+        out["runs"].append({
+            "id": unique_id("runs", c), "kind": c.text("kind", required=True, limit=50),
+            "method": c.text("method"), "model": c.text("model", limit=500),
+            "settings": c.mapping("settings"), "metrics": c.mapping("metrics"),
+            "status": status if status in ("done", "failed") else "failed",
+            "error": c.text("error", limit=IMPORT_MAX_TEXT) or ("" if status in ("done", "failed")
+                                                                   else "interrupted before export"),
+            "note": c.text("note", limit=IMPORT_MAX_TEXT), "started_at": c.date("started_at"),
+            "finished_at": c.date("finished_at"), "dataset_id": c.integer("dataset_id"),
+            "label_set_id": c.integer("label_set_id"), "template_id": c.integer("template_id")})
+    out["trained_models"] = []
+    for i, m in enumerate(doc.get("trained_models") or []):
+        c = _Check(f"trained_models[{i}]", m)
+        out["trained_models"].append({
+            "name": c.text("name", required=True), "path": Path(c.text("path", limit=1000) or c.text("name")).name,
+            "run_id": c.integer("run_id"), "base_model": c.text("base_model", limit=500), "info": c.mapping("info"),
+            "created_at": c.date("created_at")})
+    try:
+        to_json(out)  # values inside settings/metrics/info must serialise (huge ints, odd keys)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise StoreError(f"The project file holds values that cannot be stored ({exc}). Nothing was imported.") from None
+    return out
+
+
 def _parse_export(data: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     if isinstance(data, (bytes, bytearray)):
         try:
@@ -771,8 +964,16 @@ def _parse_export(data: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     if isinstance(data, str):
         if not data.strip():
             raise StoreError("The project file is empty.")
+        limit = get_settings().max_upload_bytes
+        if len(data) > limit:
+            raise StoreError(f"The project file is {len(data) / 1024**2:.0f} MB, above the {limit / 1024**2:.0f} MB "
+                             "limit (ZSS_MAX_UPLOAD_MB).")
+        from llm_backend.core.safe_yaml import NestingError, load_json
+
         try:
-            data = json.loads(data)
+            data = load_json(data, what="project file")
+        except NestingError as exc:
+            raise StoreError(str(exc)) from None
         except json.JSONDecodeError as exc:
             raise StoreError(f"The project file is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
     if not isinstance(data, Mapping) or data.get("format") != EXPORT_FORMAT:

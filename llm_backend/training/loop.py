@@ -179,8 +179,9 @@ def load_sequence_base(location: str, n_classes: int, device: DeviceInfo, num_la
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity(logging.ERROR)  # "newly initialised classifier weights" is exactly what we want here
     try:
-        tok = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
+        tok = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(location, trust_remote_code=False,
+                                                                   use_safetensors=True, **kwargs)
     finally:
         hf_logging.set_verbosity(level)
     model.to(device.torch_device)

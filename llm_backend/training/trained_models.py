@@ -24,6 +24,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from llm_backend.core.model_folders import META_FILE, is_model_folder_name, recover_models_folder, recover_once  # noqa: F401
+from llm_backend.core.safe_loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS
+from llm_backend.core.safe_yaml import NestingError, load_json
 from llm_backend.core.config import get_settings
 from llm_backend.core.device import DeviceInfo, pick_device
 from llm_backend.core.errors import ModelError, TrainingError
@@ -33,7 +36,6 @@ from llm_backend.models.embedding_cache import embed_texts
 from llm_backend.models.loaded import GetModel, LoadedModel
 from llm_backend.models.registry import ModelRegistry, ModelSpec, spec_from_folder
 
-META_FILE = "zss_model.json"
 HEAD_FILE = "head.safetensors"
 UNKNOWN_LABEL_SCORE = -1e9
 
@@ -233,9 +235,14 @@ def _json_default(value: Any) -> Any:
 def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(folder) / META_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = load_json(path.read_text(encoding="utf-8"), what=META_FILE)
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        return meta
     except FileNotFoundError:
         raise ModelError(f"'{Path(folder).name}' is not a trained model folder (no {META_FILE}).") from None
+    except NestingError as exc:
+        raise ModelError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"The {META_FILE} of '{Path(folder).name}' cannot be read: {exc}") from None
 
@@ -277,7 +284,7 @@ def load_trained(spec: ModelSpec, get_model: GetModel, device: DeviceInfo | None
         else:
             from sentence_transformers import SentenceTransformer
 
-            st_model = SentenceTransformer(str(folder / "body"), device=device.kind, trust_remote_code=False)
+            st_model = SentenceTransformer(str(folder / "body"), device=device.kind, **SAFE_ST_KWARGS)
             body_spec = ModelSpec(f"{spec.name} body", "embedder", "trained", f"{folder / 'body'}#{meta.get('uid')}")
             body = LoadedModel(body_spec, st_model, st_model.tokenizer, device)
             is_base = False
@@ -285,8 +292,8 @@ def load_trained(spec: ModelSpec, get_model: GetModel, device: DeviceInfo | None
     elif fmt == SequenceModel.kind:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(folder / "model"))
-        net = AutoModelForSequenceClassification.from_pretrained(str(folder / "model"))
+        tok = AutoTokenizer.from_pretrained(str(folder / "model"), trust_remote_code=False)
+        net = AutoModelForSequenceClassification.from_pretrained(str(folder / "model"), **SAFE_HF_KWARGS)
         net.to(device.torch_device).eval()
         model = SequenceModel(net, tok, classes, device, int(meta.get("max_length", 128)))
     else:

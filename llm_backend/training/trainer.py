@@ -307,8 +307,17 @@ def train(
     """
     cfg = config.resolved()
     cb = callbacks or TrainCallbacks()
+    from dataclasses import replace as _replace
+
+    from llm_backend.core.workshop import RunTimer
+
+    timer = RunTimer("This training run")  # the workshop's time limit: training stops gracefully, keeping weights
+    cb = _replace(cb, should_stop=timer.should_stop(cb.should_stop))
     device = device or pick_device()
     data = prepare_training_set(texts, labels, min_per_class=2)
+    if not any(str(t).strip() for t in data.texts):
+        raise TrainingError("Every training text is empty, so there is nothing to learn from (an Excel column of "
+                            "formulas without saved values reads like this). Check the text column.")
     start = time.perf_counter()
     if cfg.method == "head":
         result = train_head(data, cfg, embedder, cb, label_set, unlabelled)
@@ -331,4 +340,6 @@ def train(
         result.base_location = ""
     if result.stopped:
         result.notes.append("The run was stopped early; the model holds the weights reached so far.")
+        if timer.expired():
+            result.notes.append(timer.message())
     return result

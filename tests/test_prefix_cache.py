@@ -1,0 +1,165 @@
+"""Shared-prefix KV cache, batching and bad-input handling of the causal-LM prompt path, on real SmolLM2 and rows.
+
+The fast path (shared prefix run once, left-padded batches, last-position logits only) must give the same label
+log-likelihoods as the plain reference (one full forward per prompt and label) and the same argmax.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from llm_backend.core.errors import TemplateError
+from llm_backend.prompts.generation import (
+    UNMAPPED,
+    asks_for_one_word,
+    generate_texts,
+    map_to_label,
+)
+from llm_backend.prompts.lm_scoring import (
+    PrefixStore,
+    continuation_logprobs,
+    continuation_logprobs_naive,
+)
+from llm_backend.models.loading import LoadedModel
+from llm_backend.prompts.runner import RunConfig, TemplateRun, verbalizer_notes
+from llm_backend.prompts.templates import PromptTemplate, shipped_templates
+from tests.conftest import stratified
+
+
+@pytest.fixture(scope="module")
+def news(ag_news) -> pd.DataFrame:
+    return stratified(ag_news, 3, seed=1)  # 12 real rows, 3 per topic
+
+
+def topic_template() -> PromptTemplate:
+    return next(t for t in shipped_templates() if t.name == "News topic")
+
+
+def test_few_shot_prefix_cache_matches_plain_path(causal_lm, news):
+    """k=1 with shared demonstrations: 4 rows in chunks of 2, the demonstrations' prefix is computed once, and the
+    label scores equal the plain batched path's (every prompt in full; itself checked against one forward per
+    (prompt, answer) in test_lm_scoring.py)."""
+    cfg = dict(few_shot=1, calibration="none", seed=3)
+    probe = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg), lm=causal_lm)
+    shared = max(map(tuple, probe.examples), key=lambda e: probe.examples.count(list(e)))
+    rows = [r for r, ex in zip(probe.rows, probe.examples) if tuple(ex) == shared][:4]  # not demonstrations
+    assert len(rows) == 4
+    run = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg), lm=causal_lm, rows=rows)
+    res = run.run_all(chunk=2)
+    assert run.prefix_store.computed == 1  # one prefix pass for both chunks
+    (key, _), = run.prefix_store._items.items()
+    assert len(key) > 200  # chat header + instruction + 4 demonstrations, not just a few tokens
+    plain = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg, share_prefix=False), lm=causal_lm,
+                        rows=rows).run_all(chunk=4)
+    assert plain.prompts == res.prompts
+    assert np.abs(res.scores - plain.scores).max() < 1e-3
+    assert (res.scores.argmax(1) == plain.scores.argmax(1)).all()
+
+
+def test_groups_hints_and_store_across_calls(causal_lm, news):
+    """Two groups with different prefixes in one call, then the store reused by a later call."""
+    head_a = "You sort news by topic. Example: 'Stocks fell sharply.' is Business.\n\nArticle: "
+    head_b = "Label the topic of the headline below (World, Sports, Business or Sci/Tech).\n\nHeadline: "
+    texts = news["text"].tolist()[:4]
+    prompts = [head_a + t + "\nTopic:" for t in texts] + [head_b + t + "\nTopic:" for t in texts]
+    cands = [" World", " Sports", " Business", " Science and technology"]
+    store = PrefixStore()
+    groups = ["a"] * 4 + ["b"] * 4
+    fast = continuation_logprobs(causal_lm, prompts, cands, groups=groups, prefix_hints={"a": head_a, "b": head_b},
+                                 prefix_store=store, token_budget=300)  # small batches: several per group
+    ref = continuation_logprobs_naive(causal_lm, prompts, cands)
+    assert np.abs(fast - ref).max() < 1e-3 and (fast.argmax(1) == ref.argmax(1)).all()
+    assert store.computed == 2
+    again = continuation_logprobs(causal_lm, prompts[:2], cands, prefix_store=store)
+    assert store.computed == 2  # found in the store, not run again
+    assert np.abs(again - ref[:2]).max() < 1e-3
+
+
+class _OomOnce:
+    """The real model, except that its first batched call raises the GPU's out-of-memory error."""
+
+    def __init__(self, model) -> None:
+        self.model, self.raised = model, 0
+
+    def __call__(self, **kwargs):
+        if kwargs["input_ids"].shape[0] > 1 and not self.raised:
+            self.raised += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.model(**kwargs)
+
+
+def test_oom_mid_run_halves_the_batch_and_goes_on(causal_lm, news):
+    flaky = LoadedModel(causal_lm.spec, _OomOnce(causal_lm.model), causal_lm.tokenizer, causal_lm.device)
+    prompts = [f"Article: {t}\nTopic:" for t in news["text"].tolist()[:4]]
+    notes: list[str] = []
+    out = continuation_logprobs(flaky, prompts, [" World", " Sports"], notes=notes)
+    assert flaky.model.raised == 1
+    assert any("ran out of memory" in n and "halved" in n for n in notes)
+    ref = continuation_logprobs(causal_lm, prompts, [" World", " Sports"])
+    assert np.abs(out - ref).max() < 1e-4
+
+
+def test_fixed_part_longer_than_context_is_refused(causal_lm, news):
+    huge = PromptTemplate("huge", "Background: " + "lorem ipsum " * 5000 + "\n{{ text }}\nTopic?",
+                          {"World": ["world"], "Sports": ["sports"], "Business": ["business"],
+                           "Sci/Tech": ["technology"]})
+    with pytest.raises(TemplateError, match="without its text is already"):
+        TemplateRun(huge, news, "text", "label", lm=causal_lm, rows=[0])
+
+
+def test_demonstrations_that_do_not_fit_drop_the_longest_and_say_which(causal_lm, banking77):
+    """77 labels x 1 example of the intent template would exceed SmolLM2's 8k context: the longest are dropped,
+    the same ones for every row (so the rows keep sharing their prefix), and the note names them."""
+    df = stratified(banking77, 2, seed=0)
+    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0, 1])
+    p0, p1 = run.prompt_for(0), run.prompt_for(1)
+    assert run.count_tokens(p0) <= run.budget and run.count_tokens(p1) <= run.budget
+    assert 0 < len(run.examples[0]) < 32 and run.dropped_examples == 2
+    size = {e: run.count_tokens(run.all_texts[e]) for e in set(run.dropped_described) | set(run.examples[0])}
+    dropped = list(run.dropped_described)
+    assert min(size[e] for e in dropped) >= max(size[e] for e in run.examples[0]) - 2  # the longest went first
+    note = next(n for n in run.result().notes if "dropped the longest" in n)
+    assert f"row {dropped[0]}" in note
+
+
+def test_verbalizer_split_warning_and_one_word_detection(causal_lm):
+    notes = verbalizer_notes(causal_lm.tokenizer, {"a": ["good"], "b": ["antidisestablishmentarianism"]})
+    assert len(notes) == 1 and "antidisestablishmentarianism" in notes[0] and "mean log-probability" in notes[0]
+    assert verbalizer_notes(causal_lm.tokenizer, {"a": ["good"], "b": ["bad"]}) == []
+    assert asks_for_one_word("Answer with one word.") and asks_for_one_word("Answer with the intent only.")
+    assert not asks_for_one_word("Explain your reasoning.")
+
+
+def test_generation_shares_the_prefix_and_stops_at_a_label_word(causal_lm, news):
+    head = "Which topic is this news about: World, Sports, Business or Technology? Answer with one word.\n\n"
+    prompts = [head + t for t in news["text"].tolist()[:3]]
+    plain = generate_texts(causal_lm, prompts, max_new_tokens=6, share_prefix=False, stop_at_newline=False)
+    store = PrefixStore()
+    shared = generate_texts(causal_lm, prompts, max_new_tokens=6, prefix_store=store, stop_at_newline=False)
+    assert store.computed == 1 and shared == plain
+    verb = {"World": ["world"], "Sports": ["sports"], "Business": ["business"], "Sci/Tech": ["technology"]}
+    stopped = generate_texts(causal_lm, prompts, max_new_tokens=24, stop_words=verb)
+    for s in stopped:
+        assert "\n" not in s
+        if map_to_label(s, verb) != UNMAPPED:  # generation ended right after the label word
+            assert re.search(r"(world|sports|business|technology)\W*$", s.lower()), s
+
+
+def test_calibration_defaults_and_pmi(causal_lm, news):
+    tpl = topic_template()
+    few = TemplateRun(tpl, news, "text", "label", lm=causal_lm, rows=[0, 3, 6]).run_all()
+    assert any("contextual calibration instead" in n for n in few.notes)  # 3 rows: too few to centre
+    run = TemplateRun(tpl, news, "text", "label", RunConfig(calibration="pmi"), lm=causal_lm,
+                      rows=list(range(12)))
+    res = run.run_all()
+    assert any("Domain-conditional PMI" in n for n in res.notes)
+    assert np.allclose(res.scores, run.scores - run._domain_offsets())
+    assert not np.allclose(run._domain_offsets(), run._content_free_offsets())
+    centred = TemplateRun(tpl, news, "text", "label", lm=causal_lm, rows=list(range(12)))
+    centred.scores, centred.done = run.scores.copy(), 12  # same raw scores, default calibration
+    assert np.allclose(centred.result().scores, run.scores - run.scores.mean(axis=0))
