@@ -143,7 +143,6 @@ def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: in
 def _pair_problem(model: Any, tok: Any, text: str, seconds: Sequence[str] | None, max_length: int,
                   head: Callable[[Any], Any]) -> _Problem:
     """Rows of (text[, second segment]) for an encoder classifier; the text is cut so every row keeps all of it."""
-    import torch
 
     longest_second = max((len(tok(s, add_special_tokens=False)["input_ids"]) for s in seconds), default=0) if seconds else 0
     room = max_length - longest_second - (3 if seconds else 2)
