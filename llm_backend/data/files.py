@@ -250,8 +250,13 @@ def read_table(
     delimiter: str | None = None,
     sheet: str | None = None,
     max_bytes: int | None = None,
+    keep_lists: bool = False,
 ) -> LoadedTable:
-    """Read an uploaded or local file into a DataFrame of strings and numbers, with notes on every guess."""
+    """Read an uploaded or local file into a DataFrame of strings and numbers, with notes on every guess.
+
+    List and record cells become text (see :func:`_flatten_nested_columns`) unless ``keep_lists``: token-level data
+    (a JSONL of ``tokens`` / ``tags`` lists for the NER page) needs the lists themselves.
+    """
     limit = max_bytes if max_bytes is not None else get_settings().max_upload_bytes
     if len(data) > limit:
         raise DataError(
@@ -313,7 +318,8 @@ def read_table(
         raise DataError(f"'{Path(filename).name}' has {len(table.df):,} rows, above this server's limit of "
                         f"{max_rows:,} (ZSS_MAX_ROWS). Sample or split the file first.")
     table.df = table.df.reset_index(drop=True)
-    table.notes += _flatten_nested_columns(table.df)
+    if not keep_lists:
+        table.notes += _flatten_nested_columns(table.df)
     return table
 
 

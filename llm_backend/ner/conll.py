@@ -253,7 +253,7 @@ def read_tagged_bytes(data: bytes, filename: str, plain_text_ok: bool = False) -
     name = Path(filename).name
     ext = Path(name).suffix.lower()
     if ext in (".csv", ".jsonl", ".json", ".parquet", ".xlsx"):
-        table = read_table(data, name)
+        table = read_table(data, name, keep_lists=True)
         out = from_table(table.df, name)
         out.notes = list(table.notes) + out.notes
         return out
