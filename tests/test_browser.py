@@ -36,7 +36,7 @@ def server(tmp_path_factory):
     env = dict(os.environ, ZSS_DATA_DIR=str(tmp_path_factory.mktemp("browser_data")), PYTHONUNBUFFERED="1")
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -98,6 +98,10 @@ def test_home_loads_sample_dataset(server, page):
     _wait_idle(page)
     assert page.get_by_text("Gold-label distribution").is_visible()
     assert page.locator('[data-testid="stException"]').count() == 0
+    # the navigation names the entry page "Home", not the script's old name "app" (issue 18 item 9)
+    nav = page.get_by_test_id("stSidebarNav")
+    assert nav.get_by_role("link", name="Home", exact=True).count() == 1
+    assert nav.get_by_role("link", name="app", exact=True).count() == 0
     _shot(page, "home.png", height=1800)
 
 
@@ -197,7 +201,7 @@ def test_77_classes_upload_confusion_map_and_distribution(server, page, banking_
 
     # The upload survives a visit elsewhere and back (issue 18 item 2).
     _open_page(page, "Experiments", "Experiments")
-    page.get_by_test_id("stSidebarNav").get_by_role("link").first.click()  # Home is the first entry
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Home", exact=True).click()
     page.get_by_role("heading", name="Zero-Shot Studio").first.wait_for()
     _wait_idle(page)
     page.get_by_text("banking77_600.csv").first.wait_for()

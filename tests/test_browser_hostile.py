@@ -47,7 +47,7 @@ def hostile_server(tmp_path_factory):
                ZSS_TEMPLATE_TIMEOUT_S=str(TEMPLATE_TIMEOUT_S), ZSS_MAX_UPLOAD_MB="5")
     log = open(tmp_path_factory.mktemp("hostile_log") / "streamlit.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true", "--server.maxUploadSize", "5"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -31,8 +31,8 @@ def news(ag_news: pd.DataFrame) -> pd.DataFrame:
 
 
 def _page() -> AppTest:
-    """The page inside the multipage app (entry app.py), so its links to other pages resolve."""
-    at = app_test("app.py")
+    """The page inside the multipage app (entry Home.py), so its links to other pages resolve."""
+    at = app_test("Home.py")
     at.switch_page(PAGE)
     return at
 

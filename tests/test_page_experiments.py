@@ -117,8 +117,8 @@ def test_compare_two_runs(populated):
 
 
 def _in_app() -> AppTest:
-    """The page opened inside the whole app (from app.py), so its links to the other pages resolve."""
-    at = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=APP_TIMEOUT)
+    """The page opened inside the whole app (from Home.py), so its links to the other pages resolve."""
+    at = AppTest.from_file(str(Path(PAGE).parent.parent / "Home.py"), default_timeout=APP_TIMEOUT)
     at.switch_page("pages/5_Experiments.py")
     return at
 

@@ -13,7 +13,7 @@ from ui import state
 
 
 def home() -> AppTest:
-    at = app_test("app.py")
+    at = app_test("Home.py")
     at.run()
     assert not at.exception
     return at
@@ -162,7 +162,7 @@ def test_active_upload_survives_a_visit_to_another_page():
     fingerprint = active(at).fingerprint
     at.switch_page("pages/5_Experiments.py").run()
     assert not at.exception
-    at.switch_page("app.py").run()
+    at.switch_page("Home.py").run()
     assert not at.exception
     assert active(at).name == "mine.csv" and active(at).fingerprint == fingerprint
     assert any("Still using the dataset loaded before" in i.value for i in at.info)

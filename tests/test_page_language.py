@@ -17,7 +17,7 @@ SAMPLE = "Customer requests zh"
 
 
 def test_home_page_says_which_language_and_embedder():
-    at = app_test("app.py")
+    at = app_test("Home.py")
     at.run()
     at.selectbox(key="home_sample").set_value(SAMPLE).run()
     assert not at.exception, at.exception

@@ -18,7 +18,7 @@ from tests.conftest import APP_TIMEOUT
 from ui import state
 
 ROOT = Path(__file__).resolve().parent.parent
-HOME = str(ROOT / "app.py")
+HOME = str(ROOT / "Home.py")
 EXPERIMENTS = str(ROOT / "pages" / "5_Experiments.py")
 
 

@@ -53,7 +53,7 @@ def test_home_page_caps_rows_in_workshop_mode(monkeypatch):
 
     monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
     monkeypatch.setenv("ZSS_WORKSHOP_MAX_ROWS", "100")
-    at = app_test("app.py")
+    at = app_test("Home.py")
     at.run()
     assert not at.exception
     assert len(at.session_state[state.DATASET].df) == 100

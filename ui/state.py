@@ -34,7 +34,7 @@ def require_dataset() -> ActiveDataset:
     ds = get_dataset()
     if ds is None:
         st.info("No dataset is loaded yet. Load a file or a bundled sample on the Home page first.")
-        st.page_link("app.py", label="Go to Home", icon="🏠")
+        st.page_link("Home.py", label="Go to Home", icon="🏠")
         st.stop()
     return ds
 

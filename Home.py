@@ -48,9 +48,9 @@ PAGES = [
     ("pages/7_Named_entities.py", "🔖", "Named entities", "fine-tune, evaluate and run a token tagger (CoNLL)"),
 ]
 available = [p for p in PAGES if (Path(__file__).parent / p[0]).is_file()]
-if available:
-    cols = st.columns(len(available))
-    for col, (path, icon, title, blurb) in zip(cols, available):
+PER_ROW = 4  # seven pages in one row cut their names ("Zero-shot labe…")
+for start in range(0, len(available), PER_ROW):
+    for col, (path, icon, title, blurb) in zip(st.columns(PER_ROW), available[start:start + PER_ROW]):
         with col:
             st.page_link(path, label=title, icon=icon)
             st.caption(blurb)
