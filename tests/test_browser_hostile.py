@@ -7,18 +7,20 @@ server must still answer afterwards. Screenshots land in test-artifacts/hostile_
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser_support import (
+    BROWSER_MARKS,
+    browser_page,
+    streamlit_server,
+)
 from tests.conftest import ROOT
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port, _open_page, _shot, _wait_idle
+from tests.test_browser import _open_page, _shot, _wait_idle
 
 BAD = ROOT / "tests" / "bad_inputs"
 DATA_EXT = {".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl", ".parquet"}
@@ -37,54 +39,20 @@ HOSTILE_TEMPLATES = {
     "escape": ("{{ ''.__class__.__mro__[1].__subclasses__() }}{{ text }}", "not allowed"),
 }
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
-    port = _free_port()
-    env = dict(os.environ, ZSS_DATA_DIR=str(tmp_path_factory.mktemp("hostile_data")), PYTHONUNBUFFERED="1",
-               ZSS_TEMPLATE_TIMEOUT_S=str(TEMPLATE_TIMEOUT_S), ZSS_MAX_UPLOAD_MB="5")
-    log = open(tmp_path_factory.mktemp("hostile_log") / "streamlit.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--server.headless", "true", "--server.maxUploadSize", "5"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.seek(0)
-        pytest.fail(f"streamlit did not start: {log.read()[-2000:]}")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.seek(0)
-    server_log = log.read()
-    assert "Traceback" not in server_log, server_log[-3000:]
+    env = {"ZSS_TEMPLATE_TIMEOUT_S": str(TEMPLATE_TIMEOUT_S), "ZSS_MAX_UPLOAD_MB": "5"}
+    with streamlit_server(tmp_path_factory.mktemp("hostile"), env, ("--server.maxUploadSize", "5")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def hostile_page(hostile_server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        pg = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        pg.set_default_timeout(120_000)
+    with browser_page(120_000) as pg:
         yield pg
-        browser.close()
 
 
 def _alerts(pg) -> str:
