@@ -55,7 +55,19 @@ project = current_project()
 with user_errors("Opening the project"):
     project_id = store.ensure_project(project)
 if get_settings().workshop_mode:
-    st.info(f"Workshop mode: your runs are saved in your own project **{plain(project)}**; other participants do not see them.")
+    st.info(f"Workshop mode: your runs are saved in your own project **{plain(project)}**; other participants do not "
+            "see them unless you share a copy.")
+    c1, c2 = st.columns([2, 1])
+    shared = store.shared_projects()
+    opened = c1.selectbox("Open a shared project (a copy; your own project stays as it is)", ["(my project)", *shared],
+                          key="exp_shared_open")
+    if opened != "(my project)" and opened != project and st.button("Open it", key="exp_shared_go"):
+        set_project(opened)
+        st.rerun()
+    share_as = c2.text_input("Share a copy as", key="exp_share_label", max_chars=80, placeholder="e.g. team 3")
+    if c2.button("Share a copy with everyone", key="exp_share", disabled=not share_as.strip()):
+        with user_errors("Sharing the project"):
+            st.success(f"Shared as {plain(store.share_project(project_id, share_as))}: everyone can open it here.")
 else:
     names = sorted(set(store.list_projects()) | {project})
     if st.session_state.get("exp_project_select") != project:

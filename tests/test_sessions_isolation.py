@@ -155,3 +155,30 @@ def test_fine_tuning_never_changes_the_shared_embedder(embedder, ag_news):
     for name, param in embedder.model.named_parameters():
         assert np.array_equal(param.detach().numpy(), before_weights[name].numpy()), name
     np.testing.assert_allclose(encode_uncached(embedder, probe), before_vec, atol=1e-6)
+
+
+def test_workshop_user_shares_a_copy_that_others_can_open(monkeypatch):
+    """Issue 18 item 6: a private workshop project can be shared; another participant opens the copy."""
+    monkeypatch.setenv("ZSS_WORKSHOP_MODE", "1")
+    store = get_store()
+    pid = store.ensure_project("session-aaaa1111")
+    run_id = store.record_run(pid, "zero-shot", "method-shared-by-a", "m", {}, {"accuracy": 0.7})
+    page_a = AppTest.from_file(EXPERIMENTS, default_timeout=APP_TIMEOUT)
+    page_a.session_state["zss_project"] = "session-aaaa1111"
+    _run(page_a)
+    page_a.text_input(key="exp_share_label").set_value("team 3")
+    _run(page_a)
+    page_a.button(key="exp_share").click()
+    _run(page_a)
+    assert any("shared · team 3" in s.value for s in page_a.success)
+    page_b = AppTest.from_file(EXPERIMENTS, default_timeout=APP_TIMEOUT)
+    page_b.session_state["zss_project"] = "session-bbbb2222"
+    _run(page_b)
+    assert "method-shared-by-a" not in _visible_text(page_b)  # private until opened
+    page_b.selectbox(key="exp_shared_open").set_value("shared · team 3")
+    _run(page_b)
+    page_b.button(key="exp_shared_go").click()
+    _run(page_b)
+    assert page_b.session_state["zss_project"] == "shared · team 3"
+    assert "method-shared-by-a" in _visible_text(page_b)
+    assert store.get_run(run_id).method == "method-shared-by-a"  # the original stays in A's project

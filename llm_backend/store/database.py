@@ -45,6 +45,9 @@ class StoreError(UserError):
 
 
 # --------------------------------------------------------------------------------------------------- migrations
+#: Name prefix of projects published for every participant (workshop mode keeps the others private).
+SHARED_PREFIX = "shared · "
+
 def _script(conn: sqlite3.Connection, sql: str) -> None:
     """Run several statements inside the caller's transaction (``executescript`` would COMMIT it first)."""
     for statement in sql.split(";"):
@@ -756,6 +759,21 @@ class Store:
             raise StoreError(f"The project file is incomplete or inconsistent ({type(exc).__name__}: "
                              f"{_reason(exc)[:120]}). Nothing was imported.") from None
         return int(pid)
+
+    def share_project(self, project_id: int, label: str) -> str:
+        """Publish a copy of a project under ``shared · label`` and return its name.
+
+        In workshop mode every participant works in a private project; sharing copies it (through the same
+        validated export/import path as a file) so the trainer and the others can open it, while the private one
+        stays private. A new share of the same label gets a numbered name instead of overwriting an earlier one.
+        """
+        label = (label or "").strip() or "project"
+        pid = self.import_project(self.export_project(project_id), name=f"{SHARED_PREFIX}{label}")
+        return next(r["name"] for r in self._query("SELECT name FROM projects WHERE id = ?", (pid,)))
+
+    def shared_projects(self) -> list[str]:
+        """Projects published with :meth:`share_project`, which workshop participants may open."""
+        return [p for p in self.list_projects() if p.startswith(SHARED_PREFIX)]
 
     def count_runs(self, project_id: int | None = None) -> int:
         """The true number of runs (``list_runs`` returns at most its ``limit``)."""
