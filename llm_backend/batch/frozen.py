@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,8 +35,9 @@ import pandas as pd
 
 from llm_backend.core.config import get_settings
 from llm_backend.core.errors import ModelError, UserError
-from llm_backend.data.labels import Label, make_labels
+from llm_backend.core.model_folders import publish_folder
 from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label, make_labels
 from llm_backend.models.registry import ROLES, ModelSpec, resolve_location
 
 FORMAT = "zero-shot-studio/frozen-classifier"
@@ -222,13 +222,7 @@ def save_classifier(clf: FrozenClassifier, out: str | os.PathLike[str], overwrit
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False, allow_nan=False),
                                        encoding="utf-8")
-        if target.exists():
-            old = parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        publish_folder(tmp, target)  # an overwrite moves the old one aside first: a failure keeps one complete copy
     except OSError as exc:
         raise ClassifierError(f"Saving the classifier failed ({exc.strerror or exc}); nothing was left behind.") from None
     finally:

@@ -95,3 +95,21 @@ def recover_once(models_dir: Path | None = None) -> None:
         pass
 
 
+def publish_folder(tmp: Path, target: Path) -> None:
+    """Move a completely written ``.tmp-…`` folder into place; an existing ``target`` is replaced, never half-lost.
+
+    The old folder is first renamed to ``.old-…`` (hidden from listings), so a kill between the two renames leaves
+    one complete copy that :func:`recover_models_folder` puts back. Trained models and frozen classifiers both save
+    through here. Raises ``OSError``; the caller turns it into its own error and removes ``tmp``.
+    """
+    import shutil
+    import uuid
+
+    if target.exists():
+        old = target.parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
+        target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(target)
+

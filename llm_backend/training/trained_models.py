@@ -24,13 +24,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llm_backend.core.model_folders import META_FILE, is_model_folder_name, recover_models_folder, recover_once  # noqa: F401
-from llm_backend.core.safe_loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS
-from llm_backend.core.safe_yaml import NestingError, load_json
 from llm_backend.core.config import get_settings
 from llm_backend.core.device import DeviceInfo, pick_device
 from llm_backend.core.errors import ModelError, TrainingError
+from llm_backend.core.model_folders import (  # noqa: F401
+    META_FILE,
+    is_model_folder_name,
+    publish_folder,
+    recover_models_folder,
+    recover_once,
+)
 from llm_backend.core.progress import Progress, report
+from llm_backend.core.safe_loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS
+from llm_backend.core.safe_yaml import NestingError, load_json
 from llm_backend.data.labels import Label
 from llm_backend.models.embedding_cache import embed_texts
 from llm_backend.models.loaded import GetModel, LoadedModel
@@ -204,13 +210,7 @@ def save_model(model: TrainedModel, name: str, meta: dict[str, Any], models_dir:
     try:
         info.update(model.save(tmp))
         (tmp / META_FILE).write_text(json.dumps(info, indent=2, default=_json_default), encoding="utf-8")
-        if target.exists():  # overwrite: move the old one aside first so a failure keeps one complete model
-            old = root / f".old-{name}-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        publish_folder(tmp, target)  # an overwrite moves the old one aside first: a failure keeps one complete copy
     except OSError as exc:
         raise TrainingError(f"Saving the model failed ({exc.strerror or exc}); nothing was left behind.") from None
     finally:
