@@ -8,7 +8,10 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from llm_backend.core.config import get_settings
 
@@ -112,4 +115,28 @@ def publish_folder(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(target)
+
+
+@contextmanager
+def write_once(target: Path, is_complete: Callable[[Path], bool], prefix: str = ".tmp-") -> Iterator[Path]:
+    """Yield a fresh hidden folder beside ``target``; when the block ends without error it becomes ``target``.
+
+    For derived files written once into the cache (dequantised LMs, ONNX exports, rebuilt or unpacked models): a
+    killed process leaves only a hidden ``.tmp-`` folder, never a half-written ``target``; an incomplete ``target``
+    left by an older version is replaced; and when two processes build the same folder at once, the one that loses
+    the rename accepts the winner's copy if ``is_complete`` says it is whole.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try:
+        yield tmp
+        if target.exists() and not is_complete(target):
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not is_complete(target):  # no other process won the race: a real error
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 

