@@ -61,3 +61,21 @@ def test_backend_is_grouped_in_packages():
     for expected in ("core", "models", "data", "scorers", "prompts", "maps", "training", "evaluation", "store",
                      "commands"):
         assert expected in packages
+
+
+# Test folders that are not backend packages: the UI side and the whole-app checks.
+UI_TEST_FOLDERS = {"pages", "browser", "commands", "bad_inputs"}
+
+
+def test_tests_mirror_the_packages():
+    """A reader looking for the tests of ``llm_backend/<pkg>/`` finds them in ``tests/<pkg>/``; a new test folder must
+    name a backend package or one of the UI-side folders, so the layouts cannot drift apart silently."""
+    packages = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    tests = ROOT / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    assert folders - packages - UI_TEST_FOLDERS == set(), "test folders that match no backend package"
+    flat = sorted(p.name for p in tests.glob("test_*.py"))
+    # Only the cross-cutting checks stay at the top: the backend's shape and the bad-input corpus over every page.
+    assert flat == ["test_architecture.py", "test_bad_input_corpus.py"], flat
+    for pkg in ("core", "models", "data", "scorers", "prompts", "maps", "training", "batch", "explain", "ner"):
+        assert list((tests / pkg).glob("test_*.py")), f"tests/{pkg}/ has no tests"

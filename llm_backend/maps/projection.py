@@ -7,7 +7,7 @@ extra vectors after fitting on the texts:
 * **t-SNE** has none (it optimises the positions of the points it was given), and **UMAP**'s is unreliable for the
   points placed here: it runs extra optimisation epochs for the new points, and label sentences ("This text is about
   World.") lie outside the texts' distribution, so they drifted — with input vectors changed by 1e-6 (ONNX vs torch
-  encoder), 2 of 4 AG News label stars left their class's region (tests/test_projection.py). For both, new points are
+  encoder), 2 of 4 AG News label stars left their class's region (tests/maps/test_projection.py). For both, new points are
   placed at the
   similarity-weighted mean of the 2-D positions of their ``TSNE_NEIGHBOURS`` nearest texts (cosine in the
   embedding space). This keeps the text layout independent of the label set (changing labels never refits), and a

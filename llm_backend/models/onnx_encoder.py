@@ -199,7 +199,7 @@ def onnx_wanted(device_kind: str) -> Precision | None:
     float32 is the default, not int8: dynamic int8 quantisation scales activations per *batch*, so a row's vector
     (and, near a decision boundary, its label) depends on the other rows it was encoded with. That breaks the promise
     that a frozen classifier gives the same answer for a row whatever the split of the data (bench/batch_scale.py,
-    tests/test_batch_frozen.py); int8 stays one setting away for interactive use. Never on a GPU: there the torch
+    tests/batch/test_batch_frozen.py); int8 stays one setting away for interactive use. Never on a GPU: there the torch
     path in fp16/bf16 is the fast one.
     """
     choice = os.environ.get("ZSS_ENCODER_BACKEND", "onnx").strip().lower()

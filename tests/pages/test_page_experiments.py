@@ -14,7 +14,7 @@ from llm_backend.store.database import get_store
 from tests.conftest import APP_TIMEOUT
 from ui import state
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Experiments.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "5_Experiments.py")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from llm_backend.store.database import get_store
 from tests.conftest import APP_TIMEOUT
 from ui import state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "Home.py")
 EXPERIMENTS = str(ROOT / "pages" / "5_Experiments.py")
 

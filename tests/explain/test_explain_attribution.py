@@ -89,7 +89,7 @@ def test_nli_gradients_plumbing_on_a_tiny_nli_model(tmp_path, registry):
     from llm_backend.models.loading import load_model
     from llm_backend.models.registry import spec_from_folder
     from llm_backend.scorers.nli import NLIScorer
-    from tests.test_scorers_nli import _tiny_model
+    from tests.scorers.test_scorers_nli import _tiny_model
 
     folder = _tiny_model(tmp_path / "nli", registry, {0: "entailment", 1: "neutral", 2: "contradiction"})
     scorer = NLIScorer(load_model(spec_from_folder(folder)), max_length=48)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import (
+from tests.browser.browser_support import (
     ARTIFACTS,
     BROWSER_MARKS,
     browser_page,

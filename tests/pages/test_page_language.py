@@ -12,7 +12,7 @@ from tests.conftest import APP_TIMEOUT, app_test
 from ui import state
 from ui.state import ActiveDataset
 
-ZERO_SHOT = str(Path(__file__).resolve().parent.parent / "pages" / "1_Zero-shot_labels.py")
+ZERO_SHOT = str(Path(__file__).resolve().parents[2] / "pages" / "1_Zero-shot_labels.py")
 SAMPLE = "Customer requests zh"
 
 

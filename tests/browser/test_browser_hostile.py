@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import (
+from tests.browser.browser_support import (
     BROWSER_MARKS,
     browser_page,
     streamlit_server,
 )
 from tests.conftest import ROOT
-from tests.test_browser import _open_page, _shot, _wait_idle
+from tests.browser.test_browser import _open_page, _shot, _wait_idle
 
 BAD = ROOT / "tests" / "bad_inputs"
 DATA_EXT = {".csv", ".tsv", ".txt", ".xlsx", ".xls", ".json", ".jsonl", ".parquet"}

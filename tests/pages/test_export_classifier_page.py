@@ -13,7 +13,7 @@ from tests.conftest import APP_TIMEOUT
 from ui import state
 from ui.state import ActiveDataset
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "1_Zero-shot_labels.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "1_Zero-shot_labels.py")
 
 
 def test_zero_shot_page_exports_a_classifier_that_reproduces_the_run(embedder):
