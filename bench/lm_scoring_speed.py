@@ -1,14 +1,25 @@
 """Causal-LM prompt scoring speed, measured side by side in one run (compare ratios, not seconds: shared CPU).
 
-Part 1, one-pass verbalizer scoring vs one forward per (text, label): real AG News texts with the LM verbalizer's
-chat prompt and 5 label phrases (single- and multi-token). Each path runs in its own child process so its peak
-resident memory (``ru_maxrss``, model included) is its own; the script checks both give the same argmax.
+Part 1, one-pass verbalizer scoring vs one forward per (text, label), on two label sets (both are printed; the
+ratio grows with the number of labels, so neither alone tells the story):
+
+- ``agnews``: AG News test texts, the LM verbalizer's chat prompt, 5 label phrases (the 4 AG News topics and
+  "Health and medicine"; after the chat header every one is several tokens);
+- ``banking10``: Banking77 texts of its 10 most frequent intents (ties by name), the 10 intent names as phrases.
+
+Each path runs in its own child process: the naive path on the first half of the texts, then the one pass on all of
+them, then the naive path on the second half (a change of load mid-run biases neither side); wall time and process
+CPU time are both reported. Memory: the peak resident set size (``VmHWM``, model included) during the
+scoring call only (the high-water mark is reset after loading the model and a warm-up call, via
+``/proc/self/clear_refs``), plus the peak above the resident size before the call. The script checks both paths
+give the same argmax.
 
 Part 2, few-shot cost: the shipped topic template on AG News rows, k=0 vs k=4 examples per label (16 shared
 demonstrations, seeded random), with the shared-prefix KV cache (the demonstrations run once per run), and k=4
 without it on a few rows for reference. Time per text is what a user waits for.
 
-Usage: ``nice .venv/bin/python bench/lm_scoring_speed.py [--n 48] [--n-fewshot 48] [--n-plain 8]``.
+Usage: ``flock /tmp/zss-speed.lock nice .venv/bin/python bench/lm_scoring_speed.py [--n 24] [--label-sets
+agnews,banking10] [--n-fewshot 24] [--n-plain 4]``.
 """
 from __future__ import annotations
 
@@ -32,10 +43,18 @@ import numpy as np
 LABELS = ["World", "Sports", "Business", "Sci/Tech", "Health and medicine"]
 
 
-def _texts(n: int) -> list[str]:
-    from shared_data import ag_news
+def _label_set(name: str, n: int) -> tuple[list[str], list[str]]:
+    """(texts, label names) of one label set (seeded samples of real rows)."""
+    if name == "agnews":
+        from shared_data import ag_news
 
-    return ag_news()["text"].sample(n, random_state=0).tolist()
+        return ag_news()["text"].sample(n, random_state=0).tolist(), LABELS
+    from shared_data import banking77
+
+    df = banking77()
+    counts = df["label"].value_counts()
+    top = sorted(counts.index, key=lambda lab: (-counts[lab], lab))[:10]
+    return df[df["label"].isin(top)]["text"].sample(n, random_state=0).tolist(), top
 
 
 def _lm(name: str | None):
@@ -46,7 +65,23 @@ def _lm(name: str | None):
     return get_model(reg.get(name) if name else reg.default("causal_lm"))
 
 
-def child(path: str, n: int, out: str, model: str | None) -> None:
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    """Reset the process's resident high-water mark (Linux: writing 5 to clear_refs); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def child(path: str, n: int, out: str, model: str | None, label_set: str, part: str = "all") -> None:
     """One scoring path in a fresh process: prints seconds and peak RSS as JSON, saves the scores."""
     from llm_backend.data.labels import make_labels
     from llm_backend.prompts.lm_scoring import (
@@ -56,31 +91,83 @@ def child(path: str, n: int, out: str, model: str | None) -> None:
     from llm_backend.scorers.lm import LMVerbalizerScorer
 
     loaded = _lm(model)
-    labels = make_labels(LABELS)
-    prompts = LMVerbalizerScorer(loaded).prompts(_texts(n), labels)
+    texts, names = _label_set(label_set, n)
+    if part != "all":  # one half of the texts (the naive path runs before and after the one pass)
+        texts = texts[: n // 2] if part == "0" else texts[n // 2:]
+    labels = make_labels(names)
+    prompts = LMVerbalizerScorer(loaded).prompts(texts, labels)
     cands = [lab.phrase for lab in labels]
     fn = continuation_logprobs if path == "fast" else continuation_logprobs_naive
     fn(loaded, prompts[:1], cands)  # warm-up
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
+    import gc
+
+    gc.collect()
+    reset = _reset_peak()
+    base_rss = _status_mb("VmRSS")
+    t0, c0 = time.perf_counter(), time.process_time()
     scores = fn(loaded, prompts, cands)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     np.save(out, scores)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tokens = [len(loaded.tokenizer(p)["input_ids"]) for p in prompts]
-    print(json.dumps({"seconds": secs, "peak_rss_mb": peak, "rss_before_mb": base_rss,
-                      "mean_prompt_tokens": float(np.mean(tokens))}))
+    answer_tokens = [len(loaded.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in cands]
+    print(json.dumps({"seconds": secs, "cpu_seconds": cpu, "peak_rss_mb": peak, "rss_before_mb": base_rss, "peak_reset": reset,
+                      "mean_prompt_tokens": float(np.mean(tokens)), "answer_tokens": answer_tokens,
+                      "labels": len(cands)}))
 
 
-def _run_child(path: str, n: int, tmp: Path, model: str | None) -> dict:
-    out = tmp / f"{path}.npy"
-    cmd = [sys.executable, __file__, "--child", path, "--n", str(n), "--out", str(out)]
+def _run_child(path: str, n: int, tmp: Path, model: str | None, label_set: str, part: str = "all") -> dict:
+    out = tmp / f"{path}-{label_set}-{part}.npy"
+    cmd = [sys.executable, __file__, "--child", path, "--n", str(n), "--out", str(out), "--label-sets", label_set,
+           "--part", part]
     if model:
         cmd += ["--model", model]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     info["scores"] = np.load(out)
     return info
+
+
+def onepass(label_set: str, n: int, model: str | None) -> list[tuple[str, str]]:
+    import tempfile
+
+    # naive on the first half of the texts, one pass on all, naive on the second half: a change of load mid-run
+    # biases neither side, and the naive path (the slow one) still runs once per text.
+    with tempfile.TemporaryDirectory() as tmp:
+        naive1 = _run_child("naive", n, Path(tmp), model, label_set, part="0")
+        fast = _run_child("fast", n, Path(tmp), model, label_set)
+        naive2 = _run_child("naive", n, Path(tmp), model, label_set, part="1")
+    naive = dict(naive1)
+    for key in ("seconds", "cpu_seconds"):
+        naive[key] = naive1[key] + naive2[key]
+    naive["peak_rss_mb"] = max(naive1["peak_rss_mb"], naive2["peak_rss_mb"])
+    naive["rss_before_mb"] = min(naive1["rss_before_mb"], naive2["rss_before_mb"])
+    naive["scores"] = np.concatenate([naive1["scores"], naive2["scores"]])
+    diff = float(np.abs(fast["scores"] - naive["scores"]).max())
+    agree = float((fast["scores"].argmax(1) == naive["scores"].argmax(1)).mean())
+    def extra(d: dict) -> float:
+        return d["peak_rss_mb"] - d["rss_before_mb"]
+
+    tag = f"[{label_set}]"
+    return [
+        (f"{tag} texts x label phrases", (f"{n} x {fast['labels']} (prompt {fast['mean_prompt_tokens']:.0f} "
+                                          f"tokens; answer tokens {fast['answer_tokens']})")),
+        (f"{tag} naive: one forward per (text, label)",
+         (f"{naive['seconds']:.1f} s, peak RSS {naive['peak_rss_mb']:.0f} MB (+{extra(naive):.0f} MB over the "
+          "loaded model)")),
+        (f"{tag} one pass: shared prefix + answer tree in the row's pass + kept logits only",
+         (f"{fast['seconds']:.1f} s, peak RSS {fast['peak_rss_mb']:.0f} MB (+{extra(fast):.0f} MB over the "
+          "loaded model)")),
+        (f"{tag} speed-up (naive / one pass), wall time",
+         (f"**{naive['seconds'] / fast['seconds']:.1f}x** (naive halves before/after: {naive1['seconds']:.0f} s + "
+          f"{naive2['seconds']:.0f} s)")),
+        (f"{tag} speed-up (naive / one pass), process CPU time",
+         f"{naive['cpu_seconds'] / fast['cpu_seconds']:.1f}x (less sensitive to other jobs' load)"),
+        (f"{tag} peak RSS one pass / naive", (f"{fast['peak_rss_mb'] / naive['peak_rss_mb']:.2f}x "
+                                              f"(above the model: {extra(fast):.0f} vs {extra(naive):.0f} MB)")),
+        (f"{tag} max abs difference of label log-likelihoods", f"{diff:.1e}"),
+        (f"{tag} same argmax", f"{agree:.0%}"),
+    ]
 
 
 def fewshot(n: int, n_plain: int, model: str | None) -> list[tuple[str, str]]:
@@ -121,49 +208,44 @@ def fewshot(n: int, n_plain: int, model: str | None) -> list[tuple[str, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=48)
-    ap.add_argument("--n-fewshot", type=int, default=48)
-    ap.add_argument("--n-plain", type=int, default=8)
+    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--label-sets", default="agnews,banking10")
+    ap.add_argument("--n-fewshot", type=int, default=24)
+    ap.add_argument("--n-plain", type=int, default=4)
     ap.add_argument("--model", default=None, help="registered causal LM name (default: the registry's default)")
     ap.add_argument("--child", choices=("fast", "naive"), default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--part", default="all", choices=("all", "0", "1"))
+    ap.add_argument("--n-many", type=int, default=None, help="texts for label sets of 10+ labels (default: --n)")
     ap.add_argument("--skip-onepass", action="store_true")
+    ap.add_argument("--skip-fewshot", action="store_true")
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.n, args.out, args.model)
+        child(args.child, args.n, args.out, args.model, args.label_sets, args.part)
         return
-    import tempfile
-
     import torch
 
     rows: list[tuple[str, str]] = [("model", args.model or "default causal LM"),
-                                   ("torch threads", str(torch.get_num_threads()))]
+                                   ("torch threads", str(torch.get_num_threads())),
+                                   ("load average at start", " ".join(f"{x:.1f}" for x in os.getloadavg()))]
     if not args.skip_onepass:
-        with tempfile.TemporaryDirectory() as tmp:
-            fast = _run_child("fast", args.n, Path(tmp), args.model)
-            naive = _run_child("naive", args.n, Path(tmp), args.model)
-        diff = float(np.abs(fast["scores"] - naive["scores"]).max())
-        agree = float((fast["scores"].argmax(1) == naive["scores"].argmax(1)).mean())
-        rows += [
-            ("texts x label phrases", f"{args.n} x {len(LABELS)} (prompt {fast['mean_prompt_tokens']:.0f} tokens)"),
-            ("naive: one forward per (text, label)", f"{naive['seconds']:.1f} s, peak RSS {naive['peak_rss_mb']:.0f} MB"),
-            ("one pass: shared prefix + batches + last logits + KV cache for label tokens",
-             f"{fast['seconds']:.1f} s, peak RSS {fast['peak_rss_mb']:.0f} MB"),
-            ("speed-up (naive / one pass)", f"{naive['seconds'] / fast['seconds']:.1f}x"),
-            ("peak RSS one pass / naive", f"{fast['peak_rss_mb'] / naive['peak_rss_mb']:.2f}x"),
-            ("max abs difference of label log-likelihoods", f"{diff:.1e}"),
-            ("same argmax", f"{agree:.0%}"),
-        ]
-        print(rows, flush=True)
-    rows += fewshot(args.n_fewshot, args.n_plain, args.model)
+        for label_set in args.label_sets.split(","):
+            n = args.n if label_set == "agnews" or args.n_many is None else args.n_many
+            rows += onepass(label_set, n, args.model)
+            print(rows, flush=True)
+    if not args.skip_fewshot:
+        rows += fewshot(args.n_fewshot, args.n_plain, args.model)
+    rows.append(("load average at end", " ".join(f"{x:.1f}" for x in os.getloadavg())))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     md = ("# Causal-LM prompt scoring speed\n\n"
-          f"`nice .venv/bin/python bench/lm_scoring_speed.py --n {args.n} --n-fewshot {args.n_fewshot} "
-          f"--n-plain {args.n_plain}`; AG News test texts; all settings measured in this one run on a shared "
-          "2-core CPU under heavy load from other jobs (compare the ratios, not the seconds).\n\n"
+          f"`flock /tmp/zss-speed.lock nice .venv/bin/python bench/lm_scoring_speed.py --n {args.n} --n-many {args.n_many} "
+          f"--label-sets {args.label_sets} --n-fewshot {args.n_fewshot} --n-plain {args.n_plain}`; all settings measured in this "
+          "one run on a shared 2-core CPU with other jobs running (compare the ratios, not the seconds).\n\n"
           "| measure | value |\n|---|---|\n" + table + "\n")
     print(md)
-    out = ROOT / "bench" / "results" / "lm_scoring_speed.md"
+    name = "lm_scoring_speed.md" if not (args.skip_onepass or args.skip_fewshot) else (
+        "lm_scoring_speed_onepass.md" if args.skip_fewshot else "lm_scoring_speed_fewshot.md")
+    out = ROOT / "bench" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)
 

@@ -3,8 +3,8 @@
 Why not sentence-transformers' own ``backend="onnx"``: it needs ``optimum-onnx``, which requires transformers < 4.58
 and does not install beside this stack. So the transformer body of a loaded ``SentenceTransformer`` is exported here
 with ``torch.onnx.export`` (TorchScript exporter; mean pooling inside the graph), once per model into the cache
-folder, and dynamically quantised to int8 per output channel (MatMul weights only; activations are quantised on the
-fly). ``bench/encode_speed.py`` measures it against plain ``SentenceTransformer.encode`` on the same texts: cosine
+folder, and — only when int8 is asked for — dynamically quantised to int8 per output channel (MatMul weights only;
+activations are quantised on the fly). ``bench/encode_speed.py`` measures it against plain ``SentenceTransformer.encode`` on the same texts: cosine
 ~1.0 for fp32, ~0.99 for int8, same zero-shot macro-F1 within noise, and 2-3x the throughput on 2 CPU cores.
 
 The torch model stays loaded next to this one: training (SetFit, fine-tuning) needs gradients, and on a GPU the
@@ -101,28 +101,40 @@ def _cache_key(model_key: str) -> str:
     return f"{safe}-{digest}-v{EXPORT_VERSION}"
 
 
-def onnx_files(st_model: Any, model_key: str, cache_dir: str | Path | None = None) -> dict[str, Path]:
-    """``{"fp32": path, "int8": path}`` for a model, exported and quantised once into ``cache_dir/onnx/``.
+def onnx_file(st_model: Any, model_key: str, precision: Precision = "fp32",
+              cache_dir: str | Path | None = None) -> Path:
+    """The ONNX file of a model at ``precision``, exported (fp32) or quantised (int8) once into ``cache_dir/onnx/``.
 
-    Written in a temporary folder and renamed, so a killed export never leaves a file that looks finished.
+    Lazy: the fp32 export is the default CPU path and is all most users ever need; the int8 copy (a quantisation
+    pass of several seconds and another ~25 MB per model) is written only the first time int8 is asked for, from
+    the fp32 export, into its own folder. Each folder is written in a temporary folder and renamed, so a killed
+    export never leaves a file that looks finished.
     """
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be fp32 or int8, not {precision!r}")
     if cache_dir is None:
         from llm_backend.core.config import get_settings
 
         cache_dir = get_settings().cache_dir
     target = Path(cache_dir) / "onnx" / _cache_key(model_key)
-    files = {"fp32": target / "model.onnx", "int8": target / "model_int8.onnx"}
-    if all(p.is_file() for p in files.values()):
-        return files
-    with _export_lock:
-        if all(p.is_file() for p in files.values()):
-            return files
-        log.info("Exporting %s to ONNX once into %s", model_key, target)
-        with write_once(target, lambda t: all((t / p.name).is_file() for p in files.values()),
-                        prefix=".tmp-onnx-") as tmp:
-            export_fp32(st_model, tmp / "model.onnx")
-            quantise_int8(tmp / "model.onnx", tmp / "model_int8.onnx")
-    return files
+    fp32 = target / "model.onnx"
+    if not fp32.is_file():
+        with _export_lock:
+            if not fp32.is_file():
+                log.info("Exporting %s to ONNX once into %s", model_key, target)
+                with write_once(target, lambda t: (t / "model.onnx").is_file(), prefix=".tmp-onnx-") as tmp:
+                    export_fp32(st_model, tmp / "model.onnx")
+    if precision == "fp32":
+        return fp32
+    int8_dir = target.with_name(target.name + "-int8")
+    int8 = int8_dir / "model_int8.onnx"
+    if not int8.is_file():
+        with _export_lock:
+            if not int8.is_file():
+                log.info("Quantising the ONNX export of %s to int8 once into %s", model_key, int8_dir)
+                with write_once(int8_dir, lambda t: (t / "model_int8.onnx").is_file(), prefix=".tmp-onnx-") as tmp:
+                    quantise_int8(fp32, tmp / "model_int8.onnx")
+    return int8
 
 
 class OnnxEncoder:
@@ -149,8 +161,7 @@ class OnnxEncoder:
     @classmethod
     def from_sentence_transformer(cls, st_model: Any, model_key: str, precision: Precision = "int8",
                                   cache_dir: str | Path | None = None) -> "OnnxEncoder":
-        files = onnx_files(st_model, model_key, cache_dir)
-        return cls(files[precision], st_model.tokenizer, max_seq_length=st_model.max_seq_length,
+        return cls(onnx_file(st_model, model_key, precision, cache_dir), st_model.tokenizer, max_seq_length=st_model.max_seq_length,
                    dim=st_model.get_embedding_dimension(), prompts=getattr(st_model, "prompts", None),
                    default_prompt_name=getattr(st_model, "default_prompt_name", None), precision=precision)
 

@@ -2,10 +2,11 @@
 
 Verbalizer scoring asks "how likely is the model to answer ' positive' after this prompt?" for every label. The
 obvious way runs prompt + candidate through the model once per candidate, so k labels cost k full prompt passes.
-Here each prompt runs once: the last position gives the first candidate token's log-probability for *all*
-candidates, and multi-token candidates continue from the prompt's KV cache (copied across the candidates' batch)
-so only the few candidate tokens are computed again. :func:`continuation_logprobs_naive` keeps the obvious
-version as the reference the tests and the benchmark compare against.
+Here each prompt runs once, and its candidates ride along in the same forward pass: the candidates' tokens are laid
+out as a prefix tree (candidates that start alike share those tokens) after the prompt, and a 4-D attention mask
+lets every tree token see the prompt and its own ancestors only. The last prompt position gives every candidate's
+first token; the tree positions give the rest. :func:`continuation_logprobs_naive` keeps the obvious version as the
+reference the tests and the benchmark compare against.
 
 Tokenization at the boundary follows the lm-evaluation-harness rule: trailing spaces of the prompt move to the
 front of the candidate ("Answer: " + "positive" is scored as "Answer:" + " positive"), because BPE vocabularies
@@ -31,11 +32,20 @@ log = logging.getLogger(__name__)
 #: not penalised for their length; the default); "sum": joint log-probability; "first": the first token only
 #: (one pass, no continuation; fair when labels differ in their first token, blind to the rest).
 NORMALIZE = ("mean", "sum", "first")
-#: Tokens (batch rows x sequence length) per forward pass: bounds memory on CPU and small GPUs alike.
-TOKEN_BUDGET = 8192
+#: Query tokens (batch rows x (row tokens + answer-tree tokens)) per forward pass on CPU. Measured with SmolLM2 on
+#: 2 cores (bench/lm_scoring_speed.py): beyond ~1k tokens a pass gains no speed (the matrix products are already
+#: large), while activations grow with it; 1,024 keeps the peak resident memory of one-pass scoring below that of
+#: one forward per (text, label), which holds a full-vocabulary logits row for every prompt position.
+TOKEN_BUDGET = 1024
 #: On a CUDA device batches can be far larger (an H200 holds 64k tokens of SmolLM2 activations easily); an
 #: out-of-memory error halves it and the run goes on.
 GPU_TOKEN_BUDGET = 65536
+#: Keys per pass (rows x (shared prefix + row + tree tokens)), as a multiple of the query budget: the shared prefix's
+#: keys are expanded over the batch one layer at a time (never stored per row), so they cost far less than queries.
+KEY_BUDGET_FACTOR = 8
+#: Logit values (rows x positions read x vocabulary) per pass: 4M floats = 16 MB on CPU; 64M on a GPU.
+LOGITS_BUDGET = 1 << 22
+GPU_LOGITS_BUDGET = 1 << 26
 
 
 @dataclass
@@ -235,18 +245,25 @@ def continuation_logprobs_naive(
 
 
 def _prompt_batches(lengths: Sequence[int], budget: int, order: Sequence[int] | None = None,
-                    max_rows: int = 64, extra: int = 0) -> list[list[int]]:
+                    max_rows: int = 64, extra: int = 0, key_budget: int | None = None) -> list[list[int]]:
     """Group prompts of similar length (sorted) so left padding wastes little, under a token budget per batch.
 
-    ``extra`` tokens per row (a shared prefix, expanded over the batch) count too: the cache holds them per row.
+    Without ``key_budget``, ``extra`` tokens per row (a shared prefix, expanded over the batch) count against
+    ``budget`` too (a cache that stores them per row). With it, rows x longest stays within ``budget`` and rows x
+    (longest + extra) within ``key_budget``.
     """
     pool = list(order) if order is not None else list(range(len(lengths)))
     pool.sort(key=lambda i: lengths[i])
     batches: list[list[int]] = []
     cur: list[int] = []
     for i in pool:
-        longest = max([lengths[j] for j in cur] + [lengths[i]]) + extra
-        if cur and (longest * (len(cur) + 1) > budget or len(cur) >= max_rows):
+        longest = max([lengths[j] for j in cur] + [lengths[i]])
+        rows = len(cur) + 1
+        if key_budget is None:
+            over = (longest + extra) * rows > budget
+        else:
+            over = longest * rows > budget or (longest + extra) * rows > key_budget
+        if cur and (over or len(cur) >= max_rows):
             batches.append(cur)
             cur = []
         cur.append(i)
@@ -255,17 +272,34 @@ def _prompt_batches(lengths: Sequence[int], budget: int, order: Sequence[int] | 
     return batches
 
 
-def derive_cache(cache: Any, rows: torch.Tensor | None = None, repeat: int | None = None) -> Any:  # noqa: F821
+def _read_only_update(layer: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """A cache layer's update that returns prefix + new keys/values but stores nothing (see :func:`derive_cache`)."""
+    import torch
+
+    return torch.cat([layer.keys, key_states], dim=-2), torch.cat([layer.values, value_states], dim=-2)
+
+
+def derive_cache(cache: Any, rows: torch.Tensor | None = None, repeat: int | None = None,  # noqa: F821
+                 read_only: bool = False) -> Any:
     """A new cache object of the same kind whose layers hold the chosen batch rows (or ``repeat`` copies of row 0).
 
     The source cache is left untouched (a forward pass appends to the cache it is given, by concatenation, so
     sharing the source tensors is safe). Copying the layer objects (not rebuilding a ``DynamicCache`` from tensors)
     keeps sliding-window layers (Gemma 3) sliding, with their position counters.
+
+    ``read_only``: the forward pass sees prefix + its own keys/values, but nothing is stored. A scoring pass that
+    reads everything it needs in one go then holds one layer's expanded keys at a time instead of every layer's
+    (for a batch of b rows after a p-token prefix that is b x p x 2 x kv-width floats per layer, freed at once).
+    Only for full-attention layers (a sliding layer's window needs its stored counters).
     """
+    import types
+
     new = copy.copy(cache)
     new.layers = []
     for layer in cache.layers:
         twin = copy.copy(layer)
+        if read_only:
+            twin.update = types.MethodType(_read_only_update, twin)
         keys = getattr(layer, "keys", None)
         if getattr(layer, "is_initialized", False) and keys is not None and keys.numel():
             k, v = layer.keys, layer.values
@@ -369,9 +403,14 @@ def continuation_logprobs(
       one group) runs through the model once; its past key/values are expanded over every batch of rows
       (``prefix_hints`` may give, per group key, the row-independent text the prompts start with, which keeps the
       prefix the same from one call to the next; ``prefix_store`` keeps it across calls);
-    - each row's own tokens then run in left-padded batches (attention mask over prefix + row, positions counted
-      from the prefix's end), asking the model for the last position's logits only (``logits_to_keep=1``);
-    - candidates of several tokens continue from that row's cache, copied across the candidates' batch.
+    - each row's own tokens then run in left-padded batches (positions counted from the prefix's end) together
+      with the row's candidates laid out as a prefix tree of tokens, under a 4-D attention mask (row tokens see the
+      prefix and the row; a tree token also sees its ancestors), asking the model for the logits at the row's last
+      position and the tree nodes only; the prefix's keys are expanded over the batch one layer at a time and never
+      stored per row (``derive_cache(read_only=True)``). Batches stay within ``token_budget`` query tokens and
+      :data:`LOGITS_BUDGET` logit values, which keeps peak memory below one forward per (prompt, candidate);
+    - models with sliding-window layers (Gemma 3) or attention kernels without custom masks instead run the rows
+      with ``logits_to_keep=1`` and continue candidates of several tokens from the row's cache.
 
     On a GPU that runs out of memory the batch is halved and the run goes on (a message says so).
     """
@@ -393,7 +432,8 @@ def continuation_logprobs(
     on_gpu = loaded.device is not None and loaded.device.kind == "cuda"
     if token_budget is None:
         token_budget = GPU_TOKEN_BUDGET if on_gpu else TOKEN_BUDGET
-    state = _RunState(loaded, prep, normalize, token_budget, out, progress, n)
+    state = _RunState(loaded, prep, normalize, token_budget, out, progress, n,
+                      logits_budget=GPU_LOGITS_BUDGET if on_gpu else LOGITS_BUDGET)
     state.max_rows = 512 if on_gpu else 64
     with loaded.lock, torch.inference_mode():
         for key, members in by_group.items():
@@ -455,42 +495,191 @@ def shared_prefix(loaded: LoadedModel, seqs: Sequence[Sequence[int]], *, share: 
     return prefix, cache
 
 
+@dataclass
+class _AnswerTree:
+    """One prompt's candidates as a prefix tree of the tokens fed after the prompt (scored in the prompt's pass).
+
+    Candidate c is scored from the logits at the prompt's last position (its first token) and at the tree nodes for
+    c[:1], c[:2], ... (its later tokens). Candidates that start alike ("card arrival", "card linking") share nodes.
+    """
+
+    tokens: list[int]  # the token fed at each node
+    depths: list[int]  # its offset after the prompt (position = prompt length + depth)
+    ancestors: Any  # (nodes, nodes) bool tensor: node n sees node m (m is n or one of its ancestors)
+    reads: list[list[tuple[int, int]]]  # per candidate: (kept-logits index: 0 = prompt end, 1 + node, target token)
+
+
+def _answer_tree(cands: Sequence[Sequence[int]], first_only: bool) -> _AnswerTree:
+    import torch
+
+    tokens: list[int] = []
+    parents: list[int] = []
+    depths: list[int] = []
+    node_of: dict[tuple[int, ...], int] = {}
+    reads: list[list[tuple[int, int]]] = []
+    for c in cands:
+        row = [(0, c[0])]
+        parent = -1
+        for t in range(1, 0 if first_only else len(c)):
+            key = tuple(c[:t])
+            if key not in node_of:
+                node_of[key] = len(tokens)
+                tokens.append(c[t - 1])
+                parents.append(parent)
+                depths.append(t - 1)
+            parent = node_of[key]
+            row.append((1 + parent, c[t]))
+        reads.append(row)
+    anc = torch.zeros((len(tokens), len(tokens)), dtype=torch.bool)
+    for n, par in enumerate(parents):  # parents come before their children
+        if par >= 0:
+            anc[n] = anc[par]
+        anc[n, n] = True
+    return _AnswerTree(tokens, depths, anc, reads)
+
+
+def _has_sliding_layers(config: Any) -> bool:
+    types = list(getattr(config, "layer_types", None) or [])
+    if types:
+        return any("sliding" in str(t) or "chunked" in str(t) for t in types)
+    return bool(getattr(config, "sliding_window", None)) and getattr(config, "use_sliding_window", True) is not False
+
+
+def tree_scoring_supported(model: Any, cache: Any = None) -> bool:
+    """Whether candidates can ride in the prompt's pass: needs a custom 4-D mask (sdpa/eager attention) and full
+    attention in every layer (a sliding window would need its own mask per layer type; those models take the
+    continuation path)."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False
+    if _has_sliding_layers(config):
+        return False
+    return cache is None or not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
+
+
 class _RunState:
     """The moving parts of one :func:`continuation_logprobs` call (kept together so the batch can shrink on OOM)."""
 
     def __init__(self, loaded: LoadedModel, prep: _Prepared, normalize: str, budget: int, out: np.ndarray,
-                 progress: Progress, total: int) -> None:
+                 progress: Progress, total: int, logits_budget: int = LOGITS_BUDGET) -> None:
         import torch
 
         self.loaded, self.prep, self.normalize, self.budget, self.out = loaded, prep, normalize, budget, out
+        self.logits_budget = logits_budget
         self.progress, self.total, self.done = progress, total, 0
         self.device = loaded.device.torch_device if loaded.device else torch.device("cpu")
         pad_id = getattr(loaded.tokenizer, "pad_token_id", None)
         self.pad_id = 0 if pad_id is None else int(pad_id)
         self.halved_to: int | None = None
         self.max_rows = 64
+        config = getattr(loaded.model, "config", None)
+        self.vocab = int(getattr(config, "vocab_size", None) or 65536)
+        self.eager = getattr(config, "_attn_implementation", None) == "eager"
+        self._trees: dict[tuple[tuple[int, ...], ...], _AnswerTree] = {}
+        self.trees: dict[int, _AnswerTree] = {}
 
     def _halve(self) -> None:
         self.budget = halve_on_oom(self.budget, floor=64)
+        self.logits_budget = max(self.vocab, self.logits_budget // 2)
         self.halved_to = self.budget
+
+    def _tree(self, i: int) -> _AnswerTree:
+        if i not in self.trees:
+            key = tuple(tuple(c) for c in self.prep.cand_ids[i])
+            if key not in self._trees:  # candidate lists are usually shared by every prompt: build the tree once
+                self._trees[key] = _answer_tree(key, first_only=self.normalize == "first")
+            self.trees[i] = self._trees[key]
+        return self.trees[i]
+
+    def _batches(self, lengths: list[int], order: list[int], p: int, tree: bool) -> list[list[int]]:
+        if not tree:
+            return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=self.max_rows)
+        reads = max(1 + len(self._tree(i).tokens) for i in order)
+        rows = max(1, min(self.max_rows, self.logits_budget // (reads * self.vocab)))
+        return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=rows,
+                               key_budget=KEY_BUDGET_FACTOR * self.budget)
 
     def score_group(self, members: list[int], prefix: list[int], cache: Any) -> None:
         p = len(prefix)
+        tree = tree_scoring_supported(self.loaded.model, cache)
         rest = {i: self.prep.prompt_ids[i][p:] for i in members}
-        lengths = [len(rest[i]) if i in rest else 0 for i in range(len(self.prep.prompt_ids))]
-        queue = _prompt_batches(lengths, self.budget, order=members, extra=p, max_rows=self.max_rows)
+        lengths = [0] * len(self.prep.prompt_ids)
+        for i in members:  # a tree pass also carries the answer-tree tokens of each row
+            lengths[i] = len(rest[i]) + (len(self._tree(i).tokens) if tree else 0)
+        queue = self._batches(lengths, members, p, tree)
         while queue:
             batch = queue.pop(0)
             try:
-                self._score_batch(batch, rest, p, cache)
+                if tree:
+                    self._score_batch_tree(batch, rest, p, cache)
+                else:
+                    self._score_batch(batch, rest, p, cache)
             except (RuntimeError, MemoryError) as exc:
                 if not is_oom(exc):
                     raise
                 self._halve()
-                queue = _prompt_batches(lengths, self.budget, order=batch, extra=p, max_rows=self.max_rows) + queue
+                queue = self._batches(lengths, batch, p, tree) + queue
                 continue
             self.done += len(batch)
             report(self.progress, self.done, self.total)
+
+    def _score_batch_tree(self, batch: list[int], rest: dict[int, list[int]], p: int, prefix_cache: Any) -> None:
+        """One forward pass per batch: left-padded row tokens, then each row's answer tree, under a 4-D mask.
+
+        Row tokens see the prefix and the row's earlier tokens; tree tokens see the prefix, the whole row and their
+        own ancestors; positions continue from the row's end (a tree node at depth d sits where the d-th answer token
+        would). Every query also sees itself, so padding rows never attend to nothing (no NaN). Logits are computed
+        only at the row's last position and at the tree nodes (``logits_to_keep`` as indices).
+        """
+        import torch
+
+        trees = [self._tree(i) for i in batch]
+        widths = [len(rest[i]) for i in batch]
+        w_max, s_max, b = max(widths), max(len(t.tokens) for t in trees), len(batch)
+        q = w_max + s_max
+        ids = torch.full((b, q), self.pad_id, dtype=torch.long)
+        pos = torch.full((b, q), p, dtype=torch.long)
+        allowed = torch.zeros((b, q, p + q), dtype=torch.bool)
+        allowed[:, :, :p] = True
+        causal = torch.tril(torch.ones((w_max, w_max), dtype=torch.bool))
+        for r, i in enumerate(batch):
+            w, tree = widths[r], trees[r]
+            pad = w_max - w
+            own = torch.zeros(w_max, dtype=torch.bool)
+            own[pad:] = True
+            ids[r, pad:w_max] = torch.tensor(rest[i])
+            pos[r, pad:w_max] = torch.arange(p, p + w)
+            allowed[r, :w_max, p:p + w_max] = causal & own[None, :]
+            n = len(tree.tokens)
+            if n:
+                ids[r, w_max:w_max + n] = torch.tensor(tree.tokens)
+                pos[r, w_max:w_max + n] = p + w + torch.tensor(tree.depths)
+                allowed[r, w_max:w_max + n, p:p + w_max] = own[None, :]
+                allowed[r, w_max:w_max + n, p + w_max:p + w_max + n] = tree.ancestors
+        diag = torch.arange(q)
+        allowed[:, diag, p + diag] = True
+        mask = allowed[:, None]
+        if self.eager:  # eager attention adds its mask to the scores
+            dtype = next(self.loaded.model.parameters()).dtype
+            mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+        keep = torch.tensor([w_max - 1] + list(range(w_max, q)), device=self.device)
+        past = derive_cache(prefix_cache, repeat=b, read_only=True) if prefix_cache is not None else None
+        result = self.loaded.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                   position_ids=pos.to(self.device), past_key_values=past, use_cache=False,
+                                   logits_to_keep=keep)
+        logits = result.logits  # (batch, 1 + tree nodes, vocab)
+        del result, past
+        for r, i in enumerate(batch):
+            tree = trees[r]
+            flat = [rd for cand in tree.reads for rd in cand]
+            at = torch.tensor([x for x, _ in flat], device=self.device)
+            token = torch.tensor([t for _, t in flat], device=self.device)
+            row = logits[r].float()
+            values = (row[at, token] - torch.logsumexp(row, dim=-1)[at]).tolist()
+            start = 0
+            for j, cand in enumerate(tree.reads):
+                self.out[i, j] = _reduce(values[start:start + len(cand)], self.normalize)
+                start += len(cand)
 
     def _score_batch(self, batch: list[int], rest: dict[int, list[int]], p: int, prefix_cache: Any) -> None:
         import torch

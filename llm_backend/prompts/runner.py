@@ -405,19 +405,24 @@ class TemplateRun:
             self.run_chunk(chunk, progress)
         return self.result()
 
-    def _domain_offsets(self) -> np.ndarray:
-        """Each label's score after the template's question alone (the part after the text), in the same format
-        (chat or plain, with the same demonstrations): the domain premise of domain-conditional PMI."""
+    def domain_prompt(self) -> str:
+        """The template's question alone (the part after the text), in the same format (chat or plain, with the
+        same demonstrations): the domain premise of domain-conditional PMI."""
         ex = self.examples[0] if self.examples else []
         body = render(self.t.template, self._ctx(None, _TEXT_MARK), self.t.verbalizer, mask=self._mask())
         question = body.split(_TEXT_MARK, 1)[-1].strip() or body.replace(_TEXT_MARK, "").strip()
-        prompt = self._assemble_body(question, [] if self.inline_examples else ex)
-        return self._score_prompts([prompt]).mean(axis=0)
+        return self._assemble_body(question, [] if self.inline_examples else ex)
+
+    def content_free_prompts(self) -> list[str]:
+        """The prompt with the content-free inputs ("N/A", "[blank]", "") as its text: contextual calibration."""
+        ex = self.examples[0] if self.examples else []
+        return [self._assemble(None, cf, ex) for cf in CONTENT_FREE_INPUTS]
+
+    def _domain_offsets(self) -> np.ndarray:
+        return self._score_prompts([self.domain_prompt()]).mean(axis=0)
 
     def _content_free_offsets(self) -> np.ndarray:
-        ex = self.examples[0] if self.examples else []
-        prompts = [self._assemble(None, cf, ex) for cf in CONTENT_FREE_INPUTS]
-        return self._score_prompts(prompts).mean(axis=0)
+        return self._score_prompts(self.content_free_prompts()).mean(axis=0)
 
     def result(self) -> PromptRunResult:
         """Results for the rows done so far (partial when stopped), calibrated, with metrics when gold exists."""

@@ -37,3 +37,21 @@ def test_onnx_rows_match_torch_in_input_order(embedder, banking77):
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
     # rows stay in input order although batches are sorted by length: each text is nearest to its own torch row
     assert (np.argmax(int8 @ torch_vecs.T, axis=1) == np.arange(len(texts))).mean() > 0.98
+
+
+def test_int8_is_quantised_only_when_asked_for(embedder, tmp_path):
+    """fp32 is the default: loading it writes no int8 file; the first int8 request writes it (from the fp32 export)
+    and later requests reuse both files."""
+    fp32 = OnnxEncoder.from_sentence_transformer(embedder.model, embedder.spec.key, "fp32", cache_dir=tmp_path)
+    assert fp32.path.is_file() and fp32.path.name == "model.onnx"
+    assert not list(tmp_path.rglob("*int8*"))
+    exported = fp32.path.stat().st_mtime_ns
+    int8 = OnnxEncoder.from_sentence_transformer(embedder.model, embedder.spec.key, "int8", cache_dir=tmp_path)
+    assert int8.path.is_file() and int8.path != fp32.path and int8.precision == "int8"
+    assert fp32.path.stat().st_mtime_ns == exported  # the fp32 export was reused, not written again
+    quantised = int8.path.stat().st_mtime_ns
+    again = OnnxEncoder.from_sentence_transformer(embedder.model, embedder.spec.key, "int8", cache_dir=tmp_path)
+    assert again.path == int8.path and int8.path.stat().st_mtime_ns == quantised
+    vecs = int8.encode(["a short sentence", "another one"])
+    assert vecs.shape == (2, fp32.get_embedding_dimension())
+    assert not [p for p in tmp_path.rglob(".tmp-onnx-*")]  # no half-written folders left

@@ -103,3 +103,75 @@ def test_sentiment_beats_chance_on_real_reviews(causal_lm):
     pred = np.array(["positive", "negative"])[scores.argmax(axis=1)]
     accuracy = float((pred == sample["sentiment"].to_numpy()).mean())
     assert accuracy > 0.55, accuracy
+
+
+def test_answer_tree_shares_prefixes_and_matches_naive(causal_lm):
+    """Intent names that start alike share tree nodes; every score still equals one forward per (prompt, answer)."""
+    from llm_backend.prompts.lm_scoring import (
+        _answer_tree,
+        _prepare,
+        tree_scoring_supported,
+    )
+
+    assert tree_scoring_supported(causal_lm.model)  # SmolLM2: full attention, sdpa -> the one-pass tree path
+    prompts = ["Message: where is my new card?\nIntent:", "Message: my card payment was charged twice\nIntent:"]
+    cands = [" card arrival", " card linking", " card payment fee charged", " cash withdrawal", " lost or stolen card"]
+    prep = _prepare(causal_lm, prompts, cands, None)
+    tree = _answer_tree(prep.cand_ids[0], first_only=False)
+    continuation_tokens = sum(len(c) - 1 for c in prep.cand_ids[0])
+    assert 0 < len(tree.tokens) < continuation_tokens  # " card" is fed once for three intents
+    for normalize in ("mean", "first"):
+        fast = continuation_logprobs(causal_lm, prompts, cands, normalize=normalize)
+        slow = continuation_logprobs_naive(causal_lm, prompts, cands, normalize=normalize)
+        np.testing.assert_allclose(fast, slow, atol=1e-3)
+        assert (fast.argmax(1) == slow.argmax(1)).all()
+
+
+class _Recorder:
+    """The real model, recording the (batch, length) of every call."""
+
+    def __init__(self, model) -> None:
+        self.model, self.config, self.shapes = model, model.config, []
+
+    def __call__(self, **kwargs):
+        self.shapes.append(tuple(kwargs["input_ids"].shape))
+        return self.model(**kwargs)
+
+
+def test_batches_stay_within_the_logits_and_token_budgets(causal_lm, monkeypatch):
+    """Rows x kept logits x vocabulary stays under LOGITS_BUDGET (one row per pass here) and rows x query tokens
+    under the token budget; scores do not depend on how the rows were batched."""
+    from llm_backend.models.loading import LoadedModel
+    from llm_backend.prompts import lm_scoring
+
+    prompts = [f"Review {i}: {'good ' * (3 + i)}\nSentiment:" for i in range(6)]
+    cands = [" positive", " negative", " very mixed feelings"]
+    free = continuation_logprobs(causal_lm, prompts, cands)
+    rec = LoadedModel(causal_lm.spec, _Recorder(causal_lm.model), causal_lm.tokenizer, causal_lm.device)
+    continuation_logprobs(rec, prompts, cands)
+    assert len(rec.model.shapes) == 1  # 6 short rows + their answer trees fit one pass
+    vocab = causal_lm.model.config.vocab_size
+    monkeypatch.setattr(lm_scoring, "LOGITS_BUDGET", vocab * 3)  # one row: its 1 + (>= 2 tree nodes) logits rows
+    rec.model.shapes.clear()
+    tight = continuation_logprobs(rec, prompts, cands)
+    assert len(rec.model.shapes) == 6 and all(b == 1 for b, _ in rec.model.shapes)
+    np.testing.assert_allclose(tight, free, atol=1e-4)
+    monkeypatch.undo()
+    rec.model.shapes.clear()
+    small = continuation_logprobs(rec, prompts, cands, token_budget=40)
+    assert all(b * n <= 40 or b == 1 for b, n in rec.model.shapes) and len(rec.model.shapes) > 1
+    np.testing.assert_allclose(small, free, atol=1e-4)
+
+
+def test_prompt_batches_key_budget():
+    from llm_backend.prompts.lm_scoring import _prompt_batches
+
+    lengths = [10, 12, 30, 31, 5]
+    # without a key budget the shared prefix (extra) counts against the query budget
+    assert _prompt_batches(lengths, 100, extra=40) == [[4, 0], [1], [2], [3]]
+    # with one, queries and keys are bounded separately: 3 rows x 12 <= 40 queries, 3 x 52 <= 160 keys
+    batches = _prompt_batches(lengths, 40, extra=40, key_budget=160)
+    assert batches[0] == [4, 0, 1] and sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    for b in batches:
+        longest = max(lengths[i] for i in b)
+        assert len(b) == 1 or (longest * len(b) <= 40 and (longest + 40) * len(b) <= 160)

@@ -23,6 +23,7 @@ from llm_backend.prompts.lm_scoring import (
     PrefixStore,
     continuation_logprobs,
     continuation_logprobs_naive,
+    tree_scoring_supported,
 )
 from llm_backend.models.loading import LoadedModel
 from llm_backend.prompts.runner import RunConfig, TemplateRun, verbalizer_notes
@@ -80,10 +81,15 @@ def test_groups_hints_and_store_across_calls(causal_lm, news):
 
 
 class _OomOnce:
-    """The real model, except that its first batched call raises the GPU's out-of-memory error."""
+    """The real model, except that its first batched call raises the GPU's out-of-memory error.
 
-    def __init__(self, model) -> None:
+    With ``config`` the scorer sees the model's config and takes the default one-pass answer-tree path; without it
+    (like a model whose attention kernel takes no custom mask) it takes the continuation path."""
+
+    def __init__(self, model, config: bool = True) -> None:
         self.model, self.raised = model, 0
+        if config:
+            self.config = model.config
 
     def __call__(self, **kwargs):
         if kwargs["input_ids"].shape[0] > 1 and not self.raised:
@@ -92,15 +98,19 @@ class _OomOnce:
         return self.model(**kwargs)
 
 
-def test_oom_mid_run_halves_the_batch_and_goes_on(causal_lm, news):
-    flaky = LoadedModel(causal_lm.spec, _OomOnce(causal_lm.model), causal_lm.tokenizer, causal_lm.device)
+@pytest.mark.parametrize("tree", [True, False], ids=["answer-tree", "continuation"])
+def test_oom_mid_run_halves_the_batch_and_goes_on(causal_lm, news, tree):
+    flaky = LoadedModel(causal_lm.spec, _OomOnce(causal_lm.model, config=tree), causal_lm.tokenizer,
+                        causal_lm.device)
+    assert tree_scoring_supported(flaky.model) is tree
     prompts = [f"Article: {t}\nTopic:" for t in news["text"].tolist()[:4]]
+    cands = [" World", " Sports", " Science and technology"]  # one of several tokens: continuation/tree tokens too
     notes: list[str] = []
-    out = continuation_logprobs(flaky, prompts, [" World", " Sports"], notes=notes)
+    out = continuation_logprobs(flaky, prompts, cands, notes=notes)
     assert flaky.model.raised == 1
     assert any("ran out of memory" in n and "halved" in n for n in notes)
-    ref = continuation_logprobs(causal_lm, prompts, [" World", " Sports"])
-    assert np.abs(out - ref).max() < 1e-4
+    ref = continuation_logprobs_naive(causal_lm, prompts, cands)
+    assert np.abs(out - ref).max() < 1e-3 and (out.argmax(1) == ref.argmax(1)).all()
 
 
 def test_fixed_part_longer_than_context_is_refused(causal_lm, news):
