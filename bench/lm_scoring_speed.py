@@ -124,6 +124,7 @@ def _run_child(path: str, n: int, tmp: Path, model: str | None, label_set: str, 
         cmd += ["--model", model]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(label_set, path, part, info, flush=True)  # partial results survive a cut-short run
     info["scores"] = np.load(out)
     return info
 
@@ -233,14 +234,20 @@ def main() -> None:
             n = args.n if label_set == "agnews" or args.n_many is None else args.n_many
             rows += onepass(label_set, n, args.model)
             print(rows, flush=True)
+            _save(rows, args)  # after every label set, so a cut-short run still leaves its numbers
     if not args.skip_fewshot:
         rows += fewshot(args.n_fewshot, args.n_plain, args.model)
     rows.append(("load average at end", " ".join(f"{x:.1f}" for x in os.getloadavg())))
+    _save(rows, args)
+
+
+def _save(rows: list[tuple[str, str]], args: argparse.Namespace) -> None:
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     md = ("# Causal-LM prompt scoring speed\n\n"
-          f"`flock /tmp/zss-speed.lock nice .venv/bin/python bench/lm_scoring_speed.py --n {args.n} --n-many {args.n_many} "
-          f"--label-sets {args.label_sets} --n-fewshot {args.n_fewshot} --n-plain {args.n_plain}`; all settings measured in this "
-          "one run on a shared 2-core CPU with other jobs running (compare the ratios, not the seconds).\n\n"
+          f"`flock /tmp/zss-speed.lock .venv/bin/python bench/lm_scoring_speed.py --n {args.n} --n-many {args.n_many} "
+          f"--label-sets {args.label_sets} --n-fewshot {args.n_fewshot} --n-plain {args.n_plain}"
+          f"{' --skip-onepass' if args.skip_onepass else ''}{' --skip-fewshot' if args.skip_fewshot else ''}`; all "
+          "settings measured in this one run on a shared 2-core CPU with other jobs running (compare the ratios, not the seconds).\n\n"
           "| measure | value |\n|---|---|\n" + table + "\n")
     print(md)
     name = "lm_scoring_speed.md" if not (args.skip_onepass or args.skip_fewshot) else (

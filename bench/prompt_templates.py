@@ -12,6 +12,7 @@ every setting. Usage: ``nice .venv/bin/python bench/prompt_templates.py [--n 200
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--order", default="topic:0,topic:1,topic:4,sentiment:0,intent:0,topic:8,sentiment:1,"
                                        "sentiment:4,sentiment:8")
     ap.add_argument("--model", default=None, help="registered causal LM (default: the prompt-scoring default)")
+    ap.add_argument("--append", action="store_true", help="keep the rows of earlier runs with the same --n")
     args = ap.parse_args()
     from llm_backend.prompts.runner import default_prompt_model
 
@@ -64,7 +66,7 @@ def main() -> None:
     spec = reg.get(args.model) if args.model else default_prompt_model(reg)
     lm = get_model(spec)
     data = datasets(args.n)
-    rows = []
+    rows = _previous(args, spec.name) if args.append else []
     for item in args.order.split(","):
         key, k = item.split(":")
         k = int(k)
@@ -83,21 +85,37 @@ def main() -> None:
                "acc. raw": round(acc["raw"]["accuracy"], 3), "acc. centered (default)": round(acc["centered"]["accuracy"], 3),
                "macro-F1 centered": round(acc["centered"]["macro_f1"], 3), "acc. PMI": round(acc["pmi"]["accuracy"], 3),
                "prompt tokens": round(tokens), "shared prefix tokens": max((len(k_) for k_ in run.prefix_store._items), default=0),
-               "s / 100 texts": round(100 * secs / len(ev), 1)}
-        rows.append(row)
+               "s / 100 texts": round(100 * secs / len(ev), 1), "n_requested": args.n}
+        rows = [r for r in rows if (r["data"], r["k"]) != (title, k)] + [row]
+        rows.sort(key=lambda r: (r["data"], r["k"]))
         print(row, flush=True)
         _write(rows, args, spec.name)  # after every setting, so a cut-short run still leaves its numbers
 
 
+def _out(args: argparse.Namespace, model: str, ext: str) -> Path:
+    return ROOT / "bench" / "results" / f"prompt_templates{'' if args.model is None else '_' + model}.{ext}"
+
+
+def _previous(args: argparse.Namespace, model: str) -> list[dict]:
+    """Rows of earlier runs with the same --n (``--append``: settings run in several chunks, one table)."""
+    path = _out(args, model, "json")
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    return [r for r in saved if r.get("n_requested") == args.n]
+
+
 def _write(rows: list[dict], args: argparse.Namespace, model: str) -> None:
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns=["n_requested"], errors="ignore")
     md = (f"# Shipped prompt templates with {model} (score mode)\n\n"
-          f"`nice .venv/bin/python bench/prompt_templates.py --n {args.n} --order {args.order}`. "
-          "Chance: AG News 0.25, Banking77 0.013, product_reviews 0.33. Seeded random examples, at most 32 per "
-          "prompt; seconds on a shared 2-core CPU.\n\n" + markdown_table(table) + "\n")
-    out = ROOT / "bench" / "results" / f"prompt_templates{'' if args.model is None else '_' + model}.md"
+          f"`nice .venv/bin/python bench/prompt_templates.py --n {args.n} --order ... [--append]` (settings run in "
+          "chunks, one table). Chance: AG News 0.25, Banking77 0.013, product_reviews 0.33. Seeded random examples, "
+          "at most 32 per prompt; seconds on a shared 2-core CPU under load from other jobs (compare within a "
+          "column only).\n\n" + markdown_table(table) + "\n")
+    out = _out(args, model, "md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)
+    _out(args, model, "json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
