@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="classifier name (default: the folder name)")
     p.add_argument("--project", default="default", help="experiment-store project to list it in (default: default)")
     p.add_argument("--no-store", action="store_true", help="do not record the freeze in the experiment store")
-    p.set_defaults(func=run)
+    # A frozen classifier keeps label vectors, not a head trained on the prototyping corpus, and it is meant to run
+    # over far more rows than it was frozen on: so plain embedding similarity with the fast embedder by default
+    # (``score`` defaults to self-training and picks the larger embedder for small corpora).
+    p.set_defaults(func=run, method="embedding", large_embedder_for_small_corpora=False)
 
 
 def run(args: argparse.Namespace) -> int:

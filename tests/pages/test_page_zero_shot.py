@@ -96,7 +96,7 @@ def test_a_run_is_recorded_in_the_experiment_store(_isolated_data_dir):
     at.button(key="zs_run").click().run()
     assert not at.exception
     runs = Store().list_runs()
-    assert len(runs) == 1 and runs[0].kind == "zero-shot" and runs[0].method == "embedding"
+    assert len(runs) == 1 and runs[0].kind == "zero-shot" and runs[0].method == "self-training"  # the default (issue 17)
     shown = [m.value for m in at.metric if m.label == "Accuracy"]
     assert shown and abs(float(shown[0]) - runs[0].accuracy) < 1e-3 and runs[0].status == "done"
 
