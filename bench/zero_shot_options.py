@@ -65,7 +65,7 @@ def options_table(reg: ModelRegistry, names: dict[str, str], data_sets: list[str
     """Every option on every slice, on the same cached vectors; rows as they are written to the table."""
     from llm_backend.data.labels import make_labels
     from llm_backend.data.language import default_template, detect_language, template_language
-    from llm_backend.scorers.defaults import corpus_chars, zero_shot_embedder
+    from llm_backend.scorers.defaults import LARGE_EMBEDDER, corpus_chars, zero_shot_embedder
     from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, EmbeddingScorer
     from llm_backend.scorers.label_suggestions import apply_suggestions, suggest_label_wording
     from llm_backend.scorers.self_training import SelfTrainingScorer, SelfTrainingSettings
@@ -117,6 +117,11 @@ def options_table(reg: ModelRegistry, names: dict[str, str], data_sets: list[str
                          EmbeddingScorer(emb(lang_model), t_lang), worded, "centering"))
             opts.append((f"NEW DEFAULTS (self-training, {new_choice.name})", mname,
                          SelfTrainingScorer(emb(mname), t_lang), labels, "centering"))
+            gpu_choice = zero_shot_embedder(corpus_chars(texts), report, reg, device_kind="cuda")
+            if gpu_choice.name != new_choice.name and (with_mpnet or gpu_choice.name != LARGE_EMBEDDER):
+                gname = {v: k for k, v in names.items()}[gpu_choice.name]
+                opts.append((f"NEW DEFAULTS on a GPU (self-training, {gpu_choice.name})", gname,
+                             SelfTrainingScorer(emb(gname), t_lang), labels, "centering"))
             for oname, m, scorer, labs, cal in opts:
                 res = run_scorer(scorer, texts, labs, calibration=cal)
                 met = res.evaluate(gold)
