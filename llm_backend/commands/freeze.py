@@ -5,6 +5,11 @@ and runs the same code (:func:`llm_backend.commands.score.score_corpus`), so the
 ``score``'s predictions on that corpus; ``batch`` then applies it to any number of rows. The freeze is recorded in
 the experiment store as a run (kind ``freeze``, with the corpus metrics when a gold column is given) and the
 classifier is listed with that run (``store classifiers``).
+
+Its defaults differ from ``score``'s in two ways (issue 17): ``--method embedding`` (a frozen classifier keeps label
+vectors; ``score`` defaults to self-training, whose head is fitted per corpus) and the fast embedder whatever the
+corpus size (``score`` picks the larger one for small corpora). Pass ``--method embedding --model NAME`` to both to
+reproduce a ``score`` run exactly.
 """
 from __future__ import annotations
 

@@ -52,6 +52,9 @@ def frozen(corpus, tmp_path_factory, embedder):
     clf_dir, score_csv = out / "clf", out / "score.csv"
     common = ["--data", str(path), "--text-column", "text", "--labels", *LABELS, "--gold-column", "label"]
     assert main(["freeze", *common, "--out", str(clf_dir)]) == 0
+    # freeze's defaults (embedding similarity, the fast embedder) are what score runs with these flags; score's own
+    # defaults are self-training and, for a corpus this small, the larger embedder (issue 17)
+    common += ["--method", "embedding", "--model", embedder.spec.name]
     assert main(["score", *common, "--out", str(score_csv)]) == 0
     return clf_dir, pd.read_csv(score_csv, keep_default_na=False)
 
