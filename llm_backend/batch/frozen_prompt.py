@@ -1,0 +1,302 @@
+"""Frozen prompt-template classifiers: a causal-LM verbalizer prompt (prompt page / ``prompt --mode score``) saved
+so that any row scores on its own.
+
+A prompt run depends on its corpus in two ways: few-shot demonstrations are drawn from the corpus's gold rows, and
+calibration offsets (centering means, content-free or domain-premise scores) are learnt on it. Freezing stores the
+*results*: the demonstrations most rows saw (the fixed, shared part of every prompt), the offsets as numbers, the
+Jinja source, the verbalizer, and how multi-token answers and several answer words per label are scored; plus a
+reference to the LM (registry name / folder, never its weights). Everything is JSON inside ``classifier.json`` (the
+offsets go to the safetensors file like every other component), covered by the artifact's fingerprint.
+
+Scoring a row never looks at another row:
+
+- its prompt is built by the same code as the prompt run (:class:`llm_backend.prompts.runner.TemplateRun`, given
+  the fixed demonstrations), text cut to the context as there;
+- the shared start of every prompt (chat header, instruction, demonstrations) is fixed once from the template alone
+  (not from the rows of a batch) and its KV cache computed once per worker; each row's own tokens then run after it.
+  Rows are padded into batches; padding is masked, so a row's score changes only by float rounding with its
+  batch-mates (``tests/batch/test_batch_prompt.py`` checks any split gives the same scores within 1e-4).
+
+Limits, each refused at freeze time with a message: only the ``score`` mode (cloze and generate are not frozen);
+random demonstrations only (nearest-neighbour ones are chosen per row from the corpus); templates may use the text
+and the reserved names but no other column (``batch`` reads the text column only).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llm_backend.core.errors import TemplateError, UserError
+from llm_backend.core.progress import Progress, report
+
+#: Limits when loading someone else's artifact (a real one holds a template of a few hundred characters and at most
+#: a few dozen demonstrations).
+MAX_TEMPLATE_CHARS = 20_000
+MAX_DEMONSTRATIONS = 64
+MAX_DEMO_CHARS = 20_000
+MAX_WORDS = 50
+AGGREGATES = ("max", "mean")
+#: Rows of the prototyping corpus re-scored by the frozen classifier at freeze time (an LM pass each).
+CHECK_ROWS = 8
+#: Probability tolerance of that check: the frozen path shares the run's prompt prefix and tokens; only batch
+#: padding differs, which moves log-probabilities by float rounding (measured below 1e-5 on SmolLM2, CPU fp32).
+CHECK_ATOL = 1e-4
+_GOLD = "__zss_demo_label"
+#: The text of the fixed full prompt the shared start is measured against (any short text does).
+PROBE_TEXT = "N/A"
+
+
+class PromptFreezeError(UserError):
+    """A prompt run that cannot be frozen (mode, demonstration choice, template columns)."""
+
+
+@dataclass
+class PromptSetup:
+    """The fixed part of a prompt classifier (validated)."""
+
+    template: str
+    verbalizer: dict[str, list[str]]
+    demonstrations: list[dict[str, str]]
+    normalize: str = "mean"
+    aggregate: str = "max"
+    use_chat: bool = True
+    name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"template": self.template, "verbalizer": {k: list(v) for k, v in self.verbalizer.items()},
+                "demonstrations": [{"text": d["text"], "label": d["label"]} for d in self.demonstrations],
+                "normalize": self.normalize, "aggregate": self.aggregate, "use_chat": bool(self.use_chat),
+                "name": self.name}
+
+
+def _bad(what: str) -> UserError:
+    from llm_backend.batch.frozen import ClassifierError
+
+    return ClassifierError(f"The classifier's prompt is not valid: {what}.")
+
+
+def check_template_columns(source: str) -> None:
+    """A frozen prompt may use the text and the reserved names, not other columns (``batch`` reads only the text)."""
+    from llm_backend.prompts.templates import check_template, placeholders
+
+    if "row" in placeholders(source):
+        raise PromptFreezeError("The template reads other columns through {{ row[...] }}; a frozen classifier gets only "
+                                "the text column. Use {{ text }} only to export it.")
+    try:
+        check_template(source, (), mode="score")
+    except TemplateError as exc:
+        raise PromptFreezeError(f"The template uses more than the text column, which batch scoring does not read: "
+                                f"{exc}") from None
+
+
+def parse_prompt(value: Any, label_names: Sequence[str]) -> dict[str, Any]:
+    """Validate the ``prompt`` object of a component (hostile input): types, sizes, the template through the
+    sandbox's parser, the verbalizer against the labels, demonstrations against the verbalizer."""
+    from llm_backend.prompts.lm_scoring import NORMALIZE
+    from llm_backend.prompts.templates import check_verbalizer
+
+    if not isinstance(value, dict):
+        raise _bad("'prompt' must be an object")
+    src = value.get("template")
+    if not isinstance(src, str) or not src.strip() or len(src) > MAX_TEMPLATE_CHARS:
+        raise _bad(f"the template must be text of at most {MAX_TEMPLATE_CHARS:,} characters")
+    try:
+        check_template_columns(src)  # parses through the locked sandbox: syntax, names, filters
+    except (TemplateError, PromptFreezeError) as exc:
+        raise _bad(f"template: {str(exc)[:300]}") from None
+    verb = value.get("verbalizer")
+    if not isinstance(verb, dict) or not all(isinstance(w, list) and len(w) <= MAX_WORDS
+                                             and all(isinstance(x, str) and len(x) <= 300 for x in w)
+                                             for w in verb.values()):
+        raise _bad("the verbalizer must map labels to lists of answer words")
+    try:
+        verb = check_verbalizer(verb)
+    except TemplateError as exc:
+        raise _bad(f"verbalizer: {exc}") from None
+    if list(verb) != list(label_names):
+        raise _bad("the verbalizer's labels are not the classifier's labels")
+    demos = value.get("demonstrations") or []
+    if not isinstance(demos, list) or len(demos) > MAX_DEMONSTRATIONS:
+        raise _bad(f"demonstrations must be a list of at most {MAX_DEMONSTRATIONS}")
+    clean = []
+    for d in demos:
+        if not (isinstance(d, dict) and isinstance(d.get("text"), str) and len(d["text"]) <= MAX_DEMO_CHARS
+                and d.get("label") in verb):
+            raise _bad("each demonstration needs a text and one of the labels")
+        clean.append({"text": d["text"], "label": d["label"]})
+    normalize, aggregate, chat = value.get("normalize"), value.get("aggregate"), value.get("use_chat")
+    if normalize not in NORMALIZE:
+        raise _bad(f"normalize must be one of {', '.join(NORMALIZE)}")
+    if aggregate not in AGGREGATES:
+        raise _bad(f"aggregate must be one of {', '.join(AGGREGATES)}")
+    if not isinstance(chat, bool):
+        raise _bad("use_chat must be true or false")
+    name = value.get("name", "")
+    if not isinstance(name, str) or len(name) > 200:
+        raise _bad("name must be text of at most 200 characters")
+    return PromptSetup(src, verb, clean, normalize, aggregate, chat, name).to_json()
+
+
+class PromptScorer:
+    """Scores texts with a frozen prompt: raw (uncalibrated) verbalizer log-likelihoods, shape (n, labels)."""
+
+    name = "prompt"
+    kind = "logprob"
+
+    def __init__(self, loaded: Any, prompt: dict[str, Any]) -> None:
+        from llm_backend.prompts.lm_scoring import PrefixStore
+        from llm_backend.prompts.templates import PromptTemplate
+
+        self.loaded = loaded
+        self.setup = PromptSetup(**prompt)
+        self.template = PromptTemplate(self.setup.name or "frozen prompt", self.setup.template, self.setup.verbalizer)
+        self.store = PrefixStore(max_items=1)
+        self._prefix: tuple[int, ...] | None = None
+        self.notes: list[str] = []
+
+    def template_run(self, texts: Sequence[str]) -> Any:
+        """A :class:`TemplateRun` over the demonstrations + ``texts`` in which every text gets the demonstrations."""
+        from llm_backend.prompts.runner import RunConfig, TemplateRun
+
+        s = self.setup
+        n_demo = len(s.demonstrations)
+        df = pd.DataFrame({"text": [d["text"] for d in s.demonstrations] + list(texts),
+                           _GOLD: [d["label"] for d in s.demonstrations] + [""] * len(texts)})
+        cfg = RunConfig(mode="score", few_shot=0, calibration="none", normalize=s.normalize, aggregate=s.aggregate,
+                        use_chat=s.use_chat, share_prefix=True)
+        run = TemplateRun(self.template, df, "text", _GOLD, cfg, lm=self.loaded, rows=range(n_demo, len(df)))
+        run.examples = [list(range(n_demo)) for _ in run.rows]
+        return run
+
+    def _fixed_prefix(self, cands: Sequence[str]) -> tuple[int, ...]:
+        """Token ids of the row-independent prompt start, with its KV cache computed once.
+
+        The same rule as the prompt run's (:func:`llm_backend.prompts.lm_scoring.shared_prefix` with the
+        demonstrations' shared start as hint): the tokens the hint shares with a full prompt, minus one (the last
+        may merge with a text's first characters). The full prompt is a fixed probe, not a row of the batch.
+        """
+        from llm_backend.prompts.lm_scoring import MIN_SHARED_TOKENS, _common_prefix_len, _encode, _prepare, run_prefix
+
+        if self._prefix is None:
+            probe = self.template_run([PROBE_TEXT])
+            seq = _prepare(self.loaded, [probe.prompt_for(0)], cands, None).prompt_ids[0]
+            tok = self.loaded.tokenizer
+            hint_ids = _encode(tok, probe.shared_start(0), special=False)
+            bos = getattr(tok, "bos_token_id", None)
+            if seq[:1] == [bos] and hint_ids[:1] != [bos]:
+                hint_ids = [bos] + hint_ids
+            n = min(_common_prefix_len([hint_ids, seq]) - 1, len(seq) - 1)
+            prefix = tuple(seq[:max(0, n)])
+            if len(prefix) >= MIN_SHARED_TOKENS:
+                import torch
+
+                with self.loaded.lock, torch.inference_mode():
+                    self.store.put(prefix, run_prefix(self.loaded, prefix))
+            else:
+                prefix = ()
+            self._prefix = prefix
+        return self._prefix
+
+    def score(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
+        from llm_backend.prompts.lm_scoring import _prepare, continuation_logprobs
+
+        k = len(self.setup.verbalizer)
+        if not texts:
+            return np.zeros((0, k))
+        run = self.template_run(texts)
+        prompts = [run.prompt_for(p) for p in range(len(texts))]
+        cands, owners = run._candidates()  # the prompt run's own candidate strings (chat: no leading space)
+        prefix = self._fixed_prefix(cands)
+        ids = _prepare(self.loaded, prompts, cands, None).prompt_ids
+        n = len(prefix)
+        shared = [i for i, s in enumerate(ids) if n and len(s) > n and tuple(s[:n]) == prefix]
+        alone = sorted(set(range(len(prompts))) - set(shared))
+        raw = np.zeros((len(prompts), len(cands)))
+        self.notes = []
+        for rows, share in ((shared, True), (alone, False)):
+            if rows:
+                # share=True finds the fixed prefix in the store (every row starts with it); rows that do not (a
+                # tokenizer merge at the boundary) run in full, so no row's prefix depends on its batch-mates.
+                raw[rows] = continuation_logprobs(self.loaded, [prompts[i] for i in rows], cands,
+                                                  normalize=self.setup.normalize, share_prefix=share,
+                                                  prefix_store=self.store if share else None, notes=self.notes)
+        out = np.zeros((len(prompts), k))
+        for j in range(k):
+            cols = raw[:, owners == j]
+            out[:, j] = cols.max(axis=1) if self.setup.aggregate == "max" else cols.mean(axis=1)
+        report(progress, len(texts), len(texts))
+        return out
+
+
+def _canonical_examples(result: Any) -> tuple[list[int], list[int]]:
+    """The demonstration list most rows of the run saw, and the run positions that saw exactly it."""
+    keys = [tuple(e) for e in result.examples]
+    if not keys:
+        return [], []
+    best, _ = Counter(keys).most_common(1)[0]
+    return list(best), [p for p, key in enumerate(keys) if key == best]
+
+
+def freeze_prompt_result(result: Any, loaded: Any, *, name: str = "", source: dict[str, Any] | None = None,
+                         check_rows: int = CHECK_ROWS, progress: Progress = None) -> Any:
+    """A frozen classifier from a finished prompt run (:meth:`TemplateRun.result`) in ``score`` mode.
+
+    The demonstrations stored are those most rows saw (with random selection, every row except the demonstration
+    rows themselves, which cannot be their own example); the offsets are the run's. The frozen classifier then
+    re-scores ``check_rows`` rows that saw those demonstrations and must give the run's probabilities.
+    """
+    from llm_backend.batch.frozen import Component, FrozenClassifier, _model_ref, corpus_fingerprint
+    from llm_backend.data.labels import make_labels
+    from llm_backend.scorers.base import to_probabilities
+
+    if result.mode != "score":
+        raise PromptFreezeError(f"Only score-mode prompt runs can be exported (this run is in {result.mode} mode): "
+                                "cloze and generated answers are not frozen.")
+    if result.scores is None or not len(result.rows) or result.offsets is None or result.config is None:
+        raise PromptFreezeError("Run the template first; the classifier is frozen from a finished run.")
+    cfg = result.config
+    tpl = result.template
+    check_template_columns(tpl.template)
+    demo_ids, same_rows = _canonical_examples(result)
+    if demo_ids and cfg.selection != "random":
+        raise PromptFreezeError("Nearest-neighbour demonstrations are chosen per row from the prototyping corpus, "
+                                "so they cannot be frozen. Use random (seeded) selection, or few-shot 0.")
+    spec = result.model_spec
+    if spec is None or loaded.spec.key != spec.key:
+        raise PromptFreezeError("The loaded LM is not the one the run used.")
+    if spec.role != "causal_lm":
+        raise PromptFreezeError("Only causal-LM prompt runs can be exported.")
+    demos = [{"text": result.example_rows[i][0], "label": result.example_rows[i][1]} for i in demo_ids]
+    prompt = PromptSetup(tpl.template, {k: list(v) for k, v in tpl.verbalizer.items()}, demos, cfg.normalize,
+                         cfg.aggregate, bool(cfg.use_chat), tpl.name).to_json()
+    labels = make_labels(list(tpl.verbalizer))
+    prompt = parse_prompt(prompt, [l.name for l in labels])
+    offsets = np.asarray(result.offsets, dtype=np.float64)
+    comp = Component("prompt", _model_ref(spec), "logprob", result.calibration_applied, offsets, prompt=prompt)
+    src = {"method": "prompt", "model": spec.name, "calibration": cfg.calibration,
+           "calibration_applied": result.calibration_applied, "template_name": tpl.name,
+           "few_shot": {"k": len(demos), "selection": cfg.selection, "seed": cfg.seed,
+                        "rows_with_these_demonstrations": len(same_rows), "rows": len(result.rows)},
+           "corpus": {"n_texts": len(result.texts), "fingerprint": corpus_fingerprint(result.texts)}}
+    if result.metrics:
+        src["metrics"] = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "n") if k in result.metrics}
+    src.update(source or {})
+    clf = FrozenClassifier(labels, [comp], False, 0.5, None, None, 0, src, name)
+    rows = same_rows[: max(0, check_rows)]
+    if rows:
+        from llm_backend.batch.frozen import ClassifierError, ClassifierRunner
+
+        runner = ClassifierRunner(clf, cache_entries=0, loaded=[loaded])
+        got = runner.probabilities(runner.raw_scores([result.texts[p] for p in rows]))
+        want = to_probabilities(np.asarray(result.scores)[rows], "logprob")
+        if not np.allclose(got, want, atol=CHECK_ATOL):
+            worst = float(np.max(np.abs(got - want)))
+            raise ClassifierError(f"The frozen prompt does not reproduce the run's probabilities on {len(rows)} rows "
+                                  f"(max difference {worst:.2e}). If the settings changed since the run, run again and "
+                                  "then export.")
+    report(progress, 1, 1)
+    return clf
