@@ -311,5 +311,5 @@ if len(results) >= 2:
                     st.markdown(f"**{plain(label)}**")
                     st.code(r.prompts[r.rows.index(one)], language=None, wrap_lines=True)
 
-export_classifier(unsupported="Prompt-template runs (Jinja prompts, few-shot examples) cannot be frozen yet. For batch "
-                  "scoring, freeze the LM verbalizer or embedding method from the zero-shot page.", key="pt_export")
+if results:  # the run shown above, frozen for `batch` (score mode, text-only templates, random demonstrations)
+    export_classifier(prompt_result=results[shown], key="pt_export", default_name="prompt-classifier")

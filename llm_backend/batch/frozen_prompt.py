@@ -241,6 +241,29 @@ def _canonical_examples(result: Any) -> tuple[list[int], list[int]]:
     return list(best), [p for p, key in enumerate(keys) if key == best]
 
 
+def export_problem(result: Any) -> str | None:
+    """Why this prompt run cannot be frozen (shown next to a disabled button), or None when it can."""
+    if result is None or result.config is None or not len(result.rows):
+        return "Run a template first; the classifier is frozen from the run shown."
+    if result.mode != "score":
+        return (f"Only score-mode runs can be exported (this run is in {result.mode} mode): cloze and generated "
+                "answers are not frozen.")
+    if result.scores is None or result.offsets is None:
+        return "This run has no scores to freeze."
+    if not result.complete:
+        return "This run was stopped before the end; run it to the end, then export."
+    if result.model_spec is None or result.model_spec.role != "causal_lm":
+        return "Only causal-LM prompt runs can be exported."
+    if any(result.examples) and result.config.selection != "random":
+        return ("Nearest-neighbour demonstrations are chosen per row from the prototyping corpus, so they cannot be "
+                "frozen. Use random (seeded) selection, or few-shot 0.")
+    try:
+        check_template_columns(result.template.template)
+    except PromptFreezeError as exc:
+        return str(exc)
+    return None
+
+
 def freeze_prompt_result(result: Any, loaded: Any, *, name: str = "", source: dict[str, Any] | None = None,
                          check_rows: int = CHECK_ROWS, progress: Progress = None) -> Any:
     """A frozen classifier from a finished prompt run (:meth:`TemplateRun.result`) in ``score`` mode.
@@ -253,23 +276,15 @@ def freeze_prompt_result(result: Any, loaded: Any, *, name: str = "", source: di
     from llm_backend.data.labels import make_labels
     from llm_backend.scorers.base import to_probabilities
 
-    if result.mode != "score":
-        raise PromptFreezeError(f"Only score-mode prompt runs can be exported (this run is in {result.mode} mode): "
-                                "cloze and generated answers are not frozen.")
-    if result.scores is None or not len(result.rows) or result.offsets is None or result.config is None:
-        raise PromptFreezeError("Run the template first; the classifier is frozen from a finished run.")
+    problem = export_problem(result)
+    if problem:
+        raise PromptFreezeError(problem)
     cfg = result.config
     tpl = result.template
-    check_template_columns(tpl.template)
     demo_ids, same_rows = _canonical_examples(result)
-    if demo_ids and cfg.selection != "random":
-        raise PromptFreezeError("Nearest-neighbour demonstrations are chosen per row from the prototyping corpus, "
-                                "so they cannot be frozen. Use random (seeded) selection, or few-shot 0.")
     spec = result.model_spec
-    if spec is None or loaded.spec.key != spec.key:
+    if loaded.spec.key != spec.key:
         raise PromptFreezeError("The loaded LM is not the one the run used.")
-    if spec.role != "causal_lm":
-        raise PromptFreezeError("Only causal-LM prompt runs can be exported.")
     demos = [{"text": result.example_rows[i][0], "label": result.example_rows[i][1]} for i in demo_ids]
     prompt = PromptSetup(tpl.template, {k: list(v) for k, v in tpl.verbalizer.items()}, demos, cfg.normalize,
                          cfg.aggregate, bool(cfg.use_chat), tpl.name).to_json()
