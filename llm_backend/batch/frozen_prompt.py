@@ -45,6 +45,8 @@ CHECK_ROWS = 8
 #: Probability tolerance of that check: the frozen path shares the run's prompt prefix and tokens; only batch
 #: padding differs, which moves log-probabilities by float rounding (measured below 1e-5 on SmolLM2, CPU fp32).
 CHECK_ATOL = 1e-4
+#: The same check on a GPU in bf16/fp16, where padding moves probabilities by up to about 1e-2.
+CHECK_ATOL_HALF = 0.05
 _GOLD = "__zss_demo_label"
 #: The text of the fixed full prompt the shared start is measured against (any short text does).
 PROBE_TEXT = "N/A"
@@ -308,7 +310,11 @@ def freeze_prompt_result(result: Any, loaded: Any, *, name: str = "", source: di
         runner = ClassifierRunner(clf, cache_entries=0, loaded=[loaded])
         got = runner.probabilities(runner.raw_scores([result.texts[p] for p in rows]))
         want = to_probabilities(np.asarray(result.scores)[rows], "logprob")
-        if not np.allclose(got, want, atol=CHECK_ATOL):
+        fp32 = getattr(getattr(loaded, "device", None), "kind", "cpu") == "cpu"
+        # Half precision on a GPU rounds padded batches differently: same top label, probabilities within 0.05.
+        same = np.allclose(got, want, atol=CHECK_ATOL) if fp32 else (
+            np.allclose(got, want, atol=CHECK_ATOL_HALF) and (got.argmax(1) == want.argmax(1)).all())
+        if not same:
             worst = float(np.max(np.abs(got - want)))
             raise ClassifierError(f"The frozen prompt does not reproduce the run's probabilities on {len(rows)} rows "
                                   f"(max difference {worst:.2e}). If the settings changed since the run, run again and "
