@@ -112,7 +112,7 @@ def _compare(clf_dir: Path, data: Path, work: Path, n: int, env: dict, batch_row
 def _prompt_section(work: Path, ag: pd.DataFrame, pool: list, env: dict) -> dict:
     """Freeze a prompt-template run (SmolLM2 on the GPU) on 200 rows, then batch 3,000 unique rows both ways."""
     from llm_backend.batch.frozen import save_classifier
-    from llm_backend.batch.frozen_prompt import freeze_prompt_result
+    from llm_backend.batch.freeze_prompt import freeze_prompt_result
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
     from llm_backend.prompts.runner import RunConfig, TemplateRun

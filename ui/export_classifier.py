@@ -59,7 +59,7 @@ def export_classifier(result: Any = None, texts: Sequence[str] | None = None,
     from .persistence import LAST_RUN_ID
 
     if prompt_result is not None and unsupported is None:
-        from llm_backend.batch.frozen_prompt import export_problem
+        from llm_backend.batch.freeze_prompt import export_problem
 
         unsupported = export_problem(prompt_result)
 
@@ -85,7 +85,7 @@ def export_classifier(result: Any = None, texts: Sequence[str] | None = None,
                 raise UserError(f"A classifier named '{name}' already exists. Choose another name.")
             run_id = st.session_state.get(LAST_RUN_ID)
             if prompt_result is not None:
-                from llm_backend.batch.frozen_prompt import freeze_prompt_result
+                from llm_backend.batch.freeze_prompt import freeze_prompt_result
 
                 from .models import get_model
 

@@ -388,7 +388,10 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
             from llm_backend.batch.frozen_prompt import parse_prompt
 
             _need(kind == "logprob" and model["role"] == "causal_lm", "a prompt component scores with a causal LM")
-            prompt = parse_prompt(c.get("prompt"), [l.name for l in labels])
+            try:
+                prompt = parse_prompt(c.get("prompt"), [l.name for l in labels])
+            except UserError as exc:
+                raise ClassifierError(str(exc)) from None
         else:
             _need("prompt" not in c, f"only prompt components carry a prompt (component {i})")
         comps.append(Component(method, model, kind, cal, offsets.astype(np.float64),

@@ -97,7 +97,7 @@ def _freeze_prompt(args: argparse.Namespace, name: str):
     """``prompt --mode score`` on the data with the same options, then :func:`freeze_prompt_result`."""
     from pathlib import Path
 
-    from llm_backend.batch.frozen_prompt import freeze_prompt_result
+    from llm_backend.batch.freeze_prompt import freeze_prompt_result
     from llm_backend.commands.prompt import run_template
 
     given = [f"--{k.replace('_', '-')}" for k, default in _NOT_FOR_PROMPTS.items() if getattr(args, k) != default]

@@ -79,7 +79,7 @@ def test_prompt_page_exports_its_run_as_a_prompt_classifier(causal_lm):
 
     import pandas as pd
 
-    from llm_backend.batch.frozen_prompt import export_problem
+    from llm_backend.batch.freeze_prompt import export_problem
 
     df = load_sample("Product reviews").df
     df = pd.concat([g.head(2) for _, g in df.groupby("sentiment")]).reset_index(drop=True)
