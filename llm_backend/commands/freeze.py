@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("Give the labels (--labels or --labels-file), or a prompt template (--template-file).")
         if args.calibration not in CALIBRATIONS:
             raise UserError(f"--calibration {args.calibration} is for prompt templates (--template-file).")
+        prompt_only = [f for f, v in (("--few-shot", args.few_shot), ("--selection", args.selection != "random"),
+                                      ("--normalize", args.normalize != "mean"), ("--seed", args.seed),
+                                      ("--no-prefix-cache", args.no_prefix_cache)) if v]
+        if prompt_only:
+            raise UserError(f"{', '.join(prompt_only)} apply to prompt templates only (--template-file).")
         clf, result_info = _freeze_scoring(args, name)
     run_id = None
     if not args.no_store:

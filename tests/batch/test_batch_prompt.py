@@ -184,3 +184,20 @@ def test_prompt_classifier_whose_lm_is_missing(tmp_path, monkeypatch):
     finally:
         ray.shutdown()
     assert not list((tmp_path / "out").glob("part-*"))
+
+
+def test_freeze_refuses_options_of_the_other_mode(tmp_path, capsys):
+    """`freeze` takes `score`'s options or, with --template-file, `prompt --mode score`'s: mixing them is a message,
+    before any model is loaded."""
+    pd.DataFrame({"text": ["Stocks fell.", "The team won."]}).to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "t.yaml").write_text(TEMPLATE, encoding="utf-8")
+    base = ["freeze", "--data", str(tmp_path / "in.csv"), "--text-column", "text", "--out", str(tmp_path / "c")]
+    assert main([*base, "--template-file", str(tmp_path / "t.yaml"), "--labels", "a", "b"]) == 2
+    assert "--labels do not apply to a prompt template" in capsys.readouterr().err
+    assert main([*base, "--labels", "a", "b", "--calibration", "pmi"]) == 2
+    assert "pmi is for prompt templates" in capsys.readouterr().err
+    assert main([*base, "--labels", "a", "b", "--few-shot", "2"]) == 2
+    assert "--few-shot apply to prompt templates only" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "--template-file" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
