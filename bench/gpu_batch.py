@@ -109,7 +109,7 @@ def _compare(clf_dir: Path, data: Path, work: Path, n: int, env: dict, batch_row
     return out
 
 
-def _prompt_section(work: Path, ag: pd.DataFrame, pool: list, env: dict) -> dict:
+def _prompt_section(work: Path, ag: pd.DataFrame, pool: list, env: dict, proto_rows: int = 200, n: int = 3000) -> dict:
     """Freeze a prompt-template run (SmolLM2 on the GPU) on 200 rows, then batch 3,000 unique rows both ways."""
     from llm_backend.batch.frozen import save_classifier
     from llm_backend.batch.freeze_prompt import freeze_prompt_result
@@ -122,10 +122,9 @@ def _prompt_section(work: Path, ag: pd.DataFrame, pool: list, env: dict) -> dict
     tpl = PromptTemplate("news", "Article: {{ text }}\n\nIs this article about world, sports, business or science? "
                          "Answer with one word.", {"World": ["world"], "Sports": ["sports"], "Business": ["business"],
                                                    "Sci/Tech": ["science", "technology"]})
-    proto = ag.sample(200, random_state=1).reset_index(drop=True)
+    proto = ag.sample(proto_rows, random_state=1).reset_index(drop=True)
     res = TemplateRun(tpl, proto, "text", "label", RunConfig(mode="score", calibration="centering"), lm=lm).run_all()
     clf_dir = save_classifier(freeze_prompt_result(res, lm, name="gpu-prompt"), work / "clf_prompt")
-    n = 3000
     rng = np.random.default_rng(1)
     texts = [f"{pool[i]} (#{k})" for k, i in enumerate(rng.integers(0, len(pool), n))]
     pd.DataFrame({"id": np.arange(n), "text": texts}).to_parquet(work / "in_prompt.parquet")
