@@ -153,5 +153,5 @@ if results:
 if len(results) >= 2:
     compare_runs(results)
 
-export_classifier(unsupported="Prompt-template runs (Jinja prompts, few-shot examples) cannot be frozen yet. For batch "
-                  "scoring, freeze the LM verbalizer or embedding method from the zero-shot page.", key="pt_export")
+if results:  # the run shown above, frozen for `batch` (score mode, text-only templates, random demonstrations)
+    export_classifier(prompt_result=results[shown], key="pt_export", default_name="prompt-classifier")
