@@ -145,13 +145,14 @@ if job is not None:
     st.session_state[NEWEST] = run_name
 
 # ----------------------------------------------------------------------------------------------- results
+shown = None
 if results:
-    run_results(results, st.session_state.pop(NEWEST, None))
+    shown = run_results(results, st.session_state.pop(NEWEST, None))
     if st.button("Clear results", key="pt_clear"):
         st.session_state[RESULTS] = {}
         st.rerun()
 if len(results) >= 2:
     compare_runs(results)
 
-if results:  # the run shown above, frozen for `batch` (score mode, text-only templates, random demonstrations)
+if shown in results:  # the run shown above, frozen for `batch` (score mode, text-only templates, random demonstrations)
     export_classifier(prompt_result=results[shown], key="pt_export", default_name="prompt-classifier")

@@ -16,8 +16,9 @@ from .errors import user_errors
 from .text import plain
 
 
-def run_results(results: MutableMapping[str, PromptRunResult], newest: str | None) -> None:
+def run_results(results: MutableMapping[str, PromptRunResult], newest: str | None) -> str:
     """The picked run's metrics, notes and predictions (CSV download); ``newest``, when given, is picked.
+    Returns the name of the run shown (the one the page's export freezes).
 
     A run that just ended replaces the picked one, so the panel never keeps showing an older run (issue 18).
     """
@@ -41,6 +42,7 @@ def run_results(results: MutableMapping[str, PromptRunResult], newest: str | Non
     st.dataframe(res.frame(), width="stretch", hide_index=True)
     st.download_button("Download predictions (CSV)", to_csv_safe(res.frame()), file_name=f"{shown}.csv",
                        key="pt_dl_results")
+    return shown
 
 
 def compare_runs(results: MutableMapping[str, PromptRunResult]) -> None:
