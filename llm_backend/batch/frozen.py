@@ -579,6 +579,10 @@ def _leaf_component(scorer: Any, labels: Sequence[Label], calibration: str, offs
 
     loaded = scorer.loaded
     spec = loaded.spec
+    if getattr(scorer, "name", "") == "self-training":
+        raise ClassifierError("Self-training runs cannot be frozen: their head is fitted on the corpus's own answers "
+                              "and a frozen classifier keeps label vectors. Run the Embedding similarity method "
+                              "(score --method embedding) and freeze that.")
     if isinstance(scorer, EmbeddingScorer):
         # Same three steps as EmbeddingScorer.score; the embeddings come from the cache the run just filled.
         text_vecs = scorer.text_embeddings(list(texts))

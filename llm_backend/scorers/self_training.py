@@ -31,7 +31,7 @@ self-training helped from 2–4 rows per label on 31–77 intents and tied or lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -106,11 +106,18 @@ def self_train(text_vecs: np.ndarray, zero_shot_scores: np.ndarray, anchors: np.
     ``extra_x``/``extra_y`` are gold-labelled rows (few-shot): they join every round's training set with weight 1
     and are never replaced by pseudo-labels.
     """
+    return fit_self_training(text_vecs, zero_shot_scores, anchors, settings, seed, extra_x, extra_y)[0]
+
+
+def fit_self_training(text_vecs: np.ndarray, zero_shot_scores: np.ndarray, anchors: np.ndarray,
+                      settings: SelfTrainingSettings = SelfTrainingSettings(), seed: int = 0,
+                      extra_x: np.ndarray | None = None, extra_y: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+    """:func:`self_train` and the fitted head (a scikit-learn LogisticRegression; None when none could be fitted)."""
     from sklearn.linear_model import LogisticRegression
 
     n, k = zero_shot_scores.shape
     scores = _centred(np.asarray(zero_shot_scores, dtype=np.float64))
-    log_probs = None
+    log_probs, clf = None, None
     for _ in range(max(1, settings.rounds)):
         idx, y = select_confident(scores, settings.top_fraction, balanced=settings.balanced)
         xs = [text_vecs[idx]]
@@ -133,7 +140,9 @@ def self_train(text_vecs: np.ndarray, zero_shot_scores: np.ndarray, anchors: np.
         proba[:, clf.classes_] = clf.predict_proba(text_vecs)
         log_probs = np.log(proba)
         scores = _centred(log_probs)
-    return log_probs if log_probs is not None else np.asarray(zero_shot_scores, dtype=np.float64)
+    if log_probs is None:
+        return np.asarray(zero_shot_scores, dtype=np.float64), None
+    return log_probs, clf
 
 
 class SelfTrainingScorer(EmbeddingScorer):
@@ -149,6 +158,7 @@ class SelfTrainingScorer(EmbeddingScorer):
         self.settings = settings or SelfTrainingSettings()
         self.seed = seed
         self.notes: list[str] = []
+        self._fitted: tuple[Any, np.ndarray, np.ndarray] | None = None  # (head or None, label vectors, offsets)
 
     def score(self, texts: Sequence[str], labels: Sequence[Label], progress: Progress = None) -> np.ndarray:
         self.notes = []
@@ -158,6 +168,7 @@ class SelfTrainingScorer(EmbeddingScorer):
         anchors = self.label_embeddings(labels)
         label_vecs = refine_label_vectors(text_vecs, anchors, self.refine)
         zero_shot = text_vecs @ label_vecs.T
+        self._fitted = (None, label_vecs, zero_shot.mean(axis=0))
         if not enough_rows(len(texts), len(labels)):
             need = max(MIN_ROWS_PER_LABEL * len(labels), MIN_ROWS)
             self.notes.append(f"Self-training skipped: it needs at least {MIN_ROWS_PER_LABEL} texts per label and "
@@ -165,9 +176,28 @@ class SelfTrainingScorer(EmbeddingScorer):
                               "scores (prototype refinement, centering).")
             report(progress, 1, 1)
             return np.log(np.clip(_softmax(_centred(zero_shot) / 0.05), 1e-9, None))
-        out = self_train(text_vecs, zero_shot, anchors, self.settings, self.seed)
+        out, head = fit_self_training(text_vecs, zero_shot, anchors, self.settings, self.seed)
+        self._fitted = (head, label_vecs, zero_shot.mean(axis=0))
         report(progress, 1, 1)
         return out
+
+    def explainer(self, corpus: Sequence[str], labels: Sequence[Label]) -> Callable[[Sequence[str]], np.ndarray]:
+        """``f(texts) -> (n, k)`` probabilities of new texts (e.g. variants of one row, for explanations) as the
+        run over ``corpus`` scores them: the head fitted on ``corpus``, or the refined, centred label vectors when
+        the corpus was too small to self-train."""
+        self.score(list(corpus), labels)
+        head, label_vecs, offsets = self._fitted  # type: ignore[misc]
+        k = len(labels)
+
+        def probabilities(texts: Sequence[str]) -> np.ndarray:
+            vecs = self.text_embeddings(list(texts))
+            if head is None:
+                return _softmax((vecs @ label_vecs.T - offsets) / 0.05)
+            p = np.full((len(vecs), k), 1e-9)
+            p[:, head.classes_] = head.predict_proba(vecs)
+            return p / p.sum(axis=1, keepdims=True)
+
+        return probabilities
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -86,3 +86,20 @@ def test_setfit_with_pseudo_labels_refits_its_head(embedder, ag_news):
     assert res.extra["n_pseudo"] > 0 and any("pseudo" in n for n in res.notes)
     pred, _ = predict(res.model, pool["text"].tolist())
     assert np.mean(np.asarray(pred) == pool["label"].to_numpy()) > 0.4  # chance is 0.25
+
+
+def test_explainer_reproduces_the_heads_probabilities_and_freezing_is_refused(embedder, ag_slice):
+    """Explanations of a self-training run score text variants with the head fitted on the corpus; a frozen
+    classifier cannot hold that head, so freezing says so instead of saving label vectors that disagree."""
+    from llm_backend.batch.frozen import ClassifierError, freeze_run
+    from llm_backend.explain.scoring import probability_function
+
+    texts = ag_slice["text"].tolist()[:120]
+    labels = make_labels(LABELS)
+    st = SelfTrainingScorer(embedder)
+    run = np.exp(st.score(texts, labels))
+    probs = probability_function(st, labels, corpus=texts)(texts[:10])
+    np.testing.assert_allclose(probs, run[:10] / run[:10].sum(axis=1, keepdims=True), atol=1e-6)
+    res = run_scorer(st, texts, labels)
+    with pytest.raises(ClassifierError, match="Self-training runs cannot be frozen"):
+        freeze_run(st, texts, labels, res)
