@@ -8,8 +8,8 @@ product-reviews sample (bench/zero_shot_options.py, docs/zero-shot.md):
   learn from (:func:`~llm_backend.scorers.self_training.enough_rows`).
 * **embedder by language and corpus size.** Non-English texts get the multilingual embedder
   (:func:`llm_backend.data.language.recommended_embedder`). English texts get all-mpnet-base-v2 when the whole
-  corpus is small enough to embed in seconds, otherwise MiniLM: mpnet took about 8x MiniLM's time per character
-  (bench/results/zero_shot_embedder_speed.md) and gained on intents and sentiment, lost a little on news topics.
+  corpus is small enough to embed in seconds, otherwise MiniLM: mpnet took 5.7-6.5x MiniLM's time on the same texts
+  (bench/results/zero_shot_embedder_speed.md, 480-670 characters per second on 2 shared CPU cores) and gained on intents and sentiment, lost a little on news topics.
   The rule is in characters (rows x mean length), which is what encoding time grows with; on a GPU the limit is
   far higher because encoding is no longer the slow part of a run.
 """
@@ -25,8 +25,8 @@ DEFAULT_METHOD = "self-training"
 #: The larger English embedder preferred for small corpora (when its part wheels are installed).
 LARGE_EMBEDDER = "all-mpnet-base-v2"
 #: Corpora up to this many characters get :data:`LARGE_EMBEDDER` on a CPU: about half a minute of mpnet encoding
-#: on 2 CPU cores (a few seconds with MiniLM), e.g. 500 short requests or 120 news stories.
-LARGE_EMBEDDER_MAX_CHARS_CPU = 30_000
+#: on 2 shared CPU cores (5 s with MiniLM), e.g. 300 short requests or 80 news stories.
+LARGE_EMBEDDER_MAX_CHARS_CPU = 20_000
 #: ... and on a GPU, where mpnet encodes thousands of texts per second.
 LARGE_EMBEDDER_MAX_CHARS_GPU = 5_000_000
 

@@ -71,7 +71,7 @@ def test_score_defaults_self_train_with_the_larger_embedder_on_a_small_corpus(ba
 
 
 def test_score_defaults_use_minilm_above_the_size_limit(ag_news, tmp_path, capsys):
-    df = stratified(ag_news, 40, seed=2)  # 160 news stories, about 38,000 characters
+    df = stratified(ag_news, 30, seed=2)  # 120 news stories, about 28,000 characters
     assert corpus_chars(df["text"]) > LARGE_EMBEDDER_MAX_CHARS_CPU
     metrics, _ = _score(tmp_path, df)
     assert metrics["method"] == "self-training" and metrics["model"] == ModelRegistry().default("embedder").name
