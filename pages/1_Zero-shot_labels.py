@@ -157,10 +157,7 @@ if stored is None or stored["fingerprint"] != ds.fingerprint:
 res: ZeroShotResult = stored["result"]
 st.header("3 · Results")
 metrics = results_view(res, texts, gold, stored.get("metrics"))
-export_classifier(res, texts, lambda: build_scorer(cfg_a, registry(), get_model)[0], key="zs_export",
-                  unsupported=("Self-training runs cannot be exported: their head is fitted on this corpus, a frozen "
-                               "classifier keeps label vectors. Choose Embedding similarity and run again to export."
-                               if res.method == "self-training" else None))
+export_classifier(res, texts, lambda: build_scorer(cfg_a, registry(), get_model)[0], key="zs_export")
 explain_row_panel(texts, res.labels, lambda: build_scorer(cfg_a, registry(), get_model)[0], key="zs")
 
 st.header("4 · Confusable labels")

@@ -66,6 +66,12 @@ class SelfTrainingSettings:
     anchor_weight: float = 2.0  # weight of each label's own sentence vector as a training row
 
 
+#: Softmax temperature of the fallback (too few rows to self-train) over centred cosine similarities.
+FALLBACK_TEMPERATURE = 0.05
+#: Smallest probability a self-training run reports (classes the head never saw, and underflow): logs stay finite.
+PROBA_FLOOR = 1e-9
+
+
 def _centred(scores: np.ndarray) -> np.ndarray:
     return scores - scores.mean(axis=0, keepdims=True)
 
@@ -136,9 +142,9 @@ def fit_self_training(text_vecs: np.ndarray, zero_shot_scores: np.ndarray, ancho
             break
         clf = LogisticRegression(C=settings.c, max_iter=1000, random_state=seed)
         clf.fit(x, yy, sample_weight=w)
-        proba = np.full((n, k), 1e-9)
+        proba = np.full((n, k), PROBA_FLOOR)
         proba[:, clf.classes_] = clf.predict_proba(text_vecs)
-        log_probs = np.log(proba)
+        log_probs = np.log(np.clip(proba, PROBA_FLOOR, None))  # the floor keeps logs finite; frozen heads use it too
         scores = _centred(log_probs)
     if log_probs is None:
         return np.asarray(zero_shot_scores, dtype=np.float64), None
@@ -175,11 +181,33 @@ class SelfTrainingScorer(EmbeddingScorer):
                               f"{MIN_ROWS} in all ({need} here, got {len(texts)}); these are the embedding-similarity "
                               "scores (prototype refinement, centering).")
             report(progress, 1, 1)
-            return np.log(np.clip(_softmax(_centred(zero_shot) / 0.05), 1e-9, None))
+            return np.log(np.clip(_softmax(_centred(zero_shot) / FALLBACK_TEMPERATURE), PROBA_FLOOR, None))
         out, head = fit_self_training(text_vecs, zero_shot, anchors, self.settings, self.seed)
         self._fitted = (head, label_vecs, zero_shot.mean(axis=0))
         report(progress, 1, 1)
         return out
+
+    def linear_head(self, corpus: Sequence[str], labels: Sequence[Label]) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, b)`` with ``score(texts) == log(clip(softmax(embed(texts) @ W.T + b), PROBA_FLOOR))`` for any texts,
+        as the run over ``corpus`` scores them. Everything self-training learns from the corpus is linear in the
+        text's embedding (a multinomial or binary logistic head, or the centred, refined label vectors of the
+        fallback), so a frozen classifier can keep it as a matrix and a bias and score each row on its own."""
+        self.score(list(corpus), labels)
+        head, label_vecs, means = self._fitted  # type: ignore[misc]
+        k = len(labels)
+        if head is None:
+            return label_vecs / FALLBACK_TEMPERATURE, -np.asarray(means, dtype=np.float64) / FALLBACK_TEMPERATURE
+        coef = np.asarray(head.coef_, dtype=np.float64)
+        icpt = np.asarray(head.intercept_, dtype=np.float64)
+        classes = np.asarray(head.classes_, dtype=int)
+        if len(classes) == 2 and coef.shape[0] == 1:  # binary: p1 = sigmoid(z) = softmax([0, z])[1]
+            coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+            icpt = np.array([0.0, icpt[0]])
+        w = np.zeros((k, coef.shape[1]))
+        # A class the head never saw gets a logit of about -1e4: softmax mass 0, floored like the live run.
+        b = np.full(k, -1e4)
+        w[classes], b[classes] = coef, icpt
+        return w, b
 
     def explainer(self, corpus: Sequence[str], labels: Sequence[Label]) -> Callable[[Sequence[str]], np.ndarray]:
         """``f(texts) -> (n, k)`` probabilities of new texts (e.g. variants of one row, for explanations) as the

@@ -91,9 +91,12 @@ def test_score_defaults_fall_back_to_embedding_scores_on_a_tiny_corpus(ag_news, 
     assert pred["predicted"].tolist() == plain["predicted"].tolist()
 
 
-def test_freeze_keeps_embedding_similarity_and_the_fast_embedder(ag_news, tmp_path):
+def test_freeze_keeps_scores_method_and_the_fast_embedder(ag_news, tmp_path):
     from llm_backend.cli import build_parser
 
-    args = build_parser().parse_args(["freeze", "--data", "x.csv", "--text-column", "text", "--labels", "a", "b",
-                                      "--out", str(tmp_path / "clf")])
-    assert args.method == "embedding" and args.large_embedder_for_small_corpora is False
+    parser = build_parser()
+    args = parser.parse_args(["freeze", "--data", "x.csv", "--text-column", "text", "--labels", "a", "b",
+                              "--out", str(tmp_path / "clf")])
+    score = parser.parse_args(["score", "--data", "x.csv", "--text-column", "text", "--labels", "a", "b"])
+    assert args.method == score.method == "self-training"
+    assert args.large_embedder_for_small_corpora is False and score.large_embedder_for_small_corpora is True
