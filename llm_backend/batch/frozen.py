@@ -11,7 +11,8 @@ Folder layout (safe formats only, nothing is unpickled)::
 
     classifier.json        format, labels, decision rule, components (method, model reference, kind, calibration),
                            where it came from (source) and a content fingerprint
-    tensors.safetensors    per component: label vectors (embedding method), calibration offsets, an encoder probe
+    tensors.safetensors    per component: label vectors (embedding method; with a bias for a self-training head),
+                           calibration offsets, an encoder probe
 
 :func:`load_classifier` treats the folder as hostile: sizes, types, shapes and finiteness are checked, and the
 fingerprint must match the content, so a damaged or edited artifact fails with a message instead of scoring wrong.
@@ -41,7 +42,9 @@ from llm_backend.data.labels import Label, make_labels
 from llm_backend.models.registry import ROLES, ModelSpec, resolve_location
 
 FORMAT = "zero-shot-studio/frozen-classifier"
-VERSION = 1
+#: Newest format this app reads and writes. Version 2 added prompt-template components ("prompt"); artifacts without
+#: one are still written as version 1, so older apps keep reading them.
+VERSION = 2
 CONFIG_FILE = "classifier.json"
 TENSORS_FILE = "tensors.safetensors"
 #: Limits for loading an artifact someone sent you: a real one is a few KB of JSON and k x 384 floats.
@@ -50,7 +53,7 @@ MAX_TENSOR_BYTES = 256 * 1024 * 1024
 MAX_LABELS = 2000
 MAX_COMPONENTS = 8
 MAX_DIM = 16384
-METHODS = ("embedding", "lm", "nli", "trained")
+METHODS = ("embedding", "lm", "nli", "trained", "prompt")
 KINDS = ("similarity", "logprob", "logit", "nli_log_odds")
 SOURCES = ("package", "folder", "hub", "trained")
 #: A fixed sentence embedded at freeze time; a worker whose encoder gives a different vector has another model.
@@ -82,6 +85,11 @@ class Component:
     use_descriptions: bool = True
     label_vectors: np.ndarray | None = None
     probe: np.ndarray | None = None
+    #: Prompt-template components: template, verbalizer, demonstrations, answer scoring (see ``frozen_prompt``).
+    prompt: dict[str, Any] | None = None
+    #: Embedding components with a fitted linear head (self-training): raw scores are
+    #: ``log(clip(softmax(embedding @ label_vectors.T + bias), 1e-9))`` instead of cosine similarities.
+    bias: np.ndarray | None = None
 
     @property
     def spec(self) -> ModelSpec:
@@ -127,8 +135,11 @@ class FrozenClassifier:
             comps.append({"method": c.method, "model": dict(c.model), "kind": c.kind, "calibration": c.calibration,
                           "templates": list(c.templates), "use_descriptions": bool(c.use_descriptions),
                           "tensors": _tensor_names(i, c)})
+            if c.prompt is not None:
+                comps[-1]["prompt"] = c.prompt
+        version = 2 if any(c.prompt is not None for c in self.components) else 1
         return {
-            "format": FORMAT, "version": VERSION, "name": self.name, "created": self.created,
+            "format": FORMAT, "version": version, "name": self.name, "created": self.created,
             "labels": [{"name": l.name, "description": l.description, "phrasings": list(l.phrasings),
                         "display": l.display} for l in self.labels],
             "decision": {"multi_label": bool(self.multi_label), "threshold": float(self.threshold),
@@ -147,6 +158,8 @@ class FrozenClassifier:
                 out[f"c{i}.label_vectors"] = np.ascontiguousarray(c.label_vectors, dtype=np.float32)
             if c.probe is not None:
                 out[f"c{i}.probe"] = np.ascontiguousarray(c.probe, dtype=np.float32)
+            if c.bias is not None:
+                out[f"c{i}.bias"] = np.ascontiguousarray(c.bias, dtype=np.float64)
         return out
 
 
@@ -156,6 +169,8 @@ def _tensor_names(i: int, c: Component) -> list[str]:
         names.append(f"c{i}.label_vectors")
     if c.probe is not None:
         names.append(f"c{i}.probe")
+    if c.bias is not None:
+        names.append(f"c{i}.bias")
     return names
 
 
@@ -363,6 +378,7 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
         expected.add(f"c{i}.offsets")
         vecs = tensors.get(f"c{i}.label_vectors")
         probe = tensors.get(f"c{i}.probe")
+        bias = tensors.get(f"c{i}.bias")
         if method == "embedding":
             _need(vecs is not None and vecs.ndim == 2 and vecs.shape[0] == k and 1 <= vecs.shape[1] <= MAX_DIM
                   and vecs.dtype == np.float32, f"c{i}.label_vectors must be a float32 matrix with {k} rows")
@@ -371,12 +387,31 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
                 _need(probe.shape == (vecs.shape[1],) and probe.dtype == np.float32,
                       f"c{i}.probe must match the label vectors' width")
                 expected.add(f"c{i}.probe")
+            # A fitted head (self-training) has a bias and log-probability scores; plain label vectors have neither.
+            _need((bias is not None) == (kind == "logprob") and kind in ("similarity", "logprob"),
+                  f"component {i}: an embedding component is 'similarity' without a bias or 'logprob' with one")
+            if bias is not None:
+                _need(bias.shape == (k,) and bias.dtype == np.float64, f"c{i}.bias must be {k} float64 values")
+                expected.add(f"c{i}.bias")
         else:
-            _need(vecs is None and probe is None, f"only embedding components carry vectors (component {i})")
-        for arr in (offsets, vecs, probe):
+            _need(vecs is None and probe is None and bias is None,
+                  f"only embedding components carry vectors (component {i})")
+        for arr in (offsets, vecs, probe, bias):
             _need(arr is None or bool(np.isfinite(arr).all()), f"component {i} holds NaN or infinite values")
-        comps.append(Component(method, _parse_model(c.get("model")), kind, cal, offsets.astype(np.float64),
-                               templates, use_desc, vecs, probe))
+        model = _parse_model(c.get("model"))
+        prompt = None
+        if method == "prompt":
+            from llm_backend.batch.frozen_prompt import parse_prompt
+
+            _need(kind == "logprob" and model["role"] == "causal_lm", "a prompt component scores with a causal LM")
+            try:
+                prompt = parse_prompt(c.get("prompt"), [l.name for l in labels])
+            except UserError as exc:
+                raise ClassifierError(str(exc)) from None
+        else:
+            _need("prompt" not in c, f"only prompt components carry a prompt (component {i})")
+        comps.append(Component(method, model, kind, cal, offsets.astype(np.float64),
+                               templates, use_desc, vecs, probe, prompt, bias))
     _need(set(tensors) == expected, f"{TENSORS_FILE} holds unexpected tensors: "
           f"{', '.join(sorted(set(tensors) - expected))[:200]}")
     source = config.get("source") or {}
@@ -397,6 +432,16 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
 # ------------------------------------------------------------------------------------------------------ scoring
 
 
+def _floored_log_softmax(z: np.ndarray) -> np.ndarray:
+    """What a self-training run returns for its head's logits (``SelfTrainingScorer``: floored at 1e-9)."""
+    from llm_backend.scorers.self_training import PROBA_FLOOR
+
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return np.log(np.clip(p, PROBA_FLOOR, None))
+
+
 def check_models(clf: FrozenClassifier) -> None:
     """A clear error now, naming the classifier, when one of its models is not on this machine."""
     for c in clf.components:
@@ -415,28 +460,39 @@ class ClassifierRunner:
     pages and ``score`` fill).
     """
 
-    def __init__(self, clf: FrozenClassifier, cache_entries: int = 0, check_probe: bool = True) -> None:
+    def __init__(self, clf: FrozenClassifier, cache_entries: int = 0, check_probe: bool = True,
+                 loaded: Sequence[Any] | None = None) -> None:
         from llm_backend.models.embedding_cache import CACHE, EmbeddingCache
         from llm_backend.models.loading import get_model
         from llm_backend.scorers.factory import make_scorer
 
         self.clf = clf
-        check_models(clf)
+        if loaded is None:
+            check_models(clf)
         self.cache = CACHE if cache_entries < 0 else EmbeddingCache(max_entries=max(0, int(cache_entries)))
         self.loaded = []
         self.scorers: list[Any] = []
-        for c in clf.components:
-            try:
-                loaded = get_model(c.spec)
-            except ModelError as exc:
-                raise ClassifierError(f"Classifier '{clf.name}' cannot load its model '{c.model['name']}': {exc}") from None
-            self.loaded.append(loaded)
-            if c.method == "embedding":
+        for ci, c in enumerate(clf.components):
+            if loaded is not None:  # models the caller holds already (the freeze's own check)
+                model = loaded[ci]
+            else:
+                try:
+                    model = get_model(c.spec)
+                except ModelError as exc:
+                    raise ClassifierError(f"Classifier '{clf.name}' cannot load its model '{c.model['name']}': "
+                                          f"{exc}") from None
+            self.loaded.append(model)
+            loaded_model = model
+            if c.method == "prompt":
+                from llm_backend.batch.frozen_prompt import PromptScorer
+
+                self.scorers.append(PromptScorer(loaded_model, c.prompt or {}))
+            elif c.method == "embedding":
                 self.scorers.append(None)
                 if check_probe and c.probe is not None:
-                    self._check_probe(c, loaded)
+                    self._check_probe(c, loaded_model)
             else:
-                self.scorers.append(make_scorer(c.method, loaded, templates=c.templates or None))
+                self.scorers.append(make_scorer(c.method, loaded_model, templates=c.templates or None))
 
     def _check_probe(self, c: Component, loaded: Any) -> None:
         vec = self._embed(loaded, [PROBE_TEXT])[0]
@@ -459,7 +515,10 @@ class ClassifierRunner:
             if not texts:
                 out.append(np.zeros((0, k)))
             elif c.method == "embedding":
-                out.append(np.asarray(self._embed(loaded, texts) @ c.label_vectors.T, dtype=np.float64))
+                sims = np.asarray(self._embed(loaded, texts) @ c.label_vectors.T, dtype=np.float64)
+                out.append(sims if c.bias is None else _floored_log_softmax(sims + c.bias))
+            elif c.method == "prompt":
+                out.append(np.asarray(scorer.score(texts), dtype=np.float64))
             elif c.kind == "nli_log_odds":
                 pair = scorer.pair_logits(texts, self.clf.labels)
                 out.append(pair[..., scorer.entail_id] - pair[..., scorer.contra_id])
@@ -547,6 +606,15 @@ def _leaf_component(scorer: Any, labels: Sequence[Label], calibration: str, offs
 
     loaded = scorer.loaded
     spec = loaded.spec
+    if getattr(scorer, "name", "") == "self-training":
+        # The head fitted on the corpus is linear in the embedding: keep it as label vectors plus a bias.
+        from llm_backend.models.embedding_cache import embed_texts
+
+        weights, bias = scorer.linear_head(list(texts), labels)
+        probe = embed_texts(loaded, [PROBE_TEXT])[0]
+        return Component("embedding", _model_ref(spec), "logprob", calibration, offsets, list(scorer.templates),
+                         bool(scorer.use_descriptions), np.asarray(weights, dtype=np.float32),
+                         np.asarray(probe, dtype=np.float32), bias=np.asarray(bias, dtype=np.float64))
     if isinstance(scorer, EmbeddingScorer):
         # Same three steps as EmbeddingScorer.score; the embeddings come from the cache the run just filled.
         text_vecs = scorer.text_embeddings(list(texts))
