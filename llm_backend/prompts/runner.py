@@ -105,6 +105,7 @@ class PromptRunResult:
     metrics: dict[str, Any] | None = None
     seconds: float = 0.0
     complete: bool = True
+    config: RunConfig | None = None  # the settings it ran with (explaining a row re-scores it the same way)
 
     @property
     def n_unmapped(self) -> int:
@@ -469,7 +470,7 @@ class TemplateRun:
             notes.append(f"Stopped after {n} of {len(self.rows)} rows.")
         return PromptRunResult(self.t, self.cfg.mode, self.rows[:n], [self.all_texts[i] for i in self.rows[:n]], gold,
                                pred, labels, [p or "" for p in self.prompts[:n]], scores, gen, notes, metrics,
-                               self.seconds, n == len(self.rows))
+                               self.seconds, n == len(self.rows), self.cfg)
 
 
 def default_prompt_model(registry: Any, role: str = "causal_lm") -> Any:
