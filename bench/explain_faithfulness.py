@@ -63,6 +63,7 @@ from shared_data import ag_news, banking77, markdown_table  # noqa: E402
 OUT = ROOT / "bench" / "results"
 ROWS = OUT / "explain_rows"
 KS = (1, 3)
+FT_TAG = {"auto": "", "gradient_x_input": "", "integrated_gradients": " IG", "occlusion": " occlusion"}
 #: One explanation: (attribution, the probability function its deletion test scores variants with).
 Explain = Callable[[int], tuple[Attribution, ProbFn]]
 
@@ -238,8 +239,16 @@ def main() -> None:
     ap.add_argument("--lm-attribution", default="gradient_x_input", help="gradient_x_input or integrated_gradients")
     ap.add_argument("--ig-n", type=int, default=0, help="also this many rows of integrated gradients (LM scorers)")
     ap.add_argument("--ig-steps", type=int, default=8)
+    ap.add_argument("--ft-attributions", default="auto",
+                    help="comma-separated methods for the fine-tuned model (auto = gradient × input, "
+                         "integrated_gradients, occlusion), all on the same trained model")
     ap.add_argument("--nli-model", default=None, help="a local NLI model folder (entailment label in its config)")
+    ap.add_argument("--results-dir", default=None, help="write results here instead of bench/results (trial runs)")
     args = ap.parse_args()
+    if args.results_dir:
+        global OUT, ROWS
+        OUT = Path(args.results_dir)
+        ROWS = OUT / "explain_rows"
     wanted = args.scorers.split(",")
     datasets = args.datasets.split(",")
     reg = ModelRegistry()
@@ -280,11 +289,14 @@ def main() -> None:
         # Trained afresh each run (not resumable: a chunk must explain the same model), so no --max-minutes here.
         res = train(ag_train["text"].tolist(), ag_train["label"].tolist(), TrainConfig(method="finetune", epochs=8),
                     embedder)
-        key = "fine-tuned MiniLM / ag_news"
-        path = ROWS / f"{_slug(key)}.jsonl"
-        if path.is_file():
-            path.unlink()
-        record(key, run_deletion(key, scorer_explainer(scorer_for(res.model), ag_texts, ag_labels), args.n))
+        for attribution in args.ft_attributions.split(","):
+            key = "fine-tuned MiniLM / ag_news" + FT_TAG[attribution]
+            path = ROWS / f"{_slug(key)}.jsonl"
+            if path.is_file():
+                path.unlink()
+            explain = scorer_explainer(scorer_for(res.model), ag_texts, ag_labels, method=attribution,
+                                       steps=args.ig_steps)
+            record(key, run_deletion(key, explain, args.n))
     lm_model = get_model(reg.default("causal_lm")) if {"prompt", "lm"} & set(wanted) else None
     method_tag = {"gradient_x_input": "", "integrated_gradients": " IG"}
     if "prompt" in wanted:

@@ -33,6 +33,7 @@ from llm_backend.prompts.templates import (
 )
 from ui import state
 from ui.errors import user_errors
+from ui.explain_panel import explain_prompt_run_panel
 from ui.export_classifier import export_classifier
 from ui.models import get_model, model_picker, registry
 from ui.persistence import TEMPLATE_TO_LOAD, record_run
@@ -287,6 +288,7 @@ if results:
     st.dataframe(res.frame(), width="stretch", hide_index=True)
     st.download_button("Download predictions (CSV)", to_csv_safe(res.frame()), file_name=f"{shown}.csv",
                        key="pt_dl_results")
+    explain_prompt_run_panel(res, key=f"pt_xp_{list(results).index(shown)}")
     if st.button("Clear results", key="pt_clear"):
         st.session_state[RESULTS] = {}
         st.rerun()

@@ -122,16 +122,21 @@ def explain_row_panel(texts: Sequence[str], labels: Sequence[Label], scorer: Cal
                 attr = explain_text(built, text, labels, label=None if label == "(predicted)" else label,
                                     method=method, corpus=None if typed.strip() else (corpus or texts))
                 st.session_state[store] = {"attr": attr, "models": attention_models(built)}
-        shown = st.session_state.get(store)
-        if shown is None:
-            return
-        show_attribution(shown["attr"])
-        models = shown["models"]
-        if models and st.toggle("Show the attention view", key=f"{key}_xp_att"):
-            names_m = [m.spec.name for m in models]
-            pick = st.selectbox("Model", names_m, key=f"{key}_xp_att_model") if len(models) > 1 else names_m[0]
-            with user_errors("Attention view"):
-                show_attention(models[names_m.index(pick)], shown["attr"].scored_text, key)
+        show_explained(store, key)
+
+
+def show_explained(store: str, key: str) -> None:
+    """The stored explanation (if any), then the attention view of its model(s) behind a toggle."""
+    shown = st.session_state.get(store)
+    if shown is None:
+        return
+    show_attribution(shown["attr"])
+    models = shown["models"]
+    if models and st.toggle("Show the attention view", key=f"{key}_xp_att"):
+        names_m = [m.spec.name for m in models]
+        pick = st.selectbox("Model", names_m, key=f"{key}_xp_att_model") if len(models) > 1 else names_m[0]
+        with user_errors("Attention view"):
+            show_attention(models[names_m.index(pick)], shown["attr"].scored_text, key)
 
 
 def explain_trained_panel(texts: Sequence[str], result: Any, key: str) -> None:
@@ -140,3 +145,35 @@ def explain_trained_panel(texts: Sequence[str], result: Any, key: str) -> None:
     from llm_backend.training.trained_models import scorer_for
 
     explain_row_panel(texts, make_labels(result.classes), scorer_for(result.model), key=key)
+
+
+def explain_prompt_run_panel(result: Any, key: str) -> None:
+    """The Prompt templates page's hook: why the LM gave a row of a finished run its label (same view as above).
+
+    The row is re-scored in its own prompt (llm_backend.explain.prompt_runs), with the model the run used.
+    """
+    from llm_backend.explain.prompt_runs import explain_prompt_row
+
+    from .models import get_model, registry
+
+    with st.expander("Explain a row: why this label?", expanded=False):
+        if result.mode == "generate":
+            st.info("A generate run maps free text to labels, so there is no label score to explain. Run the template "
+                    "in 'score labels' mode to see which words made the LM prefer a label.")
+            return
+        c1, c2, c3 = st.columns([1.6, 1.2, 1.2])
+        pos = c1.selectbox("Row of this run", list(range(len(result.rows))), key=f"{key}_xp_pos",
+                           format_func=lambda p: f"row {result.rows[p]} → {result.pred[p]}")
+        method = c2.selectbox("Attribution", METHODS, key=f"{key}_xp_method",
+                              format_func=lambda m: "auto (gradients where possible)" if m == "auto" else METHOD_TITLES[m])
+        label = c3.selectbox("Label", ["(predicted)"] + list(result.labels), key=f"{key}_xp_label")
+        st.caption("SmolLM2 on this CPU: gradient × input takes seconds to tens of seconds per row, integrated "
+                   "gradients about 16 times that (docs/explain.md).")
+        store = f"{key}_xp_result"
+        if st.button("Explain", key=f"{key}_xp_go", disabled=pos is None):
+            with user_errors("Explaining"):
+                loaded = get_model(registry().get(result.model_name))
+                attr = explain_prompt_row(result, int(pos), loaded, label=None if label == "(predicted)" else label,
+                                          method=method)
+                st.session_state[store] = {"attr": attr, "models": [loaded]}
+        show_explained(store, key)

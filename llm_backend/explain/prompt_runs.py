@@ -47,7 +47,7 @@ def _text_span(prompt: str, text: str) -> tuple[int, int]:
     if best is None or best[1] < min(len(text), 8):
         raise UserError("The row's text could not be found in its prompt, so it cannot be explained.")
     start, n = best
-    end = start + n
+    end = start + len(text[:n].rstrip())  # the run cut at a token boundary, stripped, then wrote " …"
     if prompt.startswith(" …", end):
         end += 2
     return start, end
@@ -86,6 +86,7 @@ class PromptRowScorer:
                 self.owners.append(j)
                 self.candidates.append(w if chat else " " + w)
         self.offsets = np.zeros(len(self.verbalizer))
+        self._memo: dict[str, np.ndarray] = {}  # raw scores by text: the row's own text is scored once, not 3 times
         self.offsets = self._raw([self.text])[0] - np.asarray(result.scores[pos], dtype=np.float64)
 
     def labels(self) -> list[Label]:
@@ -95,6 +96,13 @@ class PromptRowScorer:
         return self.prompt[: self.start] + text + self.prompt[self.end :]
 
     def _raw(self, texts: Sequence[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if todo:
+            for t, row in zip(todo, self._raw_uncached(todo)):
+                self._memo[t] = row
+        return np.array([self._memo[t] for t in texts]).reshape(len(texts), len(self.verbalizer))
+
+    def _raw_uncached(self, texts: Sequence[str]) -> np.ndarray:
         prompts = [self.prompt_with(t) for t in texts]
         if self.mode == "cloze":
             from llm_backend.prompts.cloze import cloze_scores

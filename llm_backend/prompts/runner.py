@@ -106,6 +106,7 @@ class PromptRunResult:
     seconds: float = 0.0
     complete: bool = True
     config: RunConfig | None = None  # the settings it ran with (explaining a row re-scores it the same way)
+    model_name: str = ""  # the registry name of the LM it ran with
 
     @property
     def n_unmapped(self) -> int:
@@ -470,7 +471,7 @@ class TemplateRun:
             notes.append(f"Stopped after {n} of {len(self.rows)} rows.")
         return PromptRunResult(self.t, self.cfg.mode, self.rows[:n], [self.all_texts[i] for i in self.rows[:n]], gold,
                                pred, labels, [p or "" for p in self.prompts[:n]], scores, gen, notes, metrics,
-                               self.seconds, n == len(self.rows), self.cfg)
+                               self.seconds, n == len(self.rows), self.cfg, self.model.spec.name)
 
 
 def default_prompt_model(registry: Any, role: str = "causal_lm") -> Any:
