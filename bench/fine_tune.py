@@ -40,6 +40,7 @@ from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
 from llm_backend.training.distillation import measure_speed  # noqa: E402
 from llm_backend.training.loop import TrainConfig  # noqa: E402
 from llm_backend.training.trained_models import predict, scorer_for  # noqa: E402
+from llm_backend.training.runs import zero_shot_scorer  # noqa: E402
 from llm_backend.training.trainer import train  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
@@ -147,7 +148,9 @@ def main() -> None:
                         if pseudo:
                             unlabelled = [df["text"].iloc[i] for i in rng.permutation(pool)[:2000]]
                         if method == "distill":
-                            teacher = EmbeddingScorer(embedder)
+                            # The page's and `train`'s teacher: the calibrated zero-shot scorer (issue 11; before,
+                            # the bench distilled the raw, uncalibrated similarity scores).
+                            teacher = zero_shot_scorer(embedder, make_labels(classes))
                             unlabelled = [df["text"].iloc[i] for i in rng.permutation(pool)[:1000]]
                         res = train(tr_texts, tr_labels, cfg, embedder, teacher=teacher, unlabelled=unlabelled or ())
                         train_s = res.wall_s

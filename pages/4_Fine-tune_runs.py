@@ -1,7 +1,7 @@
 """Fine-tune runs: train a small classifier on a few labelled rows and compare it with zero-shot on the same split.
 
-Widgets → llm_backend.training.split (rows), training_runs (background job, baseline, teacher) → drawings in
-ui/fine_tune_view.py. Training runs in a background thread polled by a fragment, so the page stays usable and Stop
+Widgets → llm_backend.training.split (rows, column defaults), training.runs (background job, baseline, teacher) →
+drawings in ui/ (fine_tune_rows: the rows form; fine_tune_view: settings, results, saving; fine_tune_progress). Training runs in a background thread polled by a fragment, so the page stays usable and Stop
 ends the run cleanly after the current step (and by itself when the browser session goes away).
 """
 from __future__ import annotations
@@ -11,11 +11,9 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from llm_backend.data.dataset import Dataset
-from llm_backend.data.files import read_table
 from llm_backend.core.device import pick_device
 from llm_backend.core.errors import TrainingError
-from llm_backend.data.labels import Label, make_labels
+from llm_backend.data.labels import labels_for_classes
 from llm_backend.data.language import recommended_embedder
 from llm_backend.scorers import estimate as est
 from llm_backend.training.loop import TRAINING_METHODS
@@ -24,10 +22,11 @@ from llm_backend.training.split import make_split
 from llm_backend.training.runs import MANAGER, teacher_scorer, train_and_evaluate_job, zero_shot_scorer
 from ui import state
 from ui.background import session_alive
-from ui.charts import training_curves
 from ui.errors import user_errors
 from ui.explain_panel import explain_trained_panel
-from ui.fine_tune_view import record_finished, results, settings_form
+from ui.fine_tune_progress import progress_panel
+from ui.fine_tune_rows import training_rows_form
+from ui.fine_tune_view import distill_form, results, settings_form
 from ui.language import dataset_language
 from ui.models import get_model, registry
 from ui.sidebar import render_sidebar
@@ -52,39 +51,8 @@ st.session_state.setdefault(HISTORY, [])
 st.session_state.setdefault(SEEN, {})
 
 st.subheader("1 · Training rows")
-candidates = [str(c) for c in ds.df.columns if str(c) != ds.text_column]
-if not candidates:
-    st.warning("This dataset has only a text column. Add a label column (gold labels, or labels given on the "
-               "Embedding map page) to train a model.")
-    st.stop()
-default_col = "map_label" if "map_label" in candidates else (
-    ds.gold_column if ds.gold_column in candidates else candidates[0])
-c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-label_col = c1.selectbox("Label column to learn from", candidates, index=candidates.index(default_col),
-                         key="ft_label_col", help="The gold column, or a column of labels given on the Embedding map "
-                                                  "page. Empty cells are unlabelled rows.")
-mode = c2.radio("Rows", ["k per class (seeded)", "every labelled row"], key="ft_mode", horizontal=True)
-k = int(c3.number_input("k per class", 1, 1000, 8, key="ft_k", disabled=mode != "k per class (seeded)"))
-seed = int(c4.number_input("Seed", 0, 10_000, 0, key="ft_seed"))
-gold_col = ds.gold_column if ds.gold_column else label_col
-t1, t2, t3 = st.columns([2, 2, 2])
-split_kind = t1.radio("Test rows", ["rows not used for training", "a held-out split", "a separate evaluation file"],
-                      key="ft_split_kind")
-test_mask, eval_ds = None, None
-if split_kind == "a held-out split":
-    split_col = t2.selectbox("Split column", candidates, key="ft_split_col")
-    split_val = t3.selectbox("Test value", sorted(map(str, ds.df[split_col].dropna().unique()))[:200],
-                             key="ft_split_val")
-    test_mask = (ds.df[split_col].astype(str).to_numpy() == str(split_val)).tolist()
-elif split_kind == "a separate evaluation file":
-    up = t2.file_uploader(f"File with columns {plain(ds.text_column)} and {plain(gold_col)}", key="ft_eval_file")
-    test_mask = [False] * len(texts)
-    if up is not None:
-        with user_errors("Reading the evaluation file"):
-            eval_ds = Dataset(read_table(up.getvalue(), up.name).df, up.name, ds.text_column, gold_col)
-            eval_ds.texts(), eval_ds.gold()
-max_test = int(st.number_input("Score at most this many test rows (seeded sample, keeps runs quick)", 50, 200_000,
-                               2000, step=50, key="ft_max_test"))
+rows = training_rows_form(ds)
+label_col, seed, gold_col, eval_ds = rows.label_col, rows.seed, rows.gold_col, rows.eval_ds
 
 st.subheader("2 · Method")
 dev = pick_device()
@@ -95,18 +63,13 @@ m2.caption(f"Runs on **{plain(dev.name)}** ({dev.kind}). Head on embeddings take
 cfg = settings_form(method, seed)
 teacher_choice, n_pool = None, 0
 if method == "distill":
-    d1, d2, d3 = st.columns(3)
     trained = [s.name for s in registry().by_role("classifier") if s.source == "trained"]
-    teacher_choice = d1.selectbox("Teacher", ["zero-shot", *trained], key="ft_teacher",
-                                  format_func=lambda t: "zero-shot (as on the label page, current label set)"
-                                  if t == "zero-shot" else t)
-    cfg.student = d2.radio("Student", ["small", "head"], key="ft_student", horizontal=True,
-                           format_func=lambda s: "3-layer MiniLM" if s == "small" else "head on embeddings")
-    n_pool = int(d3.number_input("Unlabelled rows for the teacher", 0, 50_000, 1000, step=100, key="ft_unl"))
+    teacher_choice, n_pool = distill_form(cfg, trained)
 
 with user_errors("Choosing training rows"):
-    split = make_split(ds.df[label_col].tolist(), per_class=k if mode.startswith("k") else None, seed=seed,
-                       gold_values=ds.df[gold_col].tolist(), test_mask=test_mask, max_test=max_test, n_pool=n_pool)
+    split = make_split(ds.df[label_col].tolist(), per_class=rows.per_class, seed=seed,
+                       gold_values=ds.df[gold_col].tolist(), test_mask=rows.test_mask, max_test=rows.max_test,
+                       n_pool=n_pool)
 st.session_state["ft_split"] = split  # what the next run uses (tests compare it with `train`)
 for note in split.notes:
     st.caption(plain(note, 1000))
@@ -122,14 +85,8 @@ coverage = split.coverage_warning() if eval_ds is None else None
 if coverage:
     st.warning(coverage)
 with st.expander("Training rows per class"):
-    st.dataframe(pd.Series(split.train_labels()).value_counts().rename_axis("class").reset_index(name="rows"),
-                 width="stretch", hide_index=True)
-
-
-def _label_set() -> list[Label]:
-    """The current label set (descriptions and phrasings help zero-shot), restricted to the trained classes."""
-    current = {l.name: l for l in state.get(state.LABELS, []) or []}
-    return make_labels([current.get(c, Label(c)) for c in split.classes])
+    st.dataframe(pd.DataFrame(split.train_counts().items(), columns=["class", "rows"]), width="stretch",
+                 hide_index=True)
 
 
 def _start(cross_validate: bool = False):
@@ -137,7 +94,7 @@ def _start(cross_validate: bool = False):
         raise TrainingError("Training needs at least two classes in the chosen rows.")
     # Non-English data trains on the multilingual embedder (the English MiniLM is near chance on it), as `train` does.
     embedder = get_model(registry().get(recommended_embedder(dataset_language(ds.df, ds.text_column))))
-    labs = _label_set()
+    labs = labels_for_classes(state.get(state.LABELS), split.classes)
     if cross_validate:
         labelled = [i for i, l in enumerate(split.labels) if l]
         job = cross_validate_job([texts[i] for i in labelled], [split.labels[i] for i in labelled], cfg, embedder,
@@ -150,7 +107,7 @@ def _start(cross_validate: bool = False):
             baseline_labels=labs)
     run = MANAGER.start(st.session_state[OWNER], "cross-validation" if cross_validate else method, job,
                         alive=session_alive())
-    run.settings = {"dataset": ds.name, "label column": label_col, "k": k if mode.startswith("k") else "all",
+    run.settings = {"dataset": ds.name, "label column": label_col, "k": rows.per_class or "all",
                     "seed": seed, "train rows": len(split.train_idx), "test rows": len(test_texts),
                     "classes": len(split.classes), "cost_key": cost_key}
     run.config = {**cfg.as_dict(), "base model": embedder.spec.name, "teacher": teacher_choice,
@@ -161,7 +118,7 @@ def _start(cross_validate: bool = False):
 
 run = st.session_state.get(RUN)
 running = run is not None and run.running
-cost_key = f"train|{method}|{cfg.student}|{cfg.num_pairs}"
+cost_key = est.training_cost_key(method, cfg.student, cfg.num_pairs)
 guess = est.estimate(cost_key, len(split.train_idx) + len(split.pool_idx), cfg.epochs or 1)
 st.caption(f"⏱ Estimated {est.describe_seconds(guess)} of training (measured on this server by an earlier run)."
            if guess is not None else "⏱ No run of this method measured on this server yet: the progress bar shows "
@@ -183,44 +140,8 @@ if s3.button("Cross-validate (5 folds)", disabled=running, key="ft_cv", help="Ev
         running = True
 
 
-@st.fragment(run_every=1.0 if running else None)
-def progress_panel() -> None:
-    run = st.session_state.get(RUN)
-    if run is None:
-        st.caption("No run yet. Choose the rows and a method, then start a run.")
-        return
-    snap = run.snapshot()
-    eta = f" · about {snap.eta_s:.0f} s left" if snap.eta_s is not None else ""
-    st.progress(snap.fraction, text=f"{snap.method}: {snap.status} ({snap.done}/{snap.total}) · "
-                                    f"{snap.elapsed_s:.0f} s{eta} · {snap.state}")
-    # A finished run's own history is complete (the head's loss is filled in after its single fitting step).
-    history = getattr(run.result, "history", None) if not run.running and run.result is not None else None
-    history = history or snap.history
-    if history:
-        st.plotly_chart(training_curves(history), width="stretch",
-                        key=f"ft_curve_{snap.run_id}_{len(history)}_{run.running}")
-    if snap.state == "failed":
-        st.error(plain(snap.error, 1000))
-    if not run.running and snap.state != "failed":
-        if isinstance(run.result, dict):  # cross-validation metrics
-            st.session_state[CV] = run.result
-        else:
-            record_finished(run, st.session_state[HISTORY], MAX_KEPT_MODELS)
-            if run.result is not None and not run.result.stopped:
-                est.record(run.settings.get("cost_key", ""), run.settings["train rows"] + run.config["unlabelled rows"],
-                           run.result.config.epochs or 1, run.result.wall_s)
-        if st.session_state.get("ft_drawn") != run.run_id:
-            st.session_state["ft_drawn"] = run.run_id
-            st.rerun()  # redraw the whole page once, so the results below appear
-
-
 st.subheader("3 · Progress")
-progress_panel()
-if st.session_state.get(CV):
-    cv = st.session_state[CV]
-    st.info(f"Cross-validation ({cv['folds']} folds, {cv['n']:,} rows): accuracy {cv['accuracy']:.3f}, macro-F1 "
-            f"{cv['macro_f1']:.3f}." + (f" {len(cv['skipped_classes'])} classes with fewer than {cv['folds']} rows "
-                                        "were left out." if cv["skipped_classes"] else ""))
+progress_panel(RUN, CV, HISTORY, MAX_KEPT_MODELS)
 
 history = st.session_state[HISTORY]
 if history:

@@ -139,3 +139,14 @@ def training_curves(history: list[dict[str, Any]]) -> go.Figure:
 
 def numbers(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=float)
+
+
+def runs_metrics_chart(runs: Sequence[Any], key: str) -> None:
+    """Accuracy and macro-F1 per saved run, grouped bars, in the order given (the Experiments page: oldest first)."""
+    fig = go.Figure()
+    x = [f"#{r.id} {r.method or r.kind}" for r in runs]
+    fig.add_bar(name="accuracy", x=x, y=[r.accuracy for r in runs])
+    fig.add_bar(name="macro-F1", x=x, y=[r.macro_f1 for r in runs])
+    fig.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(range=[0, 1]), title="Metrics by run (oldest first)")
+    st.plotly_chart(fig, width="stretch", key=key)

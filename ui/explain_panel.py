@@ -154,7 +154,9 @@ def explain_prompt_run_panel(result: Any, key: str) -> None:
     """
     from llm_backend.explain.prompt_runs import explain_prompt_row
 
-    from .models import get_model, registry
+    from llm_backend.core.errors import UserError
+
+    from .models import get_model
 
     with st.expander("Explain a row: why this label?", expanded=False):
         if result.mode == "generate":
@@ -172,7 +174,9 @@ def explain_prompt_run_panel(result: Any, key: str) -> None:
         store = f"{key}_xp_result"
         if st.button("Explain", key=f"{key}_xp_go", disabled=pos is None):
             with user_errors("Explaining"):
-                loaded = get_model(registry().get(result.model_name))
+                if result.model_spec is None:
+                    raise UserError("This run does not record which model it ran with: run the template again.")
+                loaded = get_model(result.model_spec)
                 attr = explain_prompt_row(result, int(pos), loaded, label=None if label == "(predicted)" else label,
                                           method=method)
                 st.session_state[store] = {"attr": attr, "models": [loaded]}

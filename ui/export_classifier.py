@@ -4,7 +4,7 @@ One call per page::
 
     export_classifier(res, texts, lambda: build_scorer(cfg)[0], key="zs_export")     # zero-shot page
     export_classifier(trained_model=name, key="ft_export")                            # fine-tune page (saved model)
-    export_classifier(unsupported="…why…", key="pt_export")                           # prompt page (not yet)
+    export_classifier(prompt_result=res, key="pt_export")                              # prompt page (run shown)
 
 The classifier goes to ``<data dir>/classifiers/<name>`` and is listed in the experiment store with the session's
 last run. Freezing checks that it reproduces the run shown; if the page's settings changed since, it says so.
@@ -49,9 +49,19 @@ def _record(name: str, path: str, clf: Any, run_id: int | None) -> None:
 
 def export_classifier(result: Any = None, texts: Sequence[str] | None = None,
                       scorer: Any | Callable[[], Any] = None, *, trained_model: str | None = None,
-                      unsupported: str | None = None, key: str = "export", default_name: str = "") -> None:
-    """Render the export control (a name box and a button) and freeze on click."""
+                      unsupported: str | None = None, key: str = "export", default_name: str = "",
+                      prompt_result: Any = None) -> None:
+    """Render the export control (a name box and a button) and freeze on click.
+
+    ``prompt_result``: a prompt-template run (:class:`~llm_backend.prompts.runner.PromptRunResult`); runs that
+    cannot be frozen get a disabled button and the reason.
+    """
     from .persistence import LAST_RUN_ID
+
+    if prompt_result is not None and unsupported is None:
+        from llm_backend.batch.freeze_prompt import export_problem
+
+        unsupported = export_problem(prompt_result)
 
     with st.expander("Export classifier (for batch scoring)"):
         st.caption("Saves the label set with everything this run learnt from your data (refined label vectors, "
@@ -61,7 +71,7 @@ def export_classifier(result: Any = None, texts: Sequence[str] | None = None,
             st.caption(unsupported)
             st.button("Export classifier", key=f"{key}_btn", disabled=True)
             return
-        if trained_model is None and result is None:
+        if trained_model is None and result is None and prompt_result is None:
             st.caption("Run first; the classifier is frozen from the run shown.")
             return
         name = st.text_input("Classifier name", default_name or (trained_model or "my-classifier"),
@@ -74,7 +84,15 @@ def export_classifier(result: Any = None, texts: Sequence[str] | None = None,
             if target.exists():
                 raise UserError(f"A classifier named '{name}' already exists. Choose another name.")
             run_id = st.session_state.get(LAST_RUN_ID)
-            if trained_model is not None:
+            if prompt_result is not None:
+                from llm_backend.batch.freeze_prompt import freeze_prompt_result
+
+                from .models import get_model
+
+                with st.spinner("Freezing (checking it reproduces the run)…"):
+                    clf = freeze_prompt_result(prompt_result, get_model(prompt_result.model_spec), name=name,
+                                               source={"page": key, "run_id": run_id})
+            elif trained_model is not None:
                 folder = get_settings().models_dir / check_classifier_name(trained_model)
                 if not folder.is_dir():
                     raise UserError("Save the model first (Save model), then export it.")

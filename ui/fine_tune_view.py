@@ -51,6 +51,18 @@ def settings_form(method: str, seed: int) -> TrainConfig:
                        lora_r=lora_r, lora_alpha=2 * lora_r, label_anchor_weight=anchor_w)
 
 
+def distill_form(cfg: TrainConfig, trained: list[str]) -> tuple[str, int]:
+    """Distillation's teacher, student and pool size (sets ``cfg.student``); returns (teacher, pool rows)."""
+    d1, d2, d3 = st.columns(3)
+    teacher = d1.selectbox("Teacher", ["zero-shot", *trained], key="ft_teacher",
+                           format_func=lambda t: "zero-shot (as on the label page, current label set)"
+                           if t == "zero-shot" else t)
+    cfg.student = d2.radio("Student", ["small", "head"], key="ft_student", horizontal=True,
+                           format_func=lambda s: "3-layer MiniLM" if s == "small" else "head on embeddings")
+    n_pool = int(d3.number_input("Unlabelled rows for the teacher", 0, 50_000, 1000, step=100, key="ft_unl"))
+    return teacher, n_pool
+
+
 def record_finished(run: Any, history: list[dict[str, Any]], keep_models: int) -> None:
     """Add a finished run to this session's history once and save it to Experiments."""
     if any(h["run_id"] == run.run_id for h in history) or run.result is None:

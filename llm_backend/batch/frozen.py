@@ -41,7 +41,9 @@ from llm_backend.data.labels import Label, make_labels
 from llm_backend.models.registry import ROLES, ModelSpec, resolve_location
 
 FORMAT = "zero-shot-studio/frozen-classifier"
-VERSION = 1
+#: Newest format this app reads and writes. Version 2 added prompt-template components ("prompt"); artifacts without
+#: one are still written as version 1, so older apps keep reading them.
+VERSION = 2
 CONFIG_FILE = "classifier.json"
 TENSORS_FILE = "tensors.safetensors"
 #: Limits for loading an artifact someone sent you: a real one is a few KB of JSON and k x 384 floats.
@@ -50,7 +52,7 @@ MAX_TENSOR_BYTES = 256 * 1024 * 1024
 MAX_LABELS = 2000
 MAX_COMPONENTS = 8
 MAX_DIM = 16384
-METHODS = ("embedding", "lm", "nli", "trained")
+METHODS = ("embedding", "lm", "nli", "trained", "prompt")
 KINDS = ("similarity", "logprob", "logit", "nli_log_odds")
 SOURCES = ("package", "folder", "hub", "trained")
 #: A fixed sentence embedded at freeze time; a worker whose encoder gives a different vector has another model.
@@ -82,6 +84,8 @@ class Component:
     use_descriptions: bool = True
     label_vectors: np.ndarray | None = None
     probe: np.ndarray | None = None
+    #: Prompt-template components: template, verbalizer, demonstrations, answer scoring (see ``frozen_prompt``).
+    prompt: dict[str, Any] | None = None
 
     @property
     def spec(self) -> ModelSpec:
@@ -127,8 +131,11 @@ class FrozenClassifier:
             comps.append({"method": c.method, "model": dict(c.model), "kind": c.kind, "calibration": c.calibration,
                           "templates": list(c.templates), "use_descriptions": bool(c.use_descriptions),
                           "tensors": _tensor_names(i, c)})
+            if c.prompt is not None:
+                comps[-1]["prompt"] = c.prompt
+        version = 2 if any(c.prompt is not None for c in self.components) else 1
         return {
-            "format": FORMAT, "version": VERSION, "name": self.name, "created": self.created,
+            "format": FORMAT, "version": version, "name": self.name, "created": self.created,
             "labels": [{"name": l.name, "description": l.description, "phrasings": list(l.phrasings),
                         "display": l.display} for l in self.labels],
             "decision": {"multi_label": bool(self.multi_label), "threshold": float(self.threshold),
@@ -375,8 +382,20 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
             _need(vecs is None and probe is None, f"only embedding components carry vectors (component {i})")
         for arr in (offsets, vecs, probe):
             _need(arr is None or bool(np.isfinite(arr).all()), f"component {i} holds NaN or infinite values")
-        comps.append(Component(method, _parse_model(c.get("model")), kind, cal, offsets.astype(np.float64),
-                               templates, use_desc, vecs, probe))
+        model = _parse_model(c.get("model"))
+        prompt = None
+        if method == "prompt":
+            from llm_backend.batch.frozen_prompt import parse_prompt
+
+            _need(kind == "logprob" and model["role"] == "causal_lm", "a prompt component scores with a causal LM")
+            try:
+                prompt = parse_prompt(c.get("prompt"), [l.name for l in labels])
+            except UserError as exc:
+                raise ClassifierError(str(exc)) from None
+        else:
+            _need("prompt" not in c, f"only prompt components carry a prompt (component {i})")
+        comps.append(Component(method, model, kind, cal, offsets.astype(np.float64),
+                               templates, use_desc, vecs, probe, prompt))
     _need(set(tensors) == expected, f"{TENSORS_FILE} holds unexpected tensors: "
           f"{', '.join(sorted(set(tensors) - expected))[:200]}")
     source = config.get("source") or {}
@@ -415,28 +434,39 @@ class ClassifierRunner:
     pages and ``score`` fill).
     """
 
-    def __init__(self, clf: FrozenClassifier, cache_entries: int = 0, check_probe: bool = True) -> None:
+    def __init__(self, clf: FrozenClassifier, cache_entries: int = 0, check_probe: bool = True,
+                 loaded: Sequence[Any] | None = None) -> None:
         from llm_backend.models.embedding_cache import CACHE, EmbeddingCache
         from llm_backend.models.loading import get_model
         from llm_backend.scorers.factory import make_scorer
 
         self.clf = clf
-        check_models(clf)
+        if loaded is None:
+            check_models(clf)
         self.cache = CACHE if cache_entries < 0 else EmbeddingCache(max_entries=max(0, int(cache_entries)))
         self.loaded = []
         self.scorers: list[Any] = []
-        for c in clf.components:
-            try:
-                loaded = get_model(c.spec)
-            except ModelError as exc:
-                raise ClassifierError(f"Classifier '{clf.name}' cannot load its model '{c.model['name']}': {exc}") from None
-            self.loaded.append(loaded)
-            if c.method == "embedding":
+        for ci, c in enumerate(clf.components):
+            if loaded is not None:  # models the caller holds already (the freeze's own check)
+                model = loaded[ci]
+            else:
+                try:
+                    model = get_model(c.spec)
+                except ModelError as exc:
+                    raise ClassifierError(f"Classifier '{clf.name}' cannot load its model '{c.model['name']}': "
+                                          f"{exc}") from None
+            self.loaded.append(model)
+            loaded_model = model
+            if c.method == "prompt":
+                from llm_backend.batch.frozen_prompt import PromptScorer
+
+                self.scorers.append(PromptScorer(loaded_model, c.prompt or {}))
+            elif c.method == "embedding":
                 self.scorers.append(None)
                 if check_probe and c.probe is not None:
-                    self._check_probe(c, loaded)
+                    self._check_probe(c, loaded_model)
             else:
-                self.scorers.append(make_scorer(c.method, loaded, templates=c.templates or None))
+                self.scorers.append(make_scorer(c.method, loaded_model, templates=c.templates or None))
 
     def _check_probe(self, c: Component, loaded: Any) -> None:
         vec = self._embed(loaded, [PROBE_TEXT])[0]
@@ -460,6 +490,8 @@ class ClassifierRunner:
                 out.append(np.zeros((0, k)))
             elif c.method == "embedding":
                 out.append(np.asarray(self._embed(loaded, texts) @ c.label_vectors.T, dtype=np.float64))
+            elif c.method == "prompt":
+                out.append(np.asarray(scorer.score(texts), dtype=np.float64))
             elif c.kind == "nli_log_odds":
                 pair = scorer.pair_logits(texts, self.clf.labels)
                 out.append(pair[..., scorer.entail_id] - pair[..., scorer.contra_id])

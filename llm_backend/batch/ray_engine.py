@@ -1,7 +1,8 @@
 """The Ray engine: Ray Data reads partitions in tasks and scores them with ``map_batches`` over an actor pool.
 
 Each actor loads the frozen classifier and its model once (:class:`_ScoreActor`), then labels batch after batch;
-when the cluster has GPUs each actor asks for one. Without ``--address`` a local Ray is started in this process on
+when the cluster has GPUs, actors ask for a fraction of one (:func:`actor_plan`: several small-model actors share a
+GPU) and load their model on CUDA. Without ``--address`` a local Ray is started in this process on
 this machine's cores; with it, the job joins an existing cluster unchanged (every worker needs the classifier folder
 and its model at the same paths: a worker missing the model fails with the classifier's message).
 
@@ -12,8 +13,10 @@ delivered twice is dropped by its row number, so the output never holds duplicat
 from __future__ import annotations
 
 import logging
+import math
 import os
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
@@ -27,6 +30,10 @@ READER_CPUS = 0.25
 CRASH_ONCE_ENV = "ZSS_BATCH_CRASH_ONCE"
 #: Target block size: about 2,000-5,000 short texts.
 BLOCK_BYTES = 1 << 20
+#: Scoring actors per GPU by default. The bundled models are small (MiniLM 90 MB, SmolLM2-135M 0.5 GB): one actor
+#: leaves most of a GPU idle between its batches (reading, tokenizing, moving rows), so several share one GPU, each
+#: asking Ray for 1/ACTORS_PER_GPU of it. Not measured on a real GPU in this session (see docs/batch-scoring.md).
+ACTORS_PER_GPU = 4
 
 
 def _read_file(batch: pd.DataFrame, job: BatchJob, done: set[tuple[int, int]]) -> Iterator[pd.DataFrame]:
@@ -37,11 +44,20 @@ def _read_file(batch: pd.DataFrame, job: BatchJob, done: set[tuple[int, int]]) -
 class _ScoreActor:
     """Holds one loaded classifier; Ray Data calls it with batches of tagged rows."""
 
-    def __init__(self, job: BatchJob) -> None:
+    def __init__(self, job: BatchJob, use_gpu: bool = False) -> None:
         from llm_backend.batch.frozen import ClassifierRunner
 
+        if use_gpu:
+            # Ray has set CUDA_VISIBLE_DEVICES for this actor; a CPU-only setting inherited from the driver's
+            # environment (ZSS_FORCE_CPU, as in the tests) must not keep the model off the GPU it was given.
+            os.environ["ZSS_FORCE_CPU"] = "0"
         self.job = job
         self.runner = ClassifierRunner(job.clf, cache_entries=job.cache_entries)
+        if use_gpu:
+            off = [m.spec.name for m in self.runner.loaded if getattr(getattr(m, "device", None), "kind", "") != "cuda"]
+            if off:
+                raise UserError(f"Ray gave this scoring actor a GPU, but {', '.join(off)} loaded on the CPU (torch sees "
+                                "no CUDA device on this worker). Install a CUDA build of torch on the GPU workers.")
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         crash_marker = os.environ.get(CRASH_ONCE_ENV)
@@ -70,17 +86,51 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         raise UserError(f"Could not start or join {where}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def pool_plan(workers: int | None) -> tuple[int, float, float]:
-    """(actors, CPUs per actor, GPUs per actor) from the cluster's resources."""
+@dataclass(frozen=True)
+class ActorPlan:
+    """How many scoring actors, and the Ray resources each one asks for."""
+
+    actors: int
+    num_cpus: float
+    num_gpus: float
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.num_gpus > 0
+
+    def describe(self) -> str:
+        return f"{self.actors} actor(s), {self.num_cpus:g} CPU / {self.num_gpus:g} GPU each"
+
+
+def _floor4(x: float) -> float:
+    """Ray accepts fractional resources with at most 4 decimals; round down so the actors always fit."""
+    return math.floor(x * 10_000) / 10_000
+
+
+def actor_plan(resources: Mapping[str, float], workers: int | None = None,
+               actors_per_gpu: int = ACTORS_PER_GPU) -> ActorPlan:
+    """The actor pool for a cluster with ``resources`` (``ray.cluster_resources()``): a pure function, unit-tested.
+
+    - With GPUs: ``workers`` actors (default ``actors_per_gpu`` per GPU), each asking for an equal fraction of the
+      GPUs, never more than one whole GPU (a scorer uses one device), and an equal share of the CPUs left after the
+      readers, at most one.
+    - Without: one actor per CPU left after the readers (or ``workers``), sharing those CPUs equally.
+    """
+    gpus = float(resources.get("GPU", 0) or 0)
+    cpus = float(resources.get("CPU", 1) or 1)
+    avail = max(cpus - READER_CPUS, 0.5)
+    if gpus > 0:
+        n = workers or max(1, int(round(gpus * actors_per_gpu)))
+        return ActorPlan(n, _floor4(min(1.0, avail / n)), _floor4(min(1.0, gpus / n)))
+    n = workers or max(1, round(avail))
+    return ActorPlan(n, _floor4(avail / n), 0.0)
+
+
+def pool_plan(workers: int | None) -> ActorPlan:
+    """:func:`actor_plan` for the cluster Ray is connected to."""
     import ray
 
-    res = ray.cluster_resources()
-    gpus = int(res.get("GPU", 0))
-    if gpus:
-        return (workers or gpus), 1.0, 1.0
-    avail = max(float(res.get("CPU", 1)) - READER_CPUS, 0.5)
-    n = workers or max(1, round(avail))
-    return n, avail / n, 0.0
+    return actor_plan(ray.cluster_resources(), workers)
 
 
 def run_ray(job: BatchJob, done: set[tuple[int, int]], collector: Collector, *, address: str | None = None,
@@ -97,13 +147,14 @@ def run_ray(job: BatchJob, done: set[tuple[int, int]], collector: Collector, *, 
     ctx.target_max_block_size = BLOCK_BYTES
     if hasattr(ctx, "enable_rich_progress_bars"):
         ctx.enable_rich_progress_bars = False
-    n_actors, cpus_per_actor, gpus_per_actor = pool_plan(workers)
+    plan = pool_plan(workers)
     ds = ray.data.from_items([{"file": f.index} for f in job.files], override_num_blocks=len(job.files))
     ds = ds.map_batches(_read_file, fn_kwargs={"job": job, "done": done}, batch_size=1, batch_format="pandas",
                         num_cpus=READER_CPUS)
-    ds = ds.map_batches(_ScoreActor, fn_constructor_kwargs={"job": job}, batch_size=job.batch_rows,
-                        batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=n_actors),
-                        num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, udf_modifying_row_count=False)
+    ds = ds.map_batches(_ScoreActor, fn_constructor_kwargs={"job": job, "use_gpu": plan.use_gpu},
+                        batch_size=job.batch_rows, batch_format="pandas",
+                        compute=ray.data.ActorPoolStrategy(size=plan.actors), num_cpus=plan.num_cpus,
+                        num_gpus=plan.num_gpus, udf_modifying_row_count=False)
     try:
         for out in ds.iter_batches(batch_format="pandas", batch_size=None):
             collector.add(out)
@@ -111,7 +162,7 @@ def run_ray(job: BatchJob, done: set[tuple[int, int]], collector: Collector, *, 
         raise
     except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors; surface the user-facing one when there is one
         raise _user_error_from(exc) from None
-    return collector.finish(f"ray ({n_actors} actor(s), {cpus_per_actor:g} CPU / {gpus_per_actor:g} GPU each)")
+    return collector.finish(f"ray ({plan.describe()})")
 
 
 def _user_error_from(exc: BaseException) -> Exception:

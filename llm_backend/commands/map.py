@@ -22,13 +22,7 @@ from llm_backend.data.files import (
     sample_rows,
     text_column_report,
 )
-from llm_backend.maps.clustering import (
-    NOISE,
-    ClusterParams,
-    cluster,
-    cluster_scores,
-    summarise_clusters,
-)
+from llm_backend.maps.clustering import CLUSTER_SPACES, NOISE, ClusterParams, find_clusters
 from llm_backend.maps.projection import PROJECTION_METHODS, ProjectionParams
 
 
@@ -88,12 +82,14 @@ def run(args: argparse.Namespace) -> int:
                               min_dist=args.min_dist, perplexity=args.perplexity)
     result = build_map(embedder, texts, params, progress=stderr_progress("embedding"))
     coords = result.projection.coords
+    gold = [str(g) for g in df[args.gold_column].tolist()] if args.gold_column else None
+    # k-means on the full embeddings, HDBSCAN on the 2-D map: the page's defaults (see CLUSTER_SPACES).
     if args.cluster_method == "kmeans":
-        cp = ClusterParams("kmeans", k=args.clusters, seed=args.seed)
-        ids = cluster(result.vectors, cp)
+        cp, space = ClusterParams("kmeans", k=args.clusters, seed=args.seed), CLUSTER_SPACES[0]
     else:
-        cp = ClusterParams("hdbscan", min_cluster_size=args.min_cluster_size, seed=args.seed)
-        ids = cluster(coords, cp)
+        cp, space = ClusterParams("hdbscan", min_cluster_size=args.min_cluster_size, seed=args.seed), CLUSTER_SPACES[1]
+    found = find_clusters(texts, result.vectors, coords, cp, space, gold)
+    ids = found.ids
 
     out = df.copy()
     for col in ("x", "y", "cluster"):
@@ -105,12 +101,11 @@ def run(args: argparse.Namespace) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     to_csv_safe(out, out_path)
 
-    gold = [str(g) for g in df[args.gold_column].tolist()] if args.gold_column else None
-    summaries = summarise_clusters(texts, result.vectors, ids, gold)
+    summaries = found.summaries
     report = {
         "rows": len(df), "projection": params.describe(), "clustering": cp.describe(), "out": str(out_path),
         "noise_rows": int((ids == NOISE).sum()),
-        "scores": cluster_scores(gold, ids) if gold else None,
+        "scores": found.scores,
         "clusters": [{"cluster": s.cluster, "size": s.size, "name": s.name, "keywords": s.keywords,
                       **({"majority_gold": s.majority_gold, "share": round(s.gold_share, 3)} if gold else {})}
                      for s in summaries],

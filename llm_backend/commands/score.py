@@ -38,13 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
-    """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones."""
+def add_scoring_arguments(p: argparse.ArgumentParser, *, labels_required: bool = True,
+                          calibrations: Sequence[str] = CALIBRATIONS) -> None:
+    """The data, label and method options of ``score``; ``freeze`` takes exactly the same ones (its prompt-template
+    mode takes the labels from the template, hence ``labels_required``, and adds the prompt calibrations)."""
     p.add_argument("--data", required=True, help="CSV, TSV, XLSX, JSON/JSONL or Parquet file")
     p.add_argument("--sheet", help="sheet of an Excel workbook (default: the first)")
     p.add_argument("--encoding", help="text encoding of a CSV/JSON file (default: detected)")
     p.add_argument("--text-column", required=True, help="column holding the text to label")
-    g = p.add_mutually_exclusive_group(required=True)
+    g = p.add_mutually_exclusive_group(required=labels_required)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
     p.add_argument("--method", default="embedding", choices=[*SCORING_METHODS, "ensemble"],
@@ -57,7 +59,7 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", action="append", default=None,
                    help=f"hypothesis template with {{label}} (repeat to average several; default '{DEFAULT_TEMPLATE}', "
                         "or the texts' language's template for non-English texts)")
-    p.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=CALIBRATIONS)
+    p.add_argument("--calibration", default=DEFAULT_CALIBRATION, choices=list(calibrations))
     p.add_argument("--refine", type=int, default=None, metavar="N",
                    help="embedding method: passes of label-prototype refinement on this corpus (default 1; 0 = off)")
     p.add_argument("--multi-label", action="store_true", help="choose every label above --threshold")

@@ -86,6 +86,16 @@ def make_labels(items: Iterable[str | Label | dict[str, Any]]) -> list[Label]:
 
 
 
+def labels_for_classes(current: Sequence[Label] | None, classes: Sequence[str]) -> list[Label]:
+    """One label per trained class, taken from the current label set when it has that name.
+
+    Its descriptions and phrasings help the zero-shot baseline and teacher; classes it does not name get a bare label,
+    and labels of classes that were not trained on are left out.
+    """
+    by_name = {l.name: l for l in current or []}
+    return make_labels([by_name.get(c, Label(c)) for c in classes])
+
+
 def labels_from_gold(gold: Sequence[object] | None) -> list[Label]:
     """The default label set when the data has a gold column: its distinct values (normalised), sorted, blanks dropped.
 

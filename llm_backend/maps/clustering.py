@@ -205,3 +205,64 @@ def summarise_clusters(
         out.append(ClusterSummary(c, int(size), kw, [str(texts[i]) for i in examples.get(c, [])], name, majority,
                                   share, examples.get(c, [])))
     return out
+
+
+# --- one clustering run, as the map page and the CLI do it --------------------------------------------------------
+#: What to cluster: the full embeddings (k-means' default) or the 2-D map (HDBSCAN's default: density is far easier
+#: to find in two dimensions; on 384-d MiniLM vectors most texts come out as noise).
+CLUSTER_SPACES = ("full embeddings", "the 2-D map")
+
+
+@dataclass
+class ClusterFinding:
+    """One clustering of a map's points: ids per point, summaries largest first, and scores against gold if any."""
+
+    ids: np.ndarray
+    params: ClusterParams
+    space: str
+    summaries: list[ClusterSummary]
+    scores: dict[str, float] | None = None
+
+    @property
+    def n_clusters(self) -> int:
+        return len(set(self.ids.tolist()) - {NOISE})
+
+    def run_settings(self, projection: str, n_points: int) -> dict[str, object]:
+        """The settings recorded in the experiment store: only the parameter the method uses is set."""
+        p = self.params
+        return {"projection": projection, "cluster_on": self.space, "k": p.k if p.method == "kmeans" else None,
+                "min_cluster_size": p.min_cluster_size if p.method == "hdbscan" else None, "seed": p.seed,
+                "n_points": n_points}
+
+    def run_metrics(self) -> dict[str, float]:
+        """Purity/NMI/ARI against gold when there is gold, else just the number of clusters."""
+        return self.scores or {"clusters": self.n_clusters}
+
+
+def find_clusters(texts: Sequence[str], vectors: np.ndarray, coords: np.ndarray, params: ClusterParams,
+                  space: str = CLUSTER_SPACES[0], gold: Sequence[str] | None = None) -> ClusterFinding:
+    """Cluster ``vectors`` (or the 2-D ``coords``), summarise each cluster and score it against ``gold``."""
+    if space not in CLUSTER_SPACES:
+        raise UserError(f"Cluster on one of: {', '.join(CLUSTER_SPACES)}.")
+    ids = cluster(vectors if space == CLUSTER_SPACES[0] else coords, params)
+    return ClusterFinding(ids, params, space, summarise_clusters(texts, vectors, ids, gold),
+                          cluster_scores(gold, ids) if gold else None)
+
+
+def default_k(gold: Sequence[str] | None, fallback: int = 8, most: int = 50) -> int:
+    """As many clusters as gold classes (so purity compares like with like), else ``fallback``; 2..``most``."""
+    n_classes = len({g for g in gold if g}) if gold else fallback
+    return min(max(2, n_classes), most)
+
+
+def default_min_cluster_size(n_points: int) -> int:
+    """1% of the points, at least 5: smaller groups are rarely a category worth naming."""
+    return max(5, n_points // 100)
+
+
+def cluster_table(summaries: Sequence[ClusterSummary], example_chars: int = 120) -> list[dict[str, object]]:
+    """One row per cluster for a table: size, candidate label, keywords, central texts (cut), majority gold."""
+    return [{"cluster": s.cluster, "size": s.size, "candidate label": s.name, "keywords": ", ".join(s.keywords),
+             "texts nearest the centre": " ‖ ".join(t[:example_chars] for t in s.examples),
+             **({"majority gold": s.majority_gold, "share": round(s.gold_share, 2)}
+                if s.majority_gold is not None else {})} for s in summaries]

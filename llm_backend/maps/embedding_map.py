@@ -16,7 +16,7 @@ import pandas as pd
 
 from llm_backend.core.errors import DataError, UserError
 from llm_backend.core.progress import Progress
-from llm_backend.data.labels import Label
+from llm_backend.data.labels import Label, labels_from_gold
 from llm_backend.maps.projection import Projection, ProjectionParams, fit_projection
 from llm_backend.models.embedding_cache import embed_texts
 from llm_backend.models.loaded import LoadedModel
@@ -121,6 +121,29 @@ def query_neighbours(embedder: LoadedModel, query: str, vectors: np.ndarray, k: 
     return idx, sims, q
 
 
+def neighbour_table(index: pd.Index, positions: np.ndarray, idx: np.ndarray, sims: np.ndarray,
+                    map_texts: Sequence[str], gold: Sequence[str] | None = None) -> pd.DataFrame:
+    """A query's neighbours as rows: the dataset's own row label (not the map position), cosine, text, gold."""
+    out = pd.DataFrame({"row": index[positions[idx]], "similarity": np.round(sims, 3),
+                        "text": [map_texts[i] for i in idx]})
+    if gold:
+        out["gold"] = [gold[positions[i]] for i in idx]
+    return out
+
+
+def labels_to_place(label_set: Sequence[Label] | None, gold: Sequence[str] | None) -> tuple[list[Label], str]:
+    """The labels drawn on the map and where they come from: the session's label set, else the gold classes.
+
+    Drawing the gold classes when no label set exists yet shows at once whether the class names sit where their
+    texts are, before the analyst writes any label.
+    """
+    if label_set:
+        return list(label_set), "the current label set"
+    if gold:
+        return labels_from_gold(gold), "the gold classes (no label set yet)"
+    return [], "the current label set"
+
+
 # --- selection -------------------------------------------------------------------------------------------------
 
 def selection_to_positions(selection: Mapping[str, Any] | None) -> list[int]:
@@ -197,6 +220,11 @@ def assign_label(df: pd.DataFrame, positions: Sequence[int], value: str, column:
     values[pos] = value
     out[column] = values
     return out
+
+
+def label_counts(df: pd.DataFrame, column: str) -> pd.Series:
+    """How many rows carry each value of a label column, blanks left out (what an assignment message lists)."""
+    return df[column.strip()].astype(str).replace("", np.nan).dropna().value_counts()
 
 
 # --- colouring and the figure ------------------------------------------------------------------------------------

@@ -105,8 +105,15 @@ class PromptRunResult:
     metrics: dict[str, Any] | None = None
     seconds: float = 0.0
     complete: bool = True
-    config: RunConfig | None = None  # the settings it ran with (explaining a row re-scores it the same way)
-    model_name: str = ""  # the registry name of the LM it ran with
+    #: What a frozen classifier needs to reproduce the run (``llm_backend.batch.frozen_prompt``): the calibration
+    #: really applied and its per-label offsets, the run's settings and model, and each row's demonstrations (as
+    #: dataset positions, with their texts and gold labels).
+    calibration_applied: str = "none"
+    offsets: np.ndarray | None = None
+    config: RunConfig | None = None
+    model_spec: Any = None
+    examples: list[list[int]] = field(default_factory=list)
+    example_rows: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def n_unmapped(self) -> int:
@@ -427,6 +434,7 @@ class TemplateRun:
         labels = self.t.labels
         notes = list(dict.fromkeys(self.notes))
         scores = None
+        method, offsets = "none", None
         if self.cfg.mode == "generate":
             gen = self.generated[:n]
             pred = [map_to_label(g, self.t.verbalizer) for g in gen]
@@ -437,6 +445,7 @@ class TemplateRun:
             gen = None
             raw = self.scores[:n]
             method = self.calibration
+            offsets = np.zeros(len(labels))
             if method == "centering" and 0 < n < MIN_TEXTS_FOR_CENTERING:
                 method = "contextual"
                 notes.append(f"Prior centering needs at least {MIN_TEXTS_FOR_CENTERING} rows (got {n}): used "
@@ -446,6 +455,7 @@ class TemplateRun:
                     self.offsets = self._content_free_offsets() if method == "contextual" else self._domain_offsets()
                     self._offsets_kind = method
                 scores = raw - self.offsets
+                offsets = np.asarray(self.offsets, dtype=np.float64)
                 if method == "contextual":
                     notes.append("Contextual calibration: subtracted each label's score on content-free inputs "
                                  f"({', '.join(repr(c) for c in CONTENT_FREE_INPUTS)}).")
@@ -454,6 +464,9 @@ class TemplateRun:
                                  "question alone (no text).")
             else:
                 scores, info = calibrate(raw, method)
+                method = info.applied
+                if len(info.offsets) == len(labels):
+                    offsets = np.asarray(info.offsets, dtype=np.float64)
                 if info.note:
                     notes.append(info.note)
             pred = [labels[j] for j in scores.argmax(axis=1)] if n else []
@@ -469,9 +482,14 @@ class TemplateRun:
         metrics = evaluate(gold, pred, labels) if gold is not None and n else None
         if n < len(self.rows):
             notes.append(f"Stopped after {n} of {len(self.rows)} rows.")
+        examples = [list(e) for e in self.examples[:n]]
+        used = sorted({i for e in examples for i in e})
+        example_rows = {i: (self.all_texts[i], (self.all_gold or [""] * (i + 1))[i]) for i in used}
         return PromptRunResult(self.t, self.cfg.mode, self.rows[:n], [self.all_texts[i] for i in self.rows[:n]], gold,
                                pred, labels, [p or "" for p in self.prompts[:n]], scores, gen, notes, metrics,
-                               self.seconds, n == len(self.rows), self.cfg, self.model.spec.name)
+                               self.seconds, n == len(self.rows),
+                               calibration_applied=method, offsets=offsets, config=self.cfg,
+                               model_spec=self.model.spec, examples=examples, example_rows=example_rows)
 
 
 def default_prompt_model(registry: Any, role: str = "causal_lm") -> Any:

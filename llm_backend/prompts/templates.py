@@ -139,6 +139,29 @@ def verbalizer_from_labels(labels: Iterable[str]) -> dict[str, list[str]]:
     return {str(l): [humanize(str(l))] for l in labels if str(l).strip()}
 
 
+def verbalizer_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The validated verbalizer from an edited table of ``{"label", "words"}`` rows.
+
+    Rows with an empty label are skipped rather than refused: a table editor always shows a blank row for adding
+    one, and the user should not have to delete it before running.
+    """
+    return check_verbalizer({str(r["label"]).strip(): r.get("words") for r in rows
+                             if str(r.get("label") or "").strip()})
+
+
+STARTER_TEMPLATE = "Text: {{ text }}\n\nWhich category fits this text best: {{ answers }}? Answer with one word."
+
+
+def starter_template(labels: Sequence[str] | None) -> PromptTemplate:
+    """The template a fresh editor starts with: a one-word question over the dataset's gold labels.
+
+    Without gold labels a two-label sentiment verbalizer keeps the editor runnable, so a user sees a preview
+    before writing anything.
+    """
+    return PromptTemplate(name="My template", template=STARTER_TEMPLATE,
+                          verbalizer=verbalizer_from_labels(list(labels or []) or ["positive", "negative"]))
+
+
 def check_gold_covered(verbalizer: Mapping[str, Sequence[str]], gold: Iterable[str]) -> None:
     """Gold labels the verbalizer does not know would silently count as errors: name them instead."""
     missing = sorted({g for g in gold if g and g not in verbalizer})

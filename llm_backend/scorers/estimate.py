@@ -22,6 +22,11 @@ def cost_key(scorer_name: str, model_name: str) -> str:
     return f"{scorer_name}|{model_name}"
 
 
+def training_cost_key(method: str, student: str, num_pairs: int | None) -> str:
+    """Training runs are timed per method and the settings that change their cost per row and epoch."""
+    return f"train|{method}|{student}|{num_pairs}"
+
+
 def record(key: str, n_texts: int, n_labels: int, seconds: float) -> None:
     """Remember the per-(text × label) cost of a finished run (larger runs are better measurements: they win)."""
     if n_texts <= 0 or n_labels <= 0 or seconds <= 0:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from llm_backend.data.sampler import normalise_labels, select_per_class
 
@@ -43,6 +44,13 @@ class TrainSplit:
 
     def pool_texts(self, texts: Sequence[str]) -> list[str]:
         return [texts[i] for i in self.pool_idx]
+
+    def train_counts(self) -> dict[str, int]:
+        """Training rows per class, most first (ties in first-seen order): what the page lists under the split."""
+        out: dict[str, int] = {}
+        for i in self.train_idx:
+            out[self.labels[i]] = out.get(self.labels[i], 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def test_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -107,3 +115,33 @@ def make_split(
         rest = [i for i in range(len(labels)) if i not in held]
         pool_idx = sorted(int(i) for i in np.random.default_rng(seed).permutation(rest)[:n_pool])
     return TrainSplit(labels, gold, list(train_idx), test_idx, pool_idx, notes)
+
+
+# --- choosing the columns and the test rows on the page --------------------------------------------------------------
+#: The column the Embedding map writes labels into; preferred when present, since a user who labelled rows there
+#: came to train on them.
+MAP_LABEL_COLUMN = "map_label"
+#: Distinct values offered as a held-out split's test value; a split column has a handful (train/dev/test).
+MAX_SPLIT_VALUES = 200
+
+
+def label_columns(columns: Sequence[object], text_column: str) -> list[str]:
+    """Every column but the text itself can hold labels (gold, map labels, any user column)."""
+    return [str(c) for c in columns if str(c) != text_column]
+
+
+def default_label_column(candidates: Sequence[str], gold_column: str | None) -> str:
+    """Map labels first, then the gold column, else the first candidate."""
+    if MAP_LABEL_COLUMN in candidates:
+        return MAP_LABEL_COLUMN
+    return gold_column if gold_column in candidates else candidates[0]
+
+
+def split_values(values: Sequence[object]) -> list[str]:
+    """The distinct non-empty values of a split column, sorted, at most :data:`MAX_SPLIT_VALUES`."""
+    return sorted(map(str, pd.Series(list(values), dtype=object).dropna().unique()))[:MAX_SPLIT_VALUES]
+
+
+def held_out_mask(values: Sequence[object], test_value: object) -> list[bool]:
+    """True for the rows whose split column equals ``test_value`` (compared as text, as the picker shows it)."""
+    return [str(v) == str(test_value) for v in values]

@@ -24,7 +24,7 @@ def test_a_prompt_run_row_is_explained_with_the_runs_own_probability(causal_lm):
     run showed, the LM's gradients attribute only the review's words, a variant text goes in the same prompt."""
     template = next(t for t in shipped_templates() if t.name == "Review sentiment")
     res = TemplateRun(template, _reviews(1), "text", "sentiment", RunConfig(), lm=causal_lm).run_all()
-    assert res.config is not None and res.model_name == causal_lm.spec.name
+    assert res.config is not None and res.model_spec.name == causal_lm.spec.name
     assert any("contextual" in n.lower() for n in res.notes)
     pos = 2
     shown = to_probabilities(res.scores[pos : pos + 1], "logprob")[0]

@@ -71,3 +71,37 @@ def test_fine_tune_page_exports_the_saved_model_by_reference(ag_news):
     assert sorted(clf.label_names) == sorted(df["label"].unique())
     store = get_store()
     assert [c["name"] for c in store.list_classifiers(store.ensure_project("default"))] == ["ft-clf"]
+
+
+def test_prompt_page_exports_its_run_as_a_prompt_classifier(causal_lm):
+    """The prompt page's "Export classifier" freezes the run shown; the classifier gives the run's predictions."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from llm_backend.batch.freeze_prompt import export_problem
+
+    df = load_sample("Product reviews").df
+    df = pd.concat([g.head(2) for _, g in df.groupby("sentiment")]).reset_index(drop=True)
+    at = AppTest.from_file(str(Path(PAGE).parent / "2_Prompt_templates.py"), default_timeout=APP_TIMEOUT)
+    at.session_state[state.DATASET] = ActiveDataset(df, "reviews", "text", "sentiment", len(df))
+    at.run()
+    at.number_input(key="pt_rows").set_value(len(df)).run()
+    at.button(key="pt_run").click().run()
+    assert not at.exception, at.exception
+    at.text_input(key="pt_export_name").input("reviews-prompt").run()
+    at.button(key="pt_export_btn").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    clf = load_classifier(default_classifiers_dir() / "reviews-prompt")
+    (comp,) = clf.components
+    assert comp.method == "prompt" and clf.source["page"] == "pt_export"
+    res = at.session_state["pt_results"]["My template"]
+    assert comp.calibration == res.calibration_applied == "contextual"  # 6 rows: centering falls back
+    assert ClassifierRunner(clf).predict(res.texts, skip_empty=False)["label"].tolist() == res.pred
+    store = get_store()
+    (row,) = store.list_classifiers(store.ensure_project("default"))
+    assert row["name"] == "reviews-prompt" and store.get_run(row["run_id"]).kind == "prompt"
+    # runs that cannot be frozen say why (the page shows it next to a disabled button)
+    assert "score-mode" in export_problem(replace(res, mode="generate"))
+    assert "stopped" in export_problem(replace(res, complete=False))
