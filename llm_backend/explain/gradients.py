@@ -190,11 +190,13 @@ def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: in
             lp = torch.stack(lps)
             per_cand.append(lp[0] if spec.normalize == "first" else lp.mean() if spec.normalize == "mean" else lp.sum())
         cand_scores = torch.stack(per_cand)
+        owners_d = owners_t.to(cand_scores.device)
         label_scores = []
         for j in range(n_labels):
-            s = cand_scores[owners_t == j]
+            s = cand_scores[owners_d == j]
             label_scores.append(s.max() if spec.aggregate == "max" else s.mean())
-        return torch.softmax(torch.stack(label_scores) - offsets_t, dim=0)[label_index]
+        z = torch.stack(label_scores) - offsets_t.to(cand_scores.device)
+        return torch.softmax(z, dim=0)[label_index]
 
     ids_t = torch.tensor([ids], dtype=torch.long)
     rel = [(max(s - spec.text_start, 0), max(min(e, spec.text_end) - spec.text_start, 0)) for s, e in offsets[t0:t1]]
@@ -241,7 +243,8 @@ def _nli_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: i
 
     def head(out: Any) -> Any:
         e = out.logits.double()[:, entail]
-        per_label = torch.stack([e[owners == j].mean() for j in range(len(labels))])
+        own = owners.to(e.device)
+        per_label = torch.stack([e[own == j].mean() for j in range(len(labels))])
         return torch.softmax(per_label, dim=0)[label_index]
 
     return _pair_problem(scorer.loaded.model, scorer.loaded.tokenizer, text, flat, scorer.max_length, head)
