@@ -132,6 +132,17 @@ def summary_of(done: dict[int, dict], n: int) -> dict:
     return out
 
 
+def _same_model(path: Path, scorer, texts: list[str], labels) -> bool:
+    """Whether ``scorer`` gives the first recorded row's explained probability (a resumed chunk, same model)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        return False
+    first = json.loads(lines[0])
+    probs = probability_function(scorer, labels)([texts[int(first["i"])]])[0]
+    names = [l.name for l in labels]
+    return abs(float(probs[names.index(first["label"])]) - float(first["p"])) < 1e-6
+
+
 def speed(scorer: EmbeddingScorer, texts: list[str], labels) -> dict:
     """Median seconds: plain score of one row vs explaining it (occlusion), cache emptied before each."""
     plain, explain, words = [], [], []
@@ -228,6 +239,26 @@ def scorer_explainer(scorer, texts: list[str], labels, corpus=None, method: str 
     return explain
 
 
+def recorded_keys() -> list[str]:
+    """The figures whose rows are recorded per row (the slow scorers), by name."""
+    keys = [f"fine-tuned MiniLM / ag_news{tag}" for tag in dict.fromkeys(FT_TAG.values())]
+    for name, template in (("ag_news", "News topic"), ("product_reviews", "Review sentiment")):
+        keys += [f"prompt template '{template}' (SmolLM2) / {name}{tag}" for tag in ("", " IG")]
+    keys += [f"LM verbalizer (SmolLM2, zero-shot page prompt) / ag_news{tag}" for tag in ("", " IG")]
+    return keys
+
+
+def summarise_recorded(n: int) -> None:
+    results: dict = {"deletion": {}}
+    for key in recorded_keys():
+        path = ROWS / f"{_slug(key)}.jsonl"
+        if path.is_file():
+            done = {int(r["i"]): r for r in map(json.loads, filter(str.strip, path.read_text().splitlines()))}
+            if done:
+                results["deletion"][key] = summary_of(done, n)
+    write(results)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", "--rows", dest="n", type=int, default=200, help="rows per figure")
@@ -243,12 +274,18 @@ def main() -> None:
                     help="comma-separated methods for the fine-tuned model (auto = gradient × input, "
                          "integrated_gradients, occlusion), all on the same trained model")
     ap.add_argument("--nli-model", default=None, help="a local NLI model folder (entailment label in its config)")
+    ap.add_argument("--summarise", action="store_true",
+                    help="only recompute the figures of the LM / fine-tuned scorers from their recorded rows (a chunk "
+                         "that was killed before it wrote its summary)")
     ap.add_argument("--results-dir", default=None, help="write results here instead of bench/results (trial runs)")
     args = ap.parse_args()
     if args.results_dir:
         global OUT, ROWS
         OUT = Path(args.results_dir)
         ROWS = OUT / "explain_rows"
+    if args.summarise:
+        summarise_recorded(args.n)
+        return
     wanted = args.scorers.split(",")
     datasets = args.datasets.split(",")
     reg = ModelRegistry()
@@ -286,17 +323,17 @@ def main() -> None:
         from llm_backend.training.trained_models import scorer_for
         from llm_backend.training.trainer import TrainConfig, train
 
-        # Trained afresh each run (not resumable: a chunk must explain the same model), so no --max-minutes here.
+        # Trained afresh each run, so a rerun starts its figures over (a chunk must explain the same model).
         res = train(ag_train["text"].tolist(), ag_train["label"].tolist(), TrainConfig(method="finetune", epochs=8),
                     embedder)
         for attribution in args.ft_attributions.split(","):
             key = "fine-tuned MiniLM / ag_news" + FT_TAG[attribution]
             path = ROWS / f"{_slug(key)}.jsonl"
-            if path.is_file():
-                path.unlink()
-            explain = scorer_explainer(scorer_for(res.model), ag_texts, ag_labels, method=attribution,
-                                       steps=args.ig_steps)
-            record(key, run_deletion(key, explain, args.n))
+            scorer = scorer_for(res.model)
+            if path.is_file() and not _same_model(path, scorer, ag_texts, ag_labels):
+                path.unlink()  # training is seeded; resume only when this model gives the recorded probabilities
+            explain = scorer_explainer(scorer, ag_texts, ag_labels, method=attribution, steps=args.ig_steps)
+            record(key, run_deletion(key, explain, args.n, args.max_minutes))
     lm_model = get_model(reg.default("causal_lm")) if {"prompt", "lm"} & set(wanted) else None
     method_tag = {"gradient_x_input": "", "integrated_gradients": " IG"}
     if "prompt" in wanted:
