@@ -30,6 +30,10 @@ ATTENTION_NOTE = ("Attention is not an explanation: it shows where tokens look i
                   "faithfulness is measured by a deletion test (docs/explain.md).")
 
 
+def _method_title(method: str) -> str:
+    return "auto (gradients for LMs, else occlusion)" if method == "auto" else METHOD_TITLES[method]
+
+
 def highlighted_html(attr: Attribution) -> str:
     """The scored text with each word's background green (pushed the label up) or red (pulled it down)."""
     scale = float(np.max(np.abs(attr.weights))) if len(attr.weights) else 0.0
@@ -111,7 +115,7 @@ def explain_row_panel(texts: Sequence[str], labels: Sequence[Label], scorer: Cal
         row = c1.number_input("Row", 0, max(len(texts) - 1, 0), 0, key=f"{key}_xp_row") if texts else None
         typed = c3.text_area("…or type a text", "", height=80, key=f"{key}_xp_text", max_chars=4000)
         method = c2.selectbox("Attribution", METHODS, key=f"{key}_xp_method",
-                              format_func=lambda m: "auto (gradients for LMs, else occlusion)" if m == "auto" else METHOD_TITLES[m])
+                              format_func=_method_title)
         names = [l.name for l in labels]
         label = c2.selectbox("Label", ["(predicted)"] + names, key=f"{key}_xp_label")
         text = typed.strip() or (texts[int(row)] if texts and row is not None else "")
@@ -167,7 +171,7 @@ def explain_prompt_run_panel(result: Any, key: str) -> None:
         pos = c1.selectbox("Row of this run", list(range(len(result.rows))), key=f"{key}_xp_pos",
                            format_func=lambda p: f"row {result.rows[p]} → {result.pred[p]}")
         method = c2.selectbox("Attribution", METHODS, key=f"{key}_xp_method",
-                              format_func=lambda m: "auto (gradients for LMs, else occlusion)" if m == "auto" else METHOD_TITLES[m])
+                              format_func=_method_title)
         label = c3.selectbox("Label", ["(predicted)"] + list(result.labels), key=f"{key}_xp_label")
         st.caption("SmolLM2 on this CPU: gradient × input takes seconds to tens of seconds per row, integrated "
                    "gradients about 16 times that (docs/explain.md).")

@@ -150,7 +150,8 @@ def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: in
     if any(not c for c in cands):
         raise ValueError("an answer is empty after tokenization")
     p = len(ids)
-    if p + max(len(c) for c in cands) > GRADIENT_TOKEN_BUDGET or len(cands) * max(len(c) for c in cands) > GRADIENT_TOKEN_BUDGET:
+    longest = max(len(c) for c in cands)
+    if p + longest > GRADIENT_TOKEN_BUDGET or len(cands) * longest > GRADIENT_TOKEN_BUDGET:
         raise GradientTooLarge(f"{len(cands)} label phrasings after a {p}-token prompt is too large a gradient pass "
                                "on this machine")
     multi = [r for r, c in enumerate(cands) if len(c) > 1]
