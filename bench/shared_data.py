@@ -43,3 +43,13 @@ def markdown_table(df: pd.DataFrame) -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join("" if (isinstance(v, float) and v != v) else str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def thucnews() -> pd.DataFrame:
+    """THUCNews sample (1,000 Chinese news articles, 14 topics with Chinese names) as ``text`` and ``label``."""
+    return pd.read_csv(_require(SHARED / "thucnews_dev.csv"))[["text", "label"]]
+
+
+def ecdt() -> pd.DataFrame:
+    """ECDT (2,099 short Chinese assistant requests, 31 intents with English names) as ``text`` and ``label``."""
+    return pd.read_csv(_require(SHARED / "ecdt_train.csv"))[["text", "label"]]

@@ -14,6 +14,7 @@ import streamlit as st
 from llm_backend.data.labels import Label, parse_label_list
 from llm_backend.scorers import estimate as est
 from llm_backend.scorers.calibration import CALIBRATION_TITLES, CALIBRATIONS
+from llm_backend.scorers.defaults import corpus_chars
 from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.factory import ScorerConfig, build_scorer
 from llm_backend.training.runs import SCORING, zero_shot_job
@@ -67,7 +68,8 @@ floor = c4.slider("'None of these' below (0 = off)", 0.0, 0.9, 0.0, 0.05, key="z
                   help="Single-label: predict '(none)' when the top probability is below this floor.")
 language = dataset_language(ds.df, ds.text_column)  # preselects a multilingual embedder and template
 label_names = [l.name for l in labels]
-cfg_a = method_form("zs_a", calibration, language=language, label_names=label_names)
+n_chars = corpus_chars(texts)  # small corpora get the larger embedder (as `score`)
+cfg_a = method_form("zs_a", calibration, language=language, label_names=label_names, corpus_chars=n_chars)
 decision = {"calibration": calibration, "multi_label": multi, "threshold": threshold, "none_below": floor}
 
 
@@ -182,7 +184,8 @@ what = st.radio("Compare the run above with", ["another method", "another label 
                 key="zs_compare_what")
 if what == "another method":
     st.caption("Pick the method for B below; slow methods show their estimated time before you run them.")
-    cfg_b, labels_b_text = method_form("zs_b", calibration, language=language, label_names=label_names), None
+    cfg_b, labels_b_text = method_form("zs_b", calibration, "embedding", language=language, label_names=label_names,
+                                       corpus_chars=n_chars), None
 else:
     cfg_b = cfg_a
     labels_b_text = st.text_area("Label set B (one per line, `name: description` allowed)",

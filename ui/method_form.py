@@ -10,6 +10,7 @@ from typing import Sequence
 import streamlit as st
 
 from llm_backend.data.language import LanguageReport, template_language
+from llm_backend.scorers.defaults import DEFAULT_METHOD, LARGE_EMBEDDER, zero_shot_embedder
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE, GENERIC_TEMPLATES
 from llm_backend.scorers.factory import (
     DEFAULT_ENSEMBLE,
@@ -20,7 +21,7 @@ from llm_backend.scorers.factory import (
     available_methods,
 )
 
-from .language import embedder_index, template_default
+from .language import template_default
 from .models import registry
 
 
@@ -29,12 +30,15 @@ def _title(method: str) -> str:
     return METHOD_TITLES.get(method, method) + slow
 
 
-def method_form(prefix: str, calibration: str, default_method: str = "embedding",
-                language: LanguageReport | None = None, label_names: Sequence[str] = ()) -> ScorerConfig:
+def method_form(prefix: str, calibration: str, default_method: str = DEFAULT_METHOD,
+                language: LanguageReport | None = None, label_names: Sequence[str] = (),
+                corpus_chars: int | None = None) -> ScorerConfig:
     """Widgets for one configuration under key prefix ``prefix``; returns the configuration.
 
-    ``language`` (the dataset's detected language) preselects the multilingual embedder and a hypothesis template in
-    the labels' (else the texts') language for non-English data, as ``score`` does from the command line.
+    ``language`` (the dataset's detected language) and ``corpus_chars`` (its text column's size) preselect the
+    embedder as ``score`` does from the command line (:func:`llm_backend.scorers.defaults.zero_shot_embedder`:
+    multilingual for non-English texts, the larger English embedder for small corpora), and ``language`` a
+    hypothesis template in the labels' (else the texts') language.
     """
     reg = registry()
     options = available_methods(reg)
@@ -52,10 +56,17 @@ def method_form(prefix: str, calibration: str, default_method: str = "embedding"
     else:
         specs = reg.by_role(METHOD_ROLES[method])
         names = [s.name for s in specs]
-        index = embedder_index(names, language) if language and METHOD_ROLES[method] == "embedder" else 0
+        index, choice = 0, None
+        if language and METHOD_ROLES[method] == "embedder":
+            choice = zero_shot_embedder(corpus_chars if corpus_chars is not None else 10**9, language, reg)
+            index = names.index(choice.name) if choice.name in names else 0
         lang_key = f"_{language.language}" if language and language.needs_multilingual else ""
-        models = {method: c2.selectbox("Model", names, index=index, key=f"{prefix}_model{lang_key}",
+        # the key follows the default, so loading a corpus of another size or language refreshes the preselection
+        size_key = "_small_corpus" if choice is not None and choice.name == LARGE_EMBEDDER else ""
+        models = {method: c2.selectbox("Model", names, index=index, key=f"{prefix}_model{lang_key}{size_key}",
                                        help="; ".join(f"{s.name}: {s.description}" for s in specs))}
+        if choice is not None and choice.name != names[0]:
+            c2.caption(f"Preselected {choice.name}: {choice.reason}.")
     used = set(members) if method == "ensemble" else {method}
     templates = None
     if used & {"embedding", "self-training", "nli"}:

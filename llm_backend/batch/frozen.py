@@ -11,7 +11,8 @@ Folder layout (safe formats only, nothing is unpickled)::
 
     classifier.json        format, labels, decision rule, components (method, model reference, kind, calibration),
                            where it came from (source) and a content fingerprint
-    tensors.safetensors    per component: label vectors (embedding method), calibration offsets, an encoder probe
+    tensors.safetensors    per component: label vectors (embedding method; with a bias for a self-training head),
+                           calibration offsets, an encoder probe
 
 :func:`load_classifier` treats the folder as hostile: sizes, types, shapes and finiteness are checked, and the
 fingerprint must match the content, so a damaged or edited artifact fails with a message instead of scoring wrong.
@@ -86,6 +87,9 @@ class Component:
     probe: np.ndarray | None = None
     #: Prompt-template components: template, verbalizer, demonstrations, answer scoring (see ``frozen_prompt``).
     prompt: dict[str, Any] | None = None
+    #: Embedding components with a fitted linear head (self-training): raw scores are
+    #: ``log(clip(softmax(embedding @ label_vectors.T + bias), 1e-9))`` instead of cosine similarities.
+    bias: np.ndarray | None = None
 
     @property
     def spec(self) -> ModelSpec:
@@ -154,6 +158,8 @@ class FrozenClassifier:
                 out[f"c{i}.label_vectors"] = np.ascontiguousarray(c.label_vectors, dtype=np.float32)
             if c.probe is not None:
                 out[f"c{i}.probe"] = np.ascontiguousarray(c.probe, dtype=np.float32)
+            if c.bias is not None:
+                out[f"c{i}.bias"] = np.ascontiguousarray(c.bias, dtype=np.float64)
         return out
 
 
@@ -163,6 +169,8 @@ def _tensor_names(i: int, c: Component) -> list[str]:
         names.append(f"c{i}.label_vectors")
     if c.probe is not None:
         names.append(f"c{i}.probe")
+    if c.bias is not None:
+        names.append(f"c{i}.bias")
     return names
 
 
@@ -370,6 +378,7 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
         expected.add(f"c{i}.offsets")
         vecs = tensors.get(f"c{i}.label_vectors")
         probe = tensors.get(f"c{i}.probe")
+        bias = tensors.get(f"c{i}.bias")
         if method == "embedding":
             _need(vecs is not None and vecs.ndim == 2 and vecs.shape[0] == k and 1 <= vecs.shape[1] <= MAX_DIM
                   and vecs.dtype == np.float32, f"c{i}.label_vectors must be a float32 matrix with {k} rows")
@@ -378,9 +387,16 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
                 _need(probe.shape == (vecs.shape[1],) and probe.dtype == np.float32,
                       f"c{i}.probe must match the label vectors' width")
                 expected.add(f"c{i}.probe")
+            # A fitted head (self-training) has a bias and log-probability scores; plain label vectors have neither.
+            _need((bias is not None) == (kind == "logprob") and kind in ("similarity", "logprob"),
+                  f"component {i}: an embedding component is 'similarity' without a bias or 'logprob' with one")
+            if bias is not None:
+                _need(bias.shape == (k,) and bias.dtype == np.float64, f"c{i}.bias must be {k} float64 values")
+                expected.add(f"c{i}.bias")
         else:
-            _need(vecs is None and probe is None, f"only embedding components carry vectors (component {i})")
-        for arr in (offsets, vecs, probe):
+            _need(vecs is None and probe is None and bias is None,
+                  f"only embedding components carry vectors (component {i})")
+        for arr in (offsets, vecs, probe, bias):
             _need(arr is None or bool(np.isfinite(arr).all()), f"component {i} holds NaN or infinite values")
         model = _parse_model(c.get("model"))
         prompt = None
@@ -395,7 +411,7 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
         else:
             _need("prompt" not in c, f"only prompt components carry a prompt (component {i})")
         comps.append(Component(method, model, kind, cal, offsets.astype(np.float64),
-                               templates, use_desc, vecs, probe, prompt))
+                               templates, use_desc, vecs, probe, prompt, bias))
     _need(set(tensors) == expected, f"{TENSORS_FILE} holds unexpected tensors: "
           f"{', '.join(sorted(set(tensors) - expected))[:200]}")
     source = config.get("source") or {}
@@ -414,6 +430,16 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
 
 
 # ------------------------------------------------------------------------------------------------------ scoring
+
+
+def _floored_log_softmax(z: np.ndarray) -> np.ndarray:
+    """What a self-training run returns for its head's logits (``SelfTrainingScorer``: floored at 1e-9)."""
+    from llm_backend.scorers.self_training import PROBA_FLOOR
+
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return np.log(np.clip(p, PROBA_FLOOR, None))
 
 
 def check_models(clf: FrozenClassifier) -> None:
@@ -489,7 +515,8 @@ class ClassifierRunner:
             if not texts:
                 out.append(np.zeros((0, k)))
             elif c.method == "embedding":
-                out.append(np.asarray(self._embed(loaded, texts) @ c.label_vectors.T, dtype=np.float64))
+                sims = np.asarray(self._embed(loaded, texts) @ c.label_vectors.T, dtype=np.float64)
+                out.append(sims if c.bias is None else _floored_log_softmax(sims + c.bias))
             elif c.method == "prompt":
                 out.append(np.asarray(scorer.score(texts), dtype=np.float64))
             elif c.kind == "nli_log_odds":
@@ -579,6 +606,15 @@ def _leaf_component(scorer: Any, labels: Sequence[Label], calibration: str, offs
 
     loaded = scorer.loaded
     spec = loaded.spec
+    if getattr(scorer, "name", "") == "self-training":
+        # The head fitted on the corpus is linear in the embedding: keep it as label vectors plus a bias.
+        from llm_backend.models.embedding_cache import embed_texts
+
+        weights, bias = scorer.linear_head(list(texts), labels)
+        probe = embed_texts(loaded, [PROBE_TEXT])[0]
+        return Component("embedding", _model_ref(spec), "logprob", calibration, offsets, list(scorer.templates),
+                         bool(scorer.use_descriptions), np.asarray(weights, dtype=np.float32),
+                         np.asarray(probe, dtype=np.float32), bias=np.asarray(bias, dtype=np.float64))
     if isinstance(scorer, EmbeddingScorer):
         # Same three steps as EmbeddingScorer.score; the embeddings come from the cache the run just filled.
         text_vecs = scorer.text_embeddings(list(texts))

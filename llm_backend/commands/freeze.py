@@ -6,6 +6,12 @@ and runs the same code (:func:`llm_backend.commands.score.score_corpus`), so the
 the experiment store as a run (kind ``freeze``, with the corpus metrics when a gold column is given) and the
 classifier is listed with that run (``store classifiers``).
 
+Its method default is ``score``'s (self-training, issue 17: the logistic head fitted on the corpus is linear in
+the embedding, so the classifier keeps it as label vectors plus a bias). One default differs: the fast embedder
+whatever the corpus size (``score`` picks the larger one for small corpora), because a frozen classifier is meant
+to run over far more rows than it was frozen on. Pass ``--model NAME`` to both to reproduce a ``score`` run
+exactly.
+
 ``--template-file T.yaml`` freezes a prompt-template run instead (``prompt --mode score`` on the same data, with
 the same options: ``--model``, ``--few-shot``, ``--selection``, ``--calibration`` incl. ``pmi``, ``--normalize``,
 ``--seed``, ``--no-prefix-cache``); the labels come from the template's verbalizer
@@ -19,12 +25,12 @@ import sys
 from llm_backend.batch.frozen import check_classifier_name, freeze_run, save_classifier
 from llm_backend.core.errors import UserError
 from llm_backend.commands.prompt import add_prompt_options
-from llm_backend.commands.score import add_scoring_arguments, score_corpus
+from llm_backend.commands.score import DEFAULT_METHOD, add_scoring_arguments, score_corpus
 from llm_backend.prompts.runner import PROMPT_CALIBRATIONS
 from llm_backend.scorers.calibration import CALIBRATIONS
 
 #: score options that mean nothing for a prompt-template freeze (the template fixes labels and method).
-_NOT_FOR_PROMPTS = {"labels": None, "labels_file": None, "method": "embedding", "ensemble_of": None, "template": None,
+_NOT_FOR_PROMPTS = {"labels": None, "labels_file": None, "method": DEFAULT_METHOD, "ensemble_of": None, "template": None,
                     "refine": None, "multi_label": False, "threshold": 0.5, "none_below": None}
 
 
@@ -41,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="classifier name (default: the folder name)")
     p.add_argument("--project", default="default", help="experiment-store project to list it in (default: default)")
     p.add_argument("--no-store", action="store_true", help="do not record the freeze in the experiment store")
-    p.set_defaults(func=run)
+    # A frozen classifier is meant to run over far more rows than it was frozen on: the fast embedder by default
+    # (``score`` picks the larger embedder for small corpora); the method default is score's.
+    p.set_defaults(func=run, large_embedder_for_small_corpora=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from llm_backend.models.loading import get_model
 from llm_backend.core.progress import stderr_progress
 from llm_backend.models.registry import ModelRegistry
 from llm_backend.scorers.calibration import CALIBRATIONS
+from llm_backend.scorers.defaults import DEFAULT_METHOD, LARGE_EMBEDDER, corpus_chars, zero_shot_embedder
 from llm_backend.scorers.embedding import DEFAULT_TEMPLATE
 from llm_backend.scorers.factory import DEFAULT_ENSEMBLE, METHOD_ROLES, SCORING_METHODS, ScorerConfig, build_scorer
 from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, gold_coverage, prepare_labels, run_scorer
@@ -49,11 +50,13 @@ def add_scoring_arguments(p: argparse.ArgumentParser, *, labels_required: bool =
     g = p.add_mutually_exclusive_group(required=labels_required)
     g.add_argument("--labels", nargs="+", metavar="LABEL", help="label names (e.g. World Sports Business Sci/Tech)")
     g.add_argument("--labels-file", help="YAML/JSON label set (names, descriptions, phrasings)")
-    p.add_argument("--method", default="embedding", choices=[*SCORING_METHODS, "ensemble"],
-                   help="self-training: embedding zero-shot, then a logistic head trained on its confident answers "
-                        "on this file (needs >= 4 rows per label; see docs/zero-shot.md)")
-    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default: the method's "
-                                   "default; multilingual-e5-small for non-English texts)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=[*SCORING_METHODS, "ensemble"],
+                   help=f"default {DEFAULT_METHOD}: embedding zero-shot, then a logistic head trained on its "
+                        "confident answers on this file (with fewer than 4 rows per label or 24 rows, the embedding "
+                        "scores); embedding: the zero-shot scores alone (see docs/zero-shot.md)")
+    p.add_argument("--model", help="model name from `models`, a local folder, or a hub id (default for embedding "
+                                   "methods: multilingual-e5-small for non-English texts, else "
+                                   f"{LARGE_EMBEDDER} for small corpora and all-MiniLM-L6-v2 for larger ones)")
     p.add_argument("--ensemble-of", nargs="+", choices=sorted(METHOD_ROLES), default=None,
                    help=f"methods averaged by --method ensemble (default: {' '.join(DEFAULT_ENSEMBLE)})")
     p.add_argument("--template", action="append", default=None,
@@ -90,15 +93,23 @@ def scorer_config(args: argparse.Namespace, model: str | None = None,
 
 def language_defaults(args: argparse.Namespace, texts: Sequence[str],
                       labels: Sequence[Label]) -> tuple[str | None, list[str] | None]:
-    """The page's language-aware defaults: multilingual embedder and template for non-English texts, with notes."""
+    """The page's defaults for the texts at hand: the embedder by language and corpus size
+    (:func:`~llm_backend.scorers.defaults.zero_shot_embedder`), the template in the texts' language, with notes."""
     from llm_backend.data.language import (default_template, detect_language, label_language_warning,
-                                           language_notice, recommended_embedder, template_language)
+                                           language_notice, template_language)
 
     report = detect_language(texts)
     model, templates = args.model, args.template
-    if args.method in ("embedding", "self-training") and report.needs_multilingual:
-        model = model or recommended_embedder(report)
-        templates = templates or [default_template(template_language(report, [l.name for l in labels]))]
+    if args.method in ("embedding", "self-training"):
+        size_rule = getattr(args, "large_embedder_for_small_corpora", True)  # False for ``freeze``
+        if not model and (size_rule or report.needs_multilingual):
+            choice = zero_shot_embedder(corpus_chars(texts), report, ModelRegistry())
+            model = choice.name
+            if not report.needs_multilingual:
+                print(f"note: embedder {choice.name}: {choice.reason} (choose another with --model).",
+                      file=sys.stderr)
+        if report.needs_multilingual:
+            templates = templates or [default_template(template_language(report, [l.name for l in labels]))]
     embedder = model or ModelRegistry().default("embedder").name
     for note in (language_notice(report, model),
                  label_language_warning([l.name for l in labels], report, embedder)):

@@ -50,7 +50,13 @@ def probability_function(scorer: Scorer, labels: Sequence[Label], corpus: Sequen
                          notes: list[str] | None = None) -> ProbFn:
     """``f(texts) -> (n, n_labels)`` probabilities, consistent with scoring those texts inside ``corpus``."""
     labels = list(labels)
+    explainer = getattr(scorer, "explainer", None)  # self-training: the head fitted on the corpus
+    if explainer is not None and corpus is not None and len(corpus):
+        return explainer(corpus, labels)
     if isinstance(scorer, EmbeddingScorer):
+        if explainer is not None and notes is not None:
+            notes.append("Self-training needs the corpus: without it these are the embedding-similarity "
+                         "probabilities.")
         label_vecs = scorer.label_embeddings(labels)
         if scorer.refine and corpus is not None and len(corpus):
             label_vecs = refine_label_vectors(embed_texts(scorer.loaded, list(corpus)), label_vecs, scorer.refine)
@@ -60,7 +66,7 @@ def probability_function(scorer: Scorer, labels: Sequence[Label], corpus: Sequen
 
         def embedding_probs(texts: Sequence[str]) -> np.ndarray:
             vecs = embed_texts(scorer.loaded, list(texts))
-            return to_probabilities(vecs @ label_vecs.T, scorer.kind)
+            return to_probabilities(vecs @ label_vecs.T, "similarity")
 
         return embedding_probs
     plain, changed = _without_refinement(scorer)

@@ -10,7 +10,7 @@ returns the label set with the accepted descriptions, which every method then us
 
 No gold labels are read. Chinese (or any unspaced script) is cut into words with jieba, so the phrases are words
 rather than whole sentences. The gain of accepting the suggestions is measured on held-out rows in
-bench/zero_shot_quality.py (docs/zero-shot.md, "Label wording help").
+bench/zero_shot_options.py (docs/zero-shot.md, "Label wording help").
 """
 from __future__ import annotations
 

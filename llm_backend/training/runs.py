@@ -175,9 +175,10 @@ MANAGER = RunManager()
 
 
 def zero_shot_scorer(embedder: Any, labels: Any = None) -> Any:
-    """The zero-shot page's default method (embedding similarity, refinement, prior centering) as one scorer.
+    """Zero-shot embedding similarity (refinement, prior centering) as one scorer.
 
-    It is the fine-tune baseline and the distillation teacher on the page and in ``train``, so "zero-shot" means
+    This was the zero-shot page's default until issue 17 (now self-training); it stays the baseline here so the
+    fine-tune figures in docs/fine-tune.md remain comparable. It is the fine-tune baseline and the distillation teacher on the page and in ``train``, so "zero-shot" means
     the same predictions everywhere. ``labels`` (the user's label set) gives class names their descriptions.
     """
     from llm_backend.scorers.embedding import EmbeddingScorer

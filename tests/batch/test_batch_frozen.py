@@ -52,6 +52,9 @@ def frozen(corpus, tmp_path_factory, embedder):
     clf_dir, score_csv = out / "clf", out / "score.csv"
     common = ["--data", str(path), "--text-column", "text", "--labels", *LABELS, "--gold-column", "label"]
     assert main(["freeze", *common, "--out", str(clf_dir)]) == 0
+    # freeze's defaults (self-training, the fast embedder) are score's with this flag; score's own embedder default
+    # for a corpus this small is the larger one (issue 17)
+    common += ["--model", embedder.spec.name]
     assert main(["score", *common, "--out", str(score_csv)]) == 0
     return clf_dir, pd.read_csv(score_csv, keep_default_na=False)
 
@@ -74,6 +77,7 @@ def test_freeze_then_batch_reproduces_score(corpus, frozen, tmp_path):
     clf_dir, scored = frozen
     clf = load_classifier(clf_dir)
     assert clf.components[0].method == "embedding" and clf.components[0].calibration == "centering"
+    assert clf.components[0].kind == "logprob" and clf.source["method"] == "self-training"  # the head, kept
     assert clf.source["corpus"]["n_texts"] == len(df) and clf.source["metrics"]["n"] == len(df)
     summary = _batch(clf_dir, str(path), tmp_path / "out", cache_entries=0)
     out = _read(tmp_path / "out")
@@ -93,7 +97,7 @@ def test_freeze_records_run_and_classifier(corpus, tmp_path, embedder):
 
     _, path = corpus
     rc = main(["freeze", "--data", str(path), "--text-column", "text", "--labels", *LABELS, "--limit", "20",
-               "--calibration", "contextual", "--out", str(tmp_path / "c2"), "--project", "p1"])
+               "--method", "embedding", "--calibration", "contextual", "--out", str(tmp_path / "c2"), "--project", "p1"])
     assert rc == 0
     s = Store()
     pid = s.project_id("p1")
@@ -239,6 +243,20 @@ def test_hostile_artifact_folders_are_refused(frozen, tmp_path):
               str(wrong_shape / TENSORS_FILE))
     with pytest.raises(ClassifierError, match="offsets must be 4 floats"):
         load_classifier(wrong_shape)
+    # a self-training head without its bias (fingerprint recomputed, so only the shape check can catch it)
+    from safetensors.numpy import load_file
+
+    from llm_backend.batch.frozen import content_fingerprint
+
+    no_bias = copy("no_bias")
+    tensors = {k: v for k, v in load_file(str(no_bias / TENSORS_FILE)).items() if not k.endswith(".bias")}
+    cfg = json.loads((no_bias / CONFIG_FILE).read_text())
+    cfg["components"][0]["tensors"].remove("c0.bias")
+    cfg["fingerprint"] = content_fingerprint(cfg, tensors)
+    save_file(tensors, str(no_bias / TENSORS_FILE))
+    (no_bias / CONFIG_FILE).write_text(json.dumps(cfg))
+    with pytest.raises(ClassifierError, match="'logprob' with one"):
+        load_classifier(no_bias)
     pickled = copy("pickled")
     (pickled / TENSORS_FILE).write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
     with pytest.raises(ClassifierError, match="cannot be read"):
@@ -279,7 +297,7 @@ def test_store_cli_lists_classifiers(corpus, tmp_path, embedder, capsys):
     assert main(["store", "classifiers"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("id\t") and len(lines) == 2
-    assert "\tlisted\t" in lines[1] and "\tembedding\t" in lines[1] and lines[1].endswith("listed")
+    assert "\tlisted\t" in lines[1] and "\tself-training\t" in lines[1] and lines[1].endswith("listed")
 
 
 def test_ensemble_multi_label_run_freezes_and_reproduces(corpus, embedder, tmp_path):

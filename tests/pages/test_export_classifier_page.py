@@ -23,6 +23,8 @@ def test_zero_shot_page_exports_a_classifier_that_reproduces_the_run(embedder):
     at.run()
     at.button(key="zs_run").click().run()
     assert not at.exception and not at.error
+    # the default method (self-training, issue 17) fits a head on the corpus: the classifier keeps it
+    assert at.session_state[state.PREDICTIONS]["method"] == "self-training"
     at.text_input(key="zs_export_name").input("news-topics").run()
     at.button(key="zs_export_btn").click().run()
     assert not at.exception, at.exception

@@ -96,7 +96,7 @@ def test_a_run_is_recorded_in_the_experiment_store(_isolated_data_dir):
     at.button(key="zs_run").click().run()
     assert not at.exception
     runs = Store().list_runs()
-    assert len(runs) == 1 and runs[0].kind == "zero-shot" and runs[0].method == "embedding"
+    assert len(runs) == 1 and runs[0].kind == "zero-shot" and runs[0].method == "self-training"  # the default (issue 17)
     shown = [m.value for m in at.metric if m.label == "Accuracy"]
     assert shown and abs(float(shown[0]) - runs[0].accuracy) < 1e-3 and runs[0].status == "done"
 
@@ -165,3 +165,18 @@ def test_trained_model_metrics_leave_out_its_training_rows(embedder):
     metrics = at.session_state["zs_result"]["metrics"]
     assert metrics["excluded_trained_rows"] == len(idx) and metrics["n"] == 60 - len(idx)
     assert any("learned from" in w.value for w in at.warning)
+
+
+def test_defaults_preselect_self_training_and_the_embedder_for_the_corpus_size():
+    """Issue 17: the page preselects what `score` uses: self-training, and mpnet for a small English corpus
+    (60 headlines, about 8,000 characters) with the reason shown; the comparison defaults to plain embedding."""
+    from llm_backend.models.mpnet_package import parts_installed
+    from llm_backend.scorers.defaults import DEFAULT_METHOD, LARGE_EMBEDDER
+
+    at = _app(60)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="zs_a_method").value == DEFAULT_METHOD
+    if parts_installed():
+        assert at.selectbox(key="zs_a_model_small_corpus").value == LARGE_EMBEDDER
+        assert any(f"Preselected {LARGE_EMBEDDER}" in c.value for c in at.caption)

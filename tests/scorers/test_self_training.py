@@ -1,6 +1,9 @@
 """Self-training from the zero-shot pass, and pseudo-labels for the few-shot head: real MiniLM, real AG News."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +89,39 @@ def test_setfit_with_pseudo_labels_refits_its_head(embedder, ag_news):
     assert res.extra["n_pseudo"] > 0 and any("pseudo" in n for n in res.notes)
     pred, _ = predict(res.model, pool["text"].tolist())
     assert np.mean(np.asarray(pred) == pool["label"].to_numpy()) > 0.4  # chance is 0.25
+
+
+def test_explainer_reproduces_the_heads_probabilities(embedder, ag_slice):
+    """Explanations of a self-training run score text variants with the head fitted on the corpus."""
+    from llm_backend.explain.scoring import probability_function
+
+    texts = ag_slice["text"].tolist()[:120]
+    labels = make_labels(LABELS)
+    st = SelfTrainingScorer(embedder)
+    run = np.exp(st.score(texts, labels))
+    probs = probability_function(st, labels, corpus=texts)(texts[:10])
+    np.testing.assert_allclose(probs, run[:10] / run[:10].sum(axis=1, keepdims=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_labels,n_texts", [(4, 120), (2, 60), (4, 12)], ids=["multinomial", "binary", "fallback"])
+def test_frozen_self_training_reproduces_the_run_row_by_row(embedder, ag_slice, n_labels, n_texts):
+    """The head self-training fits on the corpus is linear in the embedding, so freezing keeps it (label vectors plus
+    a bias) and any row scored alone gets the run's probabilities: a multinomial head, a binary one (scikit-learn
+    keeps one coefficient row for two classes), and the too-few-rows fallback (centred, refined label vectors)."""
+    from llm_backend.batch.frozen import ClassifierRunner, freeze_run, load_classifier, save_classifier
+
+    names = LABELS[:n_labels]
+    df = ag_slice[ag_slice["label"].isin(names)]
+    texts = df["text"].tolist()[:n_texts]
+    labels = make_labels(names)
+    st = SelfTrainingScorer(embedder)
+    res = run_scorer(st, texts, labels)
+    assert any("Self-training skipped" in n for n in st.notes) == (n_texts < 24)
+    clf = freeze_run(st, texts, labels, res)  # its own check: every row's probabilities within 1e-4 of the run
+    (comp,) = clf.components
+    assert comp.method == "embedding" and comp.kind == "logprob" and comp.bias is not None
+    folder = save_classifier(clf, Path(tempfile.mkdtemp()) / "clf")
+    runner = ClassifierRunner(load_classifier(folder), cache_entries=-1)
+    alone = np.vstack([runner.probabilities(runner.raw_scores([t])) for t in texts[:8]])
+    np.testing.assert_allclose(alone, np.asarray(res.probs[:8]), atol=1e-4)
+    assert runner.predict(texts)["label"].tolist() == list(res.pred)
