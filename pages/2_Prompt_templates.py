@@ -22,6 +22,7 @@ from llm_backend.prompts.runner import (
 from llm_backend.prompts.templates import PromptTemplate
 from ui import state
 from ui.errors import user_errors
+from ui.explain_panel import explain_prompt_run_panel
 from ui.export_classifier import export_classifier
 from ui.models import get_model, model_picker, registry
 from ui.persistence import record_run
@@ -148,6 +149,7 @@ if job is not None:
 shown = None
 if results:
     shown = run_results(results, st.session_state.pop(NEWEST, None))
+    explain_prompt_run_panel(results[shown], key=f"pt_xp_{list(results).index(shown)}")
     if st.button("Clear results", key="pt_clear"):
         st.session_state[RESULTS] = {}
         st.rerun()

@@ -30,6 +30,10 @@ ATTENTION_NOTE = ("Attention is not an explanation: it shows where tokens look i
                   "faithfulness is measured by a deletion test (docs/explain.md).")
 
 
+def _method_title(method: str) -> str:
+    return "auto (gradients for LMs, else occlusion)" if method == "auto" else METHOD_TITLES[method]
+
+
 def highlighted_html(attr: Attribution) -> str:
     """The scored text with each word's background green (pushed the label up) or red (pulled it down)."""
     scale = float(np.max(np.abs(attr.weights))) if len(attr.weights) else 0.0
@@ -111,7 +115,7 @@ def explain_row_panel(texts: Sequence[str], labels: Sequence[Label], scorer: Cal
         row = c1.number_input("Row", 0, max(len(texts) - 1, 0), 0, key=f"{key}_xp_row") if texts else None
         typed = c3.text_area("…or type a text", "", height=80, key=f"{key}_xp_text", max_chars=4000)
         method = c2.selectbox("Attribution", METHODS, key=f"{key}_xp_method",
-                              format_func=lambda m: "auto (gradients where possible)" if m == "auto" else METHOD_TITLES[m])
+                              format_func=_method_title)
         names = [l.name for l in labels]
         label = c2.selectbox("Label", ["(predicted)"] + names, key=f"{key}_xp_label")
         text = typed.strip() or (texts[int(row)] if texts and row is not None else "")
@@ -122,16 +126,21 @@ def explain_row_panel(texts: Sequence[str], labels: Sequence[Label], scorer: Cal
                 attr = explain_text(built, text, labels, label=None if label == "(predicted)" else label,
                                     method=method, corpus=None if typed.strip() else (corpus or texts))
                 st.session_state[store] = {"attr": attr, "models": attention_models(built)}
-        shown = st.session_state.get(store)
-        if shown is None:
-            return
-        show_attribution(shown["attr"])
-        models = shown["models"]
-        if models and st.toggle("Show the attention view", key=f"{key}_xp_att"):
-            names_m = [m.spec.name for m in models]
-            pick = st.selectbox("Model", names_m, key=f"{key}_xp_att_model") if len(models) > 1 else names_m[0]
-            with user_errors("Attention view"):
-                show_attention(models[names_m.index(pick)], shown["attr"].scored_text, key)
+        show_explained(store, key)
+
+
+def show_explained(store: str, key: str) -> None:
+    """The stored explanation (if any), then the attention view of its model(s) behind a toggle."""
+    shown = st.session_state.get(store)
+    if shown is None:
+        return
+    show_attribution(shown["attr"])
+    models = shown["models"]
+    if models and st.toggle("Show the attention view", key=f"{key}_xp_att"):
+        names_m = [m.spec.name for m in models]
+        pick = st.selectbox("Model", names_m, key=f"{key}_xp_att_model") if len(models) > 1 else names_m[0]
+        with user_errors("Attention view"):
+            show_attention(models[names_m.index(pick)], shown["attr"].scored_text, key)
 
 
 def explain_trained_panel(texts: Sequence[str], result: Any, key: str) -> None:
@@ -140,3 +149,39 @@ def explain_trained_panel(texts: Sequence[str], result: Any, key: str) -> None:
     from llm_backend.training.trained_models import scorer_for
 
     explain_row_panel(texts, make_labels(result.classes), scorer_for(result.model), key=key)
+
+
+def explain_prompt_run_panel(result: Any, key: str) -> None:
+    """The Prompt templates page's hook: why the LM gave a row of a finished run its label (same view as above).
+
+    The row is re-scored in its own prompt (llm_backend.explain.prompt_runs), with the model the run used.
+    """
+    from llm_backend.explain.prompt_runs import explain_prompt_row
+
+    from llm_backend.core.errors import UserError
+
+    from .models import get_model
+
+    with st.expander("Explain a row: why this label?", expanded=False):
+        if result.mode == "generate":
+            st.info("A generate run maps free text to labels, so there is no label score to explain. Run the template "
+                    "in 'score labels' mode to see which words made the LM prefer a label.")
+            return
+        c1, c2, c3 = st.columns([1.6, 1.2, 1.2])
+        pos = c1.selectbox("Row of this run", list(range(len(result.rows))), key=f"{key}_xp_pos",
+                           format_func=lambda p: f"row {result.rows[p]} → {result.pred[p]}")
+        method = c2.selectbox("Attribution", METHODS, key=f"{key}_xp_method",
+                              format_func=_method_title)
+        label = c3.selectbox("Label", ["(predicted)"] + list(result.labels), key=f"{key}_xp_label")
+        st.caption("SmolLM2 on this CPU: gradient × input takes seconds to tens of seconds per row, integrated "
+                   "gradients about 16 times that (docs/explain.md).")
+        store = f"{key}_xp_result"
+        if st.button("Explain", key=f"{key}_xp_go", disabled=pos is None):
+            with user_errors("Explaining"):
+                if result.model_spec is None:
+                    raise UserError("This run does not record which model it ran with: run the template again.")
+                loaded = get_model(result.model_spec)
+                attr = explain_prompt_row(result, int(pos), loaded, label=None if label == "(predicted)" else label,
+                                          method=method)
+                st.session_state[store] = {"attr": attr, "models": [loaded]}
+        show_explained(store, key)

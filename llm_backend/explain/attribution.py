@@ -21,7 +21,7 @@ METHOD_TITLES = {
     "integrated_gradients": "Integrated gradients (captum)",
     "none": "No attribution (nothing to attribute)",
 }
-#: What ``--attribution``/the page may ask for; "auto" is gradients where the model allows them, else occlusion.
+#: What ``--attribution``/the page may ask for; "auto" is gradients for causal LMs, else occlusion (explainer.py).
 METHODS = ("auto", "occlusion", "gradient_x_input", "integrated_gradients")
 
 

@@ -56,7 +56,11 @@ def gradient_unavailable_reason(scorer: Any) -> str | None:
     from llm_backend.scorers.lm import LMVerbalizerScorer
     from llm_backend.scorers.nli import NLIScorer
 
-    if isinstance(scorer, (LMVerbalizerScorer, NLIScorer)):
+    if hasattr(scorer, "lm_prompt"):  # a prompt-template run's row (explain/prompt_runs.py)
+        if getattr(scorer, "no_gradients_reason", None):
+            return scorer.no_gradients_reason
+        tok = scorer.loaded.tokenizer
+    elif isinstance(scorer, (LMVerbalizerScorer, NLIScorer)):
         tok = scorer.loaded.tokenizer
     else:
         inner = getattr(scorer, "model", None)
@@ -77,67 +81,128 @@ def _text_token_range(offsets: Sequence[tuple[int, int]], start: int, end: int) 
     return idx[0], idx[-1] + 1
 
 
-def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: int) -> _Problem:
-    import torch
+@dataclass
+class LMPrompt:
+    """What an LM verbalizer scores for one text: the prompt, where the text sits in it, and the answers.
 
-    tok = scorer.loaded.tokenizer
+    Built by :func:`lm_prompt_for` from the zero-shot LM scorer, and by
+    :class:`llm_backend.explain.prompt_runs.PromptRowScorer` from a prompt-template run's row, so both are
+    explained by the same gradient code.
+    """
+
+    prompt: str  # the full prompt with the text in it (as the scorer ran it, text cut where it was cut)
+    text_start: int  # character where the text starts in ``prompt``
+    text_end: int  # and where it ends
+    candidates: list[str]  # answer strings, one per (label, phrasing), as appended after the prompt
+    owners: list[int]  # label index of each candidate
+    normalize: str = "mean"  # how a candidate of several tokens is scored: mean, sum or first token
+    aggregate: str = "max"  # several phrasings of one label: max or mean
+    offsets: np.ndarray | None = None  # per-label score offsets (calibration) subtracted before the softmax
+    notes: list[str] = field(default_factory=list)
+
+
+def locate_text(prompt: str, marked: str, marker: str = _MARKER) -> tuple[int, int]:
+    """(start, end) of the text in ``prompt``, given the same prompt with ``marker`` in the text's place."""
+    p0 = marked.index(marker)
+    suffix_len = len(marked) - p0 - len(marker)
+    return p0, len(prompt) - suffix_len
+
+
+def lm_prompt_for(scorer: Any, text: str, labels: Sequence[Label]) -> LMPrompt:
+    """The zero-shot LM verbalizer's prompt and answers for ``text`` (as :meth:`LMVerbalizerScorer.score` builds them)."""
+    if hasattr(scorer, "lm_prompt"):
+        return scorer.lm_prompt(text, labels)
     scorer.notes = []
     prompt = scorer.prompts([text], labels)[0]
     notes = list(scorer.notes)
-    marked = scorer.prompts([_MARKER], labels)[0]
-    p0 = marked.index(_MARKER)
-    suffix_len = len(marked) - p0 - len(_MARKER)
-    scored = prompt[p0 : len(prompt) - suffix_len]
-    base = prompt.rstrip(" ")
-    bos = getattr(tok, "bos_token", None)
-    enc = tok(base, add_special_tokens=not (bos and base.startswith(bos)), return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-    t0, t1 = _text_token_range(offsets, p0, p0 + len(scored))
+    start, end = locate_text(prompt, scorer.prompts([_MARKER], labels)[0])
     owners, cands = [], []
     for j, lab in enumerate(labels):
         for phrasing in lab.texts():
             spaced = not scorer.use_chat_template or scorer.answer_prefix.endswith(":")
-            cand = prompt[len(base):] + (" " + phrasing if spaced else phrasing)
             owners.append(j)
-            cands.append(list(tok(cand, add_special_tokens=False)["input_ids"]))
-    width = len(ids) + max(len(c) for c in cands)
-    if len(cands) * width > GRADIENT_TOKEN_BUDGET:
-        raise GradientTooLarge(f"{len(cands)} label phrasings × {width} prompt tokens is too large a gradient pass on "
-                               "this machine")
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    rows = torch.full((len(cands), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(cands), width), dtype=torch.long)
-    for r, c in enumerate(cands):
-        seq = ids + c
-        rows[r, : len(seq)] = torch.tensor(seq)
-        mask[r, : len(seq)] = 1
-    owners_t = torch.tensor(owners)
-    n_labels = len(labels)
+            cands.append(" " + phrasing if spaced else phrasing)
+    return LMPrompt(prompt, start, end, cands, owners, scorer.normalize, scorer.aggregate, None, notes)
+
+
+def _lm_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: int) -> _Problem:
+    """One prompt pass (the only one the text's embeddings enter), then the answers' later tokens from its cache.
+
+    Scoring every answer as its own full row would run the prompt once per (label, phrasing); running it once and
+    continuing multi-token answers from its past key/values (gradients flow through the cache) is the same
+    computation as :func:`~llm_backend.prompts.lm_scoring.continuation_logprobs`, about ``n_answers`` times cheaper.
+    """
+    import torch
+
+    from llm_backend.prompts.lm_scoring import derive_cache
+
+    spec = lm_prompt_for(scorer, text, labels)
+    loaded = scorer.loaded
+    tok = loaded.tokenizer
+    prompt = spec.prompt
+    scored = prompt[spec.text_start : spec.text_end]
+    base = prompt.rstrip(" ")
+    bos = getattr(tok, "bos_token", None)
+    enc = tok(base, add_special_tokens=not (bos and base.startswith(bos)), return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    t0, t1 = _text_token_range(offsets, spec.text_start, spec.text_end)
+    cands = [list(tok(prompt[len(base):] + c, add_special_tokens=False)["input_ids"]) for c in spec.candidates]
+    if any(not c for c in cands):
+        raise ValueError("an answer is empty after tokenization")
     p = len(ids)
     longest = max(len(c) for c in cands)
-    model = scorer.loaded.model
+    if p + longest > GRADIENT_TOKEN_BUDGET or len(cands) * longest > GRADIENT_TOKEN_BUDGET:
+        raise GradientTooLarge(f"{len(cands)} label phrasings after a {p}-token prompt is too large a gradient pass "
+                               "on this machine")
+    multi = [r for r, c in enumerate(cands) if len(c) > 1]
+    width = max((len(cands[r]) - 1 for r in multi), default=0)
+    model = loaded.model
+    owners_t = torch.tensor(spec.owners)
+    n_labels = len(labels)
+    offsets_t = torch.tensor(np.zeros(n_labels) if spec.offsets is None else np.asarray(spec.offsets, dtype=np.float64))
 
     def runner(inputs_embeds: Any, attention_mask: Any, **_: Any) -> Any:
-        # The vocabulary projection only where answer tokens are predicted: (R, longest, V), not (R, width, V).
-        hidden = model.base_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
-        return model.get_output_embeddings()(hidden[:, p - 1 : p - 1 + longest])
+        head = model.get_output_embeddings()
+        out = model.base_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=bool(multi))
+        first = torch.log_softmax(head(out.last_hidden_state[:, -1]).double(), dim=-1)[0]  # (V,)
+        later = None
+        if multi:
+            device = inputs_embeds.device
+            c_ids = torch.zeros((len(multi), width), dtype=torch.long)
+            c_mask = torch.zeros((len(multi), width), dtype=torch.long)
+            for q, r in enumerate(multi):
+                c_ids[q, : len(cands[r]) - 1] = torch.tensor(cands[r][:-1])
+                c_mask[q, : len(cands[r]) - 1] = 1
+            mask = torch.cat([attention_mask.expand(len(multi), -1), c_mask.to(device)], dim=1)
+            pos = (p + torch.arange(width)).unsqueeze(0).expand(len(multi), -1).to(device)
+            h = model.base_model(input_ids=c_ids.to(device), attention_mask=mask, position_ids=pos,
+                                 past_key_values=derive_cache(out.past_key_values, repeat=len(multi))).last_hidden_state
+            later = torch.log_softmax(head(h).double(), dim=-1)  # (M, width, V)
+        return first, later
 
-    def target(logits: Any) -> Any:
-        logp = torch.log_softmax(logits.float(), dim=-1)
+    def target(outputs: Any) -> Any:
+        first, later = outputs
         per_cand = []
         for r, c in enumerate(cands):
-            pos = torch.arange(0, len(c))
-            tok_lp = logp[r, pos, torch.tensor(c)]
-            per_cand.append(tok_lp.mean() if scorer.normalize == "mean" else tok_lp.sum())
+            lps = [first[c[0]]]
+            if len(c) > 1:
+                q = multi.index(r)
+                lps += [later[q, i, c[i + 1]] for i in range(len(c) - 1)]
+            lp = torch.stack(lps)
+            per_cand.append(lp[0] if spec.normalize == "first" else lp.mean() if spec.normalize == "mean" else lp.sum())
         cand_scores = torch.stack(per_cand)
+        owners_d = owners_t.to(cand_scores.device)
         label_scores = []
         for j in range(n_labels):
-            s = cand_scores[owners_t == j]
-            label_scores.append(s.max() if scorer.aggregate == "max" else s.mean())
-        return torch.softmax(torch.stack(label_scores), dim=0)[label_index]
+            s = cand_scores[owners_d == j]
+            label_scores.append(s.max() if spec.aggregate == "max" else s.mean())
+        z = torch.stack(label_scores) - offsets_t.to(cand_scores.device)
+        return torch.softmax(z, dim=0)[label_index]
 
-    rel = [(max(s - p0, 0), max(min(e, p0 + len(scored)) - p0, 0)) for s, e in offsets[t0:t1]]
-    return _Problem(model, rows, mask, [t0] * len(cands), t1 - t0, rel, target, scored, notes=notes, runner=runner)
+    ids_t = torch.tensor([ids], dtype=torch.long)
+    rel = [(max(s - spec.text_start, 0), max(min(e, spec.text_end) - spec.text_start, 0)) for s, e in offsets[t0:t1]]
+    return _Problem(model, ids_t, torch.ones_like(ids_t), [t0], t1 - t0, rel, target, scored, notes=spec.notes,
+                    runner=runner)
 
 
 def _pair_problem(model: Any, tok: Any, text: str, seconds: Sequence[str] | None, max_length: int,
@@ -178,8 +243,9 @@ def _nli_problem(scorer: Any, text: str, labels: Sequence[Label], label_index: i
     entail = scorer.entail_id
 
     def head(out: Any) -> Any:
-        e = out.logits.float()[:, entail]
-        per_label = torch.stack([e[owners == j].mean() for j in range(len(labels))])
+        e = out.logits.double()[:, entail]
+        own = owners.to(e.device)
+        per_label = torch.stack([e[own == j].mean() for j in range(len(labels))])
         return torch.softmax(per_label, dim=0)[label_index]
 
     return _pair_problem(scorer.loaded.model, scorer.loaded.tokenizer, text, flat, scorer.max_length, head)
@@ -196,7 +262,7 @@ def _sequence_problem(scorer: Any, text: str, labels: Sequence[Label], label_ind
         raise ValueError("label unknown to the model")
 
     def head(out: Any) -> Any:
-        logits = out.logits.float()[0]
+        logits = out.logits.double()[0]
         z = torch.stack([logits[c] if c is not None else logits.new_tensor(-1e9) for c in cols])
         return torch.softmax(z, dim=0)[label_index]
 
@@ -207,7 +273,7 @@ def _problem(scorer: Any, text: str, labels: Sequence[Label], label_index: int) 
     from llm_backend.scorers.lm import LMVerbalizerScorer
     from llm_backend.scorers.nli import NLIScorer
 
-    if isinstance(scorer, LMVerbalizerScorer):
+    if isinstance(scorer, LMVerbalizerScorer) or hasattr(scorer, "lm_prompt"):
         return _lm_problem(scorer, text, labels, label_index)
     if isinstance(scorer, NLIScorer):
         return _nli_problem(scorer, text, labels, label_index)

@@ -99,7 +99,7 @@ def test_nli_gradients_plumbing_on_a_tiny_nli_model(tmp_path, registry):
     assert len(attr.weights) == len(attr.words) == 10 and np.abs(attr.weights).sum() > 0
     plain = to_probabilities(scorer.score([text], AG_LABELS), "logit")[0]
     assert np.allclose([attr.probabilities[l.name] for l in AG_LABELS], plain, atol=1e-5)
-    long = explain_text(scorer, " ".join([text] * 10), AG_LABELS)
+    long = explain_text(scorer, " ".join([text] * 10), AG_LABELS, method="gradient_x_input")
     assert long.method == "gradient_x_input" and any("only the first" in n for n in long.notes)
     assert 0 < len(long.scored_text) < len(text) * 5
 
@@ -115,8 +115,9 @@ def test_sequence_classifier_gradients_use_the_model_classes(embedder):
     net, tok = load_sequence_base(resolve_location(embedder.spec), 4, device)
     scorer = scorer_for(SequenceModel(net.eval(), tok, [l.name for l in AG_LABELS], device, max_length=32))
     text = "Oil prices climbed as the central bank kept interest rates unchanged this week."
-    attr = explain_text(scorer, text, AG_LABELS)
+    attr = explain_text(scorer, text, AG_LABELS, method="gradient_x_input")
     assert attr.method == "gradient_x_input" and np.isfinite(attr.weights).all() and np.abs(attr.weights).sum() > 0
+    assert explain_text(scorer, text, AG_LABELS).method == "occlusion"  # auto: occlusion for encoders (measured)
     plain = to_probabilities(scorer.score([text], AG_LABELS), "logit")[0]
     assert np.allclose([attr.probabilities[l.name] for l in AG_LABELS], plain, atol=1e-5)
     long = explain_text(scorer, text * 4, AG_LABELS, method="occlusion")
