@@ -64,14 +64,18 @@ def test_tsne_is_repeatable_and_places_labels(vectors, label_vectors, slice_):
     assert any("cannot transform" in n for n in a.notes)
     labels_xy = a.transform(label_vectors)
     assert labels_xy.shape == (4, 2)
-    # Placed at the mean of their most similar texts: each gold label lands in its own class's region. t-SNE is
-    # chaotic (a 1e-6 change in the vectors, e.g. torch vs ONNX encodings cached by earlier tests, moves clusters),
-    # so the property is checked over two seeds: at least 6 of the 8 placements.
+    # t-SNE cannot transform new points, so a label sits at the similarity-weighted mean of its 10 most similar texts'
+    # map positions (computed here independently), and those texts are mostly of the label's own class: the star
+    # lands among its own texts whatever the (chaotic) layout — a 1e-6 change in the vectors moves t-SNE clusters.
     gold = slice_["label"].to_numpy()
-    c = fit_projection(vectors, ProjectionParams("tsne", seed=2, perplexity=20, max_iter=500))
-    placed = (_own_class_is_nearest(labels_xy, a.coords, gold, CLASSES)
-              + _own_class_is_nearest(c.transform(label_vectors), c.coords, gold, CLASSES))
-    assert placed >= 6, placed
+    sims = label_vectors @ vectors.T
+    own = 0
+    for i, cls in enumerate(CLASSES):
+        top = np.argsort(-sims[i])[:10]
+        w = np.clip(sims[i, top], 1e-6, None)
+        np.testing.assert_allclose(labels_xy[i], (w[:, None] * a.coords[top]).sum(axis=0) / w.sum(), atol=1e-3)
+        own += int((gold[top] == cls).sum() > 5)
+    assert own >= 3, own
 
 
 def test_umap_seed_and_transform(vectors, label_vectors, slice_):
