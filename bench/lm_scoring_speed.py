@@ -184,11 +184,19 @@ def fewshot(n: int, n_plain: int, model: str | None) -> list[tuple[str, str]]:
     ev = data.sample(n, random_state=1)
     pool = pd.concat([g.sample(10, random_state=1) for _, g in data.drop(ev.index).groupby("label")])
     df = pd.concat([ev, pool]).reset_index(drop=True)
+    # The rows being labelled carry no gold here, so every demonstration comes from the labelled pool and is the
+    # same for every row (the case). With gold on the labelled rows too, a row that was drawn as a
+    # demonstration gets a substitute and runs its whole prompt: measured as its own line.
+    unlabelled = df.copy()
+    unlabelled.loc[: n - 1, "label"] = ""
     rows = list(range(n))
     timings = {}
-    for name, k, share, rows_used in (("k=0", 0, True, rows), ("k=4 shared prefix", 4, True, rows),
-                                      ("k=4 no prefix cache", 4, False, rows[:n_plain])):
-        run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, share_prefix=share), lm=lm,
+    for name, k, share, rows_used, frame in (
+            ("k=0", 0, True, rows, unlabelled),
+            ("k=4 shared prefix", 4, True, rows, unlabelled),
+            ("k=4 shared prefix, labelled rows may be demonstrations", 4, True, rows, df),
+            ("k=4 no prefix cache", 4, False, rows[:n_plain], unlabelled)):
+        run = TemplateRun(tpl, frame, "text", "label", RunConfig(few_shot=k, seed=0, share_prefix=share), lm=lm,
                           rows=rows_used)
         for p in range(len(rows_used)):  # prompts are built outside the timing (same work for every setting)
             run.prompt_for(p)
