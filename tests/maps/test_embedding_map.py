@@ -10,7 +10,6 @@ from llm_backend.data.labels import Label
 from llm_backend.maps.embedding_map import (
     MAX_COLOUR_GROUPS,
     assign_label,
-    build_map,
     categorical,
     confidence,
     correctness,
@@ -23,18 +22,6 @@ from llm_backend.maps.embedding_map import (
     selection_to_positions,
     valid_predictions,
 )
-from llm_backend.maps.projection import ProjectionParams
-
-
-@pytest.fixture(scope="module")
-def news(ag_news: pd.DataFrame) -> pd.DataFrame:
-    """60 rows, 15 per class, with the original (non-contiguous) index a sampled dataset has."""
-    return pd.concat([g.sample(15, random_state=2) for _, g in ag_news.groupby("label")]).sort_index()
-
-
-@pytest.fixture(scope="module")
-def built(embedder, news):
-    return build_map(embedder, news["text"].tolist(), ProjectionParams("pca"))
 
 
 def test_build_map_and_labels_in_the_same_space(embedder, built, news):

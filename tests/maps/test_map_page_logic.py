@@ -30,19 +30,9 @@ from llm_backend.maps.colouring import (
     colour_values,
     default_colour,
 )
-from llm_backend.maps.embedding_map import build_map, label_counts, labels_to_place, neighbour_table, query_neighbours
+from llm_backend.maps.embedding_map import label_counts, labels_to_place, neighbour_table, query_neighbours
 from llm_backend.maps.map_cache import has_map_for, keep_map, map_key, reusable_vectors, shown_map_key
 from llm_backend.maps.projection import ProjectionParams
-
-
-@pytest.fixture(scope="module")
-def news(ag_news: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([g.sample(15, random_state=2) for _, g in ag_news.groupby("label")]).sort_index()
-
-
-@pytest.fixture(scope="module")
-def built(embedder, news):
-    return build_map(embedder, news["text"].tolist(), ProjectionParams("pca"))
 
 
 def test_colour_options_and_defaults_follow_the_data(news):
