@@ -432,16 +432,6 @@ def load_classifier(ref: str | os.PathLike[str]) -> FrozenClassifier:
 # ------------------------------------------------------------------------------------------------------ scoring
 
 
-def _floored_log_softmax(z: np.ndarray) -> np.ndarray:
-    """What a self-training run returns for its head's logits (``SelfTrainingScorer``: floored at 1e-9)."""
-    from llm_backend.scorers.self_training import PROBA_FLOOR
-
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    return np.log(np.clip(p, PROBA_FLOOR, None))
-
-
 def check_models(clf: FrozenClassifier) -> None:
     """A clear error now, naming the classifier, when one of its models is not on this machine."""
     for c in clf.components:
@@ -509,6 +499,8 @@ class ClassifierRunner:
 
     def raw_scores(self, texts: list[str], progress: Progress = None) -> list[np.ndarray]:
         """Per component, the uncalibrated scores exactly as the live scorer computes them."""
+        from llm_backend.scorers.self_training import floored_log_probs
+
         out = []
         k = len(self.clf.labels)
         for c, loaded, scorer in zip(self.clf.components, self.loaded, self.scorers):
@@ -516,7 +508,7 @@ class ClassifierRunner:
                 out.append(np.zeros((0, k)))
             elif c.method == "embedding":
                 sims = np.asarray(self._embed(loaded, texts) @ c.label_vectors.T, dtype=np.float64)
-                out.append(sims if c.bias is None else _floored_log_softmax(sims + c.bias))
+                out.append(sims if c.bias is None else floored_log_probs(sims + c.bias))
             elif c.method == "prompt":
                 out.append(np.asarray(scorer.score(texts), dtype=np.float64))
             elif c.kind == "nli_log_odds":

@@ -181,7 +181,7 @@ class SelfTrainingScorer(EmbeddingScorer):
                               f"{MIN_ROWS} in all ({need} here, got {len(texts)}); these are the embedding-similarity "
                               "scores (prototype refinement, centering).")
             report(progress, 1, 1)
-            return np.log(np.clip(_softmax(_centred(zero_shot) / FALLBACK_TEMPERATURE), PROBA_FLOOR, None))
+            return floored_log_probs(_centred(zero_shot) / FALLBACK_TEMPERATURE)
         out, head = fit_self_training(text_vecs, zero_shot, anchors, self.settings, self.seed)
         self._fitted = (head, label_vecs, zero_shot.mean(axis=0))
         report(progress, 1, 1)
@@ -220,12 +220,18 @@ class SelfTrainingScorer(EmbeddingScorer):
         def probabilities(texts: Sequence[str]) -> np.ndarray:
             vecs = self.text_embeddings(list(texts))
             if head is None:
-                return _softmax((vecs @ label_vecs.T - offsets) / 0.05)
+                return _softmax((vecs @ label_vecs.T - offsets) / FALLBACK_TEMPERATURE)
             p = np.full((len(vecs), k), 1e-9)
             p[:, head.classes_] = head.predict_proba(vecs)
             return p / p.sum(axis=1, keepdims=True)
 
         return probabilities
+
+
+def floored_log_probs(logits: np.ndarray) -> np.ndarray:
+    """Log-softmax floored at :data:`PROBA_FLOOR`: what a self-training run returns for its fallback's logits and
+    what a frozen self-training head returns for ``embedding @ W.T + b`` (one definition, so they cannot drift)."""
+    return np.log(np.clip(_softmax(logits), PROBA_FLOOR, None))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
