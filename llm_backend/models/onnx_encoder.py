@@ -117,24 +117,24 @@ def onnx_file(st_model: Any, model_key: str, precision: Precision = "fp32",
 
         cache_dir = get_settings().cache_dir
     target = Path(cache_dir) / "onnx" / _cache_key(model_key)
-    fp32 = target / "model.onnx"
-    if not fp32.is_file():
-        with _export_lock:
-            if not fp32.is_file():
-                log.info("Exporting %s to ONNX once into %s", model_key, target)
-                with write_once(target, lambda t: (t / "model.onnx").is_file(), prefix=".tmp-onnx-") as tmp:
-                    export_fp32(st_model, tmp / "model.onnx")
+    fp32 = _build_once(target / "model.onnx", lambda out: export_fp32(st_model, out),
+                       f"Exporting {model_key} to ONNX once into {target}")
     if precision == "fp32":
         return fp32
     int8_dir = target.with_name(target.name + "-int8")
-    int8 = int8_dir / "model_int8.onnx"
-    if not int8.is_file():
+    return _build_once(int8_dir / "model_int8.onnx", lambda out: quantise_int8(fp32, out),
+                       f"Quantising the ONNX export of {model_key} to int8 once into {int8_dir}")
+
+
+def _build_once(path: Path, build: Callable[[Path], Any], message: str) -> Path:
+    """``path`` (a file in its own cache folder), built by ``build(out)`` the first time any thread asks for it."""
+    if not path.is_file():
         with _export_lock:
-            if not int8.is_file():
-                log.info("Quantising the ONNX export of %s to int8 once into %s", model_key, int8_dir)
-                with write_once(int8_dir, lambda t: (t / "model_int8.onnx").is_file(), prefix=".tmp-onnx-") as tmp:
-                    quantise_int8(fp32, tmp / "model_int8.onnx")
-    return int8
+            if not path.is_file():
+                log.info("%s", message)
+                with write_once(path.parent, lambda t: (t / path.name).is_file(), prefix=".tmp-onnx-") as tmp:
+                    build(tmp / path.name)
+    return path
 
 
 class OnnxEncoder:
