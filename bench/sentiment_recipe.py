@@ -12,8 +12,7 @@ each combination of answer casing x word aggregation (max, mean, log-sum-exp = "
 change when it wins on dev *and* holds on held-out; the held-out figure is the one to quote.
 
 Usage: ``nice .venv/bin/python bench/sentiment_recipe.py [--model NAME]`` (writes
-``bench/results/sentiment_recipe.md``; another model than the prompt-scoring default writes
-``sentiment_recipe_<model>.md``, its part 1 being the CLI's defaults with ``--model NAME``).
+``bench/results/sentiment_recipe_<model>.md``; with ``--model``, part 1 is the CLI's defaults plus ``--model NAME``).
 """
 from __future__ import annotations
 
@@ -149,8 +148,7 @@ def main() -> None:
           f"held-out {best[held]}. With {len(df) // 2} rows per half, one row is {1 / (len(df) // 2):.3f}; "
           "differences under ~0.1 are noise.\n\n" + markdown_table(grid) + "\n")
     print(md)
-    suffix = f"_{args.model}" if args.model else ""
-    (ROOT / "bench" / "results" / f"sentiment_recipe{suffix}.md").write_text(md)
+    (ROOT / "bench" / "results" / f"sentiment_recipe_{name}.md").write_text(md)
 
 
 if __name__ == "__main__":
