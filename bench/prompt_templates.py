@@ -70,14 +70,13 @@ def main() -> None:
     specs = [reg.get(m.strip()) for m in args.models.split(",")] if args.models else [default_prompt_model(reg)]
     lms = {spec.name: get_model(spec) for spec in specs}
     data = datasets(args.n)
-    rows = _previous(args) if args.append else []
+    rows: list[dict] = []  # this run's settings only: _write merges them into the saved table (``--append``)
     for item in args.order.split(","):
         key, k = item.split(":")
         for name, lm in lms.items():
             row = measure(key, int(k), data, name, lm)
             row["n_requested"] = args.n
-            rows = [r for r in rows if (r["model"], r["data"], r["k"]) != (name, row["data"], row["k"])] + [row]
-            rows.sort(key=lambda r: (r["data"], r["k"], r["model"]))
+            rows.append(row)
             print(row, flush=True)
             _write(rows, args)  # after every setting, so a cut-short run still leaves its numbers
 
@@ -88,7 +87,8 @@ def measure(key: str, k: int, data: dict, model: str, lm) -> dict:
     tpl = load_template_file(ROOT / "templates" / f"{key}.yaml")
     run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=lm, rows=ev)
     t0 = time.perf_counter()
-    res = run.run_all(chunk=50)
+    res = run.run_all(chunk=25, progress=lambda done, total: print(f"  {model} {key} k={k}: {done}/{total} rows, "
+                                                                   f"{time.perf_counter() - t0:.0f} s", flush=True))
     secs = time.perf_counter() - t0
     centered, _ = calibrate(res.scores, "centering")
     pmi = res.scores - run._domain_offsets()
