@@ -13,7 +13,12 @@ from streamlit.testing.v1 import AppTest
 
 from llm_backend.core.errors import ModelError
 from llm_backend.models.registry import ModelRegistry
-from llm_backend.prompts.runner import DEFAULT_PROMPT_LM, RunConfig, TemplateRun, default_prompt_model
+from llm_backend.prompts.runner import (
+    DEFAULT_PROMPT_LM,
+    RunConfig,
+    TemplateRun,
+    default_prompt_model,
+)
 from llm_backend.prompts.templates import shipped_templates
 from tests.conftest import APP_TIMEOUT, stratified
 
@@ -76,7 +81,7 @@ def test_gemma_prefix_cache_matches_the_plain_path(ag_news):
     assert not tree_scoring_supported(gemma.model)  # sliding-window layers
     news = stratified(ag_news, 3, seed=1)
     tpl = next(t for t in shipped_templates() if t.name == "News topic")
-    cfg = dict(few_shot=2, calibration="none", seed=3)
+    cfg = {"few_shot": 2, "calibration": "none", "seed": 3}
     probe = TemplateRun(tpl, news, "text", "label", RunConfig(**cfg), lm=gemma)
     shared = max(map(tuple, probe.examples), key=lambda e: probe.examples.count(list(e)))
     rows = [r for r, ex in zip(probe.rows, probe.examples) if tuple(ex) == shared][:2]
