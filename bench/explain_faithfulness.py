@@ -10,11 +10,14 @@ Wilcoxon p-value, and seconds per explained row.
 Scorers (``--scorers``):
 - ``embedding``: embedding similarity (MiniLM, occlusion; label vectors refined on the evaluated rows as a run does);
 - ``head``: a logistic head on MiniLM embeddings trained on 8 rows per class disjoint from the evaluated rows;
-- ``finetune``: a fine-tuned MiniLM sequence classifier (8 per class, gradient × input; AG News);
+- ``finetune``: a fine-tuned MiniLM sequence classifier (8 per class; AG News; ``--ft-attributions``: gradient ×
+  input, integrated gradients, occlusion, each with its own rows file; the trained model is kept in the cache dir so
+  every chunk explains the same model);
 - ``prompt``: the LM verbalizer as the Prompt templates page runs it — SmolLM2 with the shipped templates (topic on
   AG News, sentiment on samples/product_reviews.csv, all 180 of its rows), prior centering as the page's default;
   each row is explained through llm_backend.explain.prompt_runs (the page's own path) with ``--lm-attribution``
-  (gradient × input by default; ``--ig-n`` rows of integrated gradients beside it);
+  (gradient × input, the first figure recorded, by default; ``occlusion`` — the page's ``auto`` — and
+  ``integrated_gradients`` each have their own rows file; ``--ig-n`` rows of integrated gradients beside it);
 - ``lm``: the zero-shot page's LM verbalizer (its default prompt; AG News);
 - ``nli``: an NLI scorer from ``--nli-model PATH`` (a local NLI folder; none ships offline, so it is never run by
   default; AG News);
@@ -24,10 +27,15 @@ Scorers (``--scorers``):
 LM scorers are slow on a shared 2-core CPU (tens of seconds per row under load), so they run **in chunks**: every
 explained row is appended to ``bench/results/explain_rows/<scorer>.jsonl``; a rerun skips rows already there and
 stops after ``--max-minutes``, and the summary is always computed from all recorded rows (the first ``--n``).
+``--reverse`` runs a second chunk from the last row down beside a first one on the same file.
 Results go to bench/results/explain_faithfulness.{json,md} after every chunk. Usage::
 
     nice .venv/bin/python bench/explain_faithfulness.py --scorers speed,embedding,head --n 200
     nice timeout 1200 .venv/bin/python bench/explain_faithfulness.py --scorers prompt --n 200 --max-minutes 15
+    nice timeout 1200 .venv/bin/python bench/explain_faithfulness.py --scorers prompt --datasets ag_news --n 200 \
+        --lm-attribution occlusion --max-minutes 15 [--reverse]
+    nice timeout 1200 .venv/bin/python bench/explain_faithfulness.py --scorers finetune --ft-attributions occlusion \
+        --n 200 --max-minutes 15
     nice .venv/bin/python bench/explain_faithfulness.py --scorers nli --nli-model /path/to/an/nli/model --n 200
 """
 from __future__ import annotations
