@@ -11,6 +11,12 @@ given order (``topic:0,topic:1,...``) so a cut-short run still has the most usef
 every setting. ``--models A,B`` runs each setting with every model in turn (interleaved, so their times are measured
 under the same load); all models share one table. Usage:
 ``nice .venv/bin/python bench/prompt_templates.py [--n 200] [--order topic:0,...] [--models ...] [--append]``.
+
+``--aggregation`` instead compares how several answer words of one label are combined (max vs mean of their
+log-likelihoods), raw and centered, from ONE scoring pass per row (``TemplateRun.word_scores``): for each setting of
+``--order`` (k=0 ones: ``topic:0,sentiment:0``) and model, accuracy on a seeded dev half, the held-out half and all
+rows (centering subtracts each label's mean over the slice scored, as a run on that slice would). Writes
+``bench/results/prompt_aggregation.md``.
 """
 from __future__ import annotations
 
@@ -63,6 +69,8 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="registered causal LMs, comma-separated, run in turn on every "
                                                    "setting (default: the prompt-scoring default)")
     ap.add_argument("--append", action="store_true", help="keep the rows of earlier runs with the same --n")
+    ap.add_argument("--aggregation", action="store_true", help="compare max vs mean over a label's answer words "
+                                                               "(one scoring pass; see the module docstring)")
     args = ap.parse_args()
     from llm_backend.prompts.runner import default_prompt_model
 
@@ -71,6 +79,13 @@ def main() -> None:
     lms = {spec.name: get_model(spec) for spec in specs}
     data = datasets(args.n)
     rows: list[dict] = []  # this run's settings only: _write merges them into the saved table (``--append``)
+    if args.aggregation:
+        for item in args.order.split(","):
+            key, k = item.split(":")
+            for name, lm in lms.items():
+                rows.extend(measure_aggregation(key, int(k), data, name, lm))
+                _write_aggregation(rows, args)
+        return
     for item in args.order.split(","):
         key, k = item.split(":")
         for name, lm in lms.items():
@@ -103,6 +118,49 @@ def measure(key: str, k: int, data: dict, model: str, lm) -> dict:
             "examples per prompt": round(sum(kept) / len(kept), 1), "prompt tokens": round(tokens),
             "shared prefix tokens": max((len(k_) for k_ in run.prefix_store._items), default=0),
             "s / 100 texts": round(100 * secs / len(ev), 1)}
+
+
+def measure_aggregation(key: str, k: int, data: dict, model: str, lm) -> list[dict]:
+    """One scoring pass over the setting's rows; max vs mean over each label's answer words, raw and centered, on
+    a seeded dev half, the held-out half and all rows."""
+    import numpy as np
+
+    from llm_backend.prompts.runner import aggregate_words
+
+    title, df, ev = data[key]
+    tpl = load_template_file(ROOT / "templates" / f"{key}.yaml")
+    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=lm, rows=ev)
+    t0 = time.perf_counter()
+    res = run.run_all(chunk=25, progress=lambda done, total: print(f"  {model} {key} k={k}: {done}/{total} rows, "
+                                                                   f"{time.perf_counter() - t0:.0f} s", flush=True))
+    labels = res.labels
+    owners = np.array([labels.index(lab) for lab, _ in run.answer_words()])
+    gold = np.array([labels.index(g) for g in res.gold])
+    order = np.random.default_rng(0).permutation(len(gold))
+    half = len(gold) // 2
+    slices = {"dev": order[:half], "held-out": order[half:], "all": np.arange(len(gold))}
+    out = []
+    for name, idx in slices.items():
+        row = {"model": model, "data": title, "template": f"{key}.yaml", "k": k, "slice": name, "n": len(idx)}
+        for how in ("max", "mean"):
+            s = aggregate_words(run.word_scores[idx], owners, len(labels), how)
+            for cal, sc in (("raw", s), ("centered", s - s.mean(axis=0))):
+                row[f"{how} {cal}"] = round(float((sc.argmax(axis=1) == gold[idx]).mean()), 3)
+        out.append(row)
+        print(row, flush=True)
+    return out
+
+
+def _write_aggregation(rows: list[dict], args: argparse.Namespace) -> None:
+    table = pd.DataFrame(rows)
+    md = ("# Several answer words per label: max vs mean of their log-likelihoods (score mode)\n\n"
+          f"`nice .venv/bin/python bench/prompt_templates.py --aggregation --n {args.n} --order {args.order}"
+          f"{' --models ' + args.models if args.models else ''}`. One scoring pass per row "
+          "(`TemplateRun.word_scores`), both aggregations computed from it. Slices: a seeded permutation of the "
+          "evaluated rows cut in halves (dev / held-out), plus all rows; centering subtracts each label's mean over "
+          "the slice (what a run on that slice does by default). AG News: seeded rows of the test split; "
+          "product_reviews: all 180 bundled rows (3 classes).\n\n" + markdown_table(table) + "\n")
+    (ROOT / "bench" / "results" / "prompt_aggregation.md").write_text(md)
 
 
 def _out(ext: str) -> Path:

@@ -67,6 +67,9 @@ DEFAULT_PROMPT_CALIBRATION = "centering"
 #: the parameters (shorter prompts: no chat template). SmolLM2 stays registered and selectable (and is what the
 #: test suite runs on: it loads in seconds where Gemma's first use assembles and dequantises ~1 GB).
 DEFAULT_PROMPT_LM = "Gemma-3-270M"
+#: How several answer words of one label make its score: the best word's ("max") or their mean ("mean").
+AGGREGATES = ("max", "mean")
+DEFAULT_AGGREGATE = "max"
 #: A verbalizer word split into at least this many tokens gets a warning: its score is mostly about spelling.
 MANY_PIECES = 4
 _TEXT_MARK = "\u2063ZSS_TEXT\u2063"
@@ -81,7 +84,7 @@ class RunConfig:
     selection: str = "random"  # or "nearest"
     seed: int = 0
     calibration: str = DEFAULT_PROMPT_CALIBRATION  # see PROMPT_CALIBRATIONS (score and cloze)
-    aggregate: str = "max"  # several answer words per label: max or mean of their scores
+    aggregate: str = DEFAULT_AGGREGATE  # several answer words per label: see AGGREGATES
     normalize: str = "mean"  # answer words of several tokens: mean log-prob per token, sum, or first token only
     share_prefix: bool = True  # run the row-independent prompt start once and reuse its KV cache
     use_chat: bool = True  # apply the chat template when the LM has one
@@ -165,6 +168,8 @@ class TemplateRun:
         if self.model is None:
             raise UserError(f"Mode '{mode}' needs a {'masked' if mode == 'cloze' else 'causal'} language model.")
         self.calibration = _check_prompt_calibration(self.cfg.calibration) if mode != "generate" else "none"
+        if self.cfg.aggregate not in AGGREGATES:
+            raise UserError(f"Unknown word aggregation '{self.cfg.aggregate}': use {', '.join(AGGREGATES)}.")
         if self.cfg.normalize not in NORMALIZE:
             raise UserError(f"Unknown answer scoring '{self.cfg.normalize}': use {', '.join(NORMALIZE)}.")
         self.used = check_template(template.template, df.columns, mode=mode)
@@ -199,6 +204,9 @@ class TemplateRun:
         if mode == "score":
             self.notes.extend(verbalizer_notes(self.model.tokenizer, template.verbalizer, self.cfg.normalize))
         self.scores = np.zeros((len(self.rows), len(template.verbalizer)))
+        #: score mode: each row's log-likelihood of every answer word (columns as :meth:`answer_words`), before
+        #: the words of a label are aggregated, so a benchmark can compare aggregations from one scoring pass.
+        self.word_scores = np.zeros((len(self.rows), len(self._candidates()[0]) if mode == "score" else 0))
         self.generated: list[str] = [""] * len(self.rows)
         self.prompts: list[str | None] = [None] * len(self.rows)
         self.done = 0
@@ -355,8 +363,12 @@ class TemplateRun:
                 cands.append(w if self.chat else " " + w)
         return cands, np.asarray(owners)
 
+    def answer_words(self) -> list[tuple[str, str]]:
+        """(label, answer word) of each column of :attr:`word_scores`."""
+        return [(lab, w) for lab, words in self.t.verbalizer.items() for w in words]
+
     def _score_prompts(self, prompts: list[str], progress: Progress = None,
-                       positions: Sequence[int] | None = None) -> np.ndarray:
+                       positions: Sequence[int] | None = None, start: int | None = None) -> np.ndarray:
         if self.cfg.mode == "cloze":
             from llm_backend.prompts.cloze import cloze_scores
 
@@ -381,11 +393,9 @@ class TemplateRun:
         raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes,
                                     normalize=self.cfg.normalize, share_prefix=self.cfg.share_prefix,
                                     groups=groups, prefix_hints=hints, prefix_store=self.prefix_store)
-        out = np.zeros((len(prompts), len(self.t.verbalizer)))
-        for j in range(out.shape[1]):
-            cols = raw[:, owners == j]
-            out[:, j] = cols.max(axis=1) if self.cfg.aggregate == "max" else cols.mean(axis=1)
-        return out
+        if start is not None:
+            self.word_scores[start:start + len(prompts)] = raw
+        return aggregate_words(raw, owners, len(self.t.verbalizer), self.cfg.aggregate)
 
     def run_chunk(self, size: int = 16, progress: Progress = None) -> int:
         """Run the next ``size`` rows; returns how many rows are done."""
@@ -404,7 +414,7 @@ class TemplateRun:
                 seed=self.cfg.seed + start, stop_words=stop_words, share_prefix=self.cfg.share_prefix,
                 prefix_hint=hint, prefix_store=self.prefix_store, notes=self.notes)
         else:
-            self.scores[start:stop] = self._score_prompts(prompts, positions=range(start, stop))
+            self.scores[start:stop] = self._score_prompts(prompts, positions=range(start, stop), start=start)
         self.done = stop
         self.seconds += time.perf_counter() - t0
         report(progress, self.done, len(self.rows))
@@ -499,6 +509,17 @@ class TemplateRun:
                                self.seconds, n == len(self.rows),
                                calibration_applied=method, offsets=offsets, config=self.cfg,
                                model_spec=self.model.spec, examples=examples, example_rows=example_rows)
+
+
+def aggregate_words(raw: np.ndarray, owners: np.ndarray, n_labels: int, how: str = DEFAULT_AGGREGATE) -> np.ndarray:
+    """Label scores from answer-word scores: column ``c`` of ``raw`` belongs to label ``owners[c]``; a label's score
+    is its best word's ("max") or the mean of its words' ("mean")."""
+    owners = np.asarray(owners)
+    out = np.zeros((raw.shape[0], n_labels))
+    for j in range(n_labels):
+        cols = raw[:, owners == j]
+        out[:, j] = cols.max(axis=1) if how == "max" else cols.mean(axis=1)
+    return out
 
 
 def default_prompt_model(registry: Any, role: str = "causal_lm") -> Any:

@@ -231,3 +231,32 @@ def test_too_many_examples_are_dropped_to_fit_the_context(causal_lm, banking77):
     assert run.count_tokens(prompt) <= run.budget
     assert 0 < len(run.examples[0]) < 32 and run.dropped_examples == 1
     assert df.loc[0, "text"] in prompt
+
+
+def test_word_aggregation_default_and_both_ways_from_one_pass(causal_lm, reviews):
+    """A label with several answer words scores as its best word (max) or their mean, from the same per-word
+    log-likelihoods; the default is the one docs/prompt-templates.md names, and a bad name is refused."""
+    from llm_backend.prompts.runner import AGGREGATES, DEFAULT_AGGREGATE, aggregate_words
+
+    assert RunConfig().aggregate == DEFAULT_AGGREGATE in AGGREGATES
+    doc = (ROOT / "docs" / "prompt-templates.md").read_text()
+    assert f"default word aggregation: `{DEFAULT_AGGREGATE}`" in doc
+    by = {}
+    for how in AGGREGATES:
+        run = TemplateRun(sentiment_template(), reviews, "text", "sentiment",
+                          RunConfig(calibration="none", aggregate=how), lm=causal_lm, rows=[0, 4, 8])
+        res = run.run_all()
+        assert run.answer_words() == [(lab, w) for lab, ws in VERB.items() for w in ws]
+        assert run.word_scores.shape == (3, 4) and np.isfinite(run.word_scores).all()
+        by[how] = (res.scores, run.word_scores)
+    np.testing.assert_allclose(by["max"][1], by["mean"][1], atol=1e-4)  # the same words, the same log-liks
+    words = by["max"][1]
+    # positive has two words (great, good): max and mean differ there; one-word labels are the word's score
+    np.testing.assert_allclose(by["max"][0][:, 0], words[:, :2].max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(by["mean"][0][:, 0], words[:, :2].mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(by["max"][0][:, 1:], by["mean"][0][:, 1:], atol=1e-4)
+    assert (by["max"][0][:, 0] > by["mean"][0][:, 0]).all()  # the two words never score exactly alike
+    np.testing.assert_allclose(aggregate_words(words, np.array([0, 0, 1, 2]), 3, "mean"), by["mean"][0], atol=1e-6)
+    with pytest.raises(UserError, match="Unknown word aggregation 'median'"):
+        TemplateRun(sentiment_template(), reviews, "text", "sentiment", RunConfig(aggregate="median"),
+                    lm=causal_lm, rows=[0])
