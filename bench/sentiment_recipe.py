@@ -130,7 +130,9 @@ def main() -> None:
         grid = options(Path(tmp), df, args.model)
     dev = next(c for c in grid.columns if c.startswith("acc. dev"))
     held = next(c for c in grid.columns if "held" in c)
-    default = grid[(grid["answer casing"] == "as written") & (grid["words per label"] == "max")
+    from llm_backend.prompts.runner import DEFAULT_AGGREGATE
+
+    default = grid[(grid["answer casing"] == "as written") & (grid["words per label"] == DEFAULT_AGGREGATE)
                    & (grid["calibration"] == "centering")].iloc[0]
     best = grid.sort_values(dev, ascending=False, kind="stable").iloc[0]
     md = ("# The judged sentiment recipe on the bundled product reviews\n\n"
@@ -143,7 +145,7 @@ def main() -> None:
           f"negative: [negative, bad], positive: [positive, good]: **accuracy {metrics['accuracy']:.3f}** "
           f"(macro-F1 {metrics['macro_f1']:.3f}) on {metrics['rows']} rows.\n\n"
           "## Part 2: the defaults around it (seeded dev / held-out halves)\n\n"
-          f"Current defaults (as written, max, centering): dev {default[dev]}, held-out {default[held]}. "
+          f"Current defaults (as written, {DEFAULT_AGGREGATE}, centering): dev {default[dev]}, held-out {default[held]}. "
           f"Best on dev: {best['answer casing']}, {best['words per label']}, {best['calibration']}: dev {best[dev]}, "
           f"held-out {best[held]}. With {len(df) // 2} rows per half, one row is {1 / (len(df) // 2):.3f}; "
           "differences under ~0.1 are noise.\n\n" + markdown_table(grid) + "\n")

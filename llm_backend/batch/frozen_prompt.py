@@ -58,7 +58,7 @@ class PromptSetup:
     verbalizer: dict[str, list[str]]
     demonstrations: list[dict[str, str]]
     normalize: str = "mean"
-    aggregate: str = "max"
+    aggregate: str = "max"  # freeze always writes the run's own value; old artifacts carry theirs
     use_chat: bool = True
     name: str = ""
 
@@ -218,9 +218,8 @@ class PromptScorer:
                 raw[rows] = continuation_logprobs(self.loaded, [prompts[i] for i in rows], cands,
                                                   normalize=self.setup.normalize, share_prefix=share,
                                                   prefix_store=self.store if share else None, notes=self.notes)
-        out = np.zeros((len(prompts), k))
-        for j in range(k):
-            cols = raw[:, owners == j]
-            out[:, j] = cols.max(axis=1) if self.setup.aggregate == "max" else cols.mean(axis=1)
+        from llm_backend.prompts.runner import aggregate_words
+
+        out = aggregate_words(raw, owners, k, self.setup.aggregate)  # the artifact's own aggregation, not the default
         report(progress, len(texts), len(texts))
         return out

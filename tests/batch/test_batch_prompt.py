@@ -107,16 +107,17 @@ def test_ray_engine_scores_a_prompt_classifier_like_local(prompt_frozen, tmp_pat
         ray.shutdown()
 
 
-def _prompt_classifier(folder, **model) -> FrozenClassifier:
+def _prompt_classifier(folder, verbalizer=None, aggregate="max", **model) -> FrozenClassifier:
     """A prompt classifier built directly (no LM run): for the load-time checks."""
     from llm_backend.batch.frozen import _model_ref
     from llm_backend.models.registry import ModelRegistry
 
     labels = make_labels(["World", "Sports"])
     ref = {**_model_ref(ModelRegistry().get("SmolLM2-135M-Instruct")), **model}
-    prompt = {"template": "Article: {{ text }}\nTopic?", "verbalizer": {"World": ["world"], "Sports": ["sports"]},
+    prompt = {"template": "Article: {{ text }}\nTopic?",
+              "verbalizer": verbalizer or {"World": ["world"], "Sports": ["sports"]},
               "demonstrations": [{"text": "The match ended 2-1.", "label": "Sports"}], "normalize": "mean",
-              "aggregate": "max", "use_chat": True, "name": "t"}
+              "aggregate": aggregate, "use_chat": True, "name": "t"}
     clf = FrozenClassifier(labels, [Component("prompt", ref, "logprob", "contextual", np.array([-1.5, -2.0]),
                                               prompt=prompt)], name="p", max_chars=0)
     save_classifier(clf, folder)
@@ -201,3 +202,20 @@ def test_freeze_refuses_options_of_the_other_mode(tmp_path, capsys):
     assert main(base) == 2
     assert "--template-file" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_frozen_prompt_keeps_its_own_word_aggregation(tmp_path):
+    """Classifiers frozen when "max" was the run default still score with max after the default became "mean"."""
+    from llm_backend.prompts.runner import DEFAULT_AGGREGATE
+
+    assert DEFAULT_AGGREGATE == "mean"
+    verb = {"World": ["world", "politics"], "Sports": ["sports"]}
+    text = ["Leaders met in Geneva to discuss the ceasefire."]
+    scores = {}
+    for how in ("max", "mean"):
+        _prompt_classifier(tmp_path / how, verbalizer=verb, aggregate=how)
+        clf = load_classifier(tmp_path / how)
+        assert clf.components[0].prompt["aggregate"] == how
+        scores[how] = ClassifierRunner(clf).raw_scores(text)[0][0]
+    np.testing.assert_allclose(scores["max"][1], scores["mean"][1], atol=1e-4)  # one word: the same score
+    assert scores["max"][0] > scores["mean"][0] + 1e-4  # two words: the best of them beats their mean
