@@ -1,0 +1,224 @@
+"""Label wording help: suggestions from the corpus and the LM, which of them to propose, and what accepting changes.
+
+One backend function (:func:`wording_help`) for the zero-shot page and ``python -m llm_backend suggest-labels``:
+
+1. **Suggestions.** For each short or cryptic label, the distinctive words of its most confident rows (c-TF-IDF,
+   :mod:`llm_backend.scorers.label_suggestions`) and, on request, one sentence from the bundled instruct LM
+   (:mod:`llm_backend.scorers.label_descriptions`).
+2. **What is proposed** (no gold labels read), chosen on dev slices of AG News, Banking77, THUCNews and ECDT
+   with the default method (self-training; bench/label_wording.py):
+
+   * the corpus words, added to the name, for labels named like a code (``card_arrival``, ``Sci/Tech``, ``ATM``:
+     :func:`~llm_backend.scorers.label_suggestions.is_code_like`) on **English** texts. Added to every short
+     label they gave +0.9 (AG News) and +3.6 (Banking77, whose 77 names are all identifiers) macro-F1 points on
+     dev, but lowered it on the two Chinese sets (THUCNews −4.4, ECDT −0.6) and by 10.8 points on the product
+     reviews ("positive", "negative", "neutral"): plain words already say what they mean, and the words of a
+     sentiment class's confident rows describe products, not sentiment. So words are proposed only for code-like
+     names, and on texts the language check sends to the multilingual embedder they are shown but not proposed;
+   * LM sentences only when the user asks for them (``accept_lm``), and then only where the sentence moves the
+     label's vector closer to its own rows than to any other label's rows (:func:`gate`): SmolLM2-135M's
+     sentences lowered dev macro-F1 on three of four sets when added ungated (THUCNews −31.7: it described
+     "体育", sports, as food), and still on two of four behind the gate.
+   Mixing at a lower weight (0.25, 0.5), a second prototype (max of the two cosines) and the same margin gate for the
+   corpus words were measured too and were not better on the mean of the dev slices (bench/results/label_wording.md).
+3. **Accepting keeps the name.** An accepted suggestion is *added* to the label (as its description, averaged with
+   the name's template sentence), never written over it; a label the user described is left alone.
+4. **The effect of accepting**, measured on the user's own rows with the run's method: how many rows change label,
+   with examples, and the macro-F1 before and after only when the user has a gold column.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from llm_backend.core.progress import Progress, report
+from llm_backend.data.labels import Label
+from llm_backend.scorers.label_suggestions import LabelSuggestion, is_code_like, suggest_label_wording
+
+#: Weight of the suggestion's vector added to the name's vector before the gate compares margins.
+SUGGESTION_WEIGHT = 1.0
+
+
+@dataclass
+class SuggestionCheck:
+    """One label's suggestions and the gate's verdict on each."""
+
+    name: str
+    cryptic: bool
+    phrases: list[str] = field(default_factory=list)  # from the corpus (c-TF-IDF of its confident rows)
+    lm_description: str = ""  # from the LM ("" when not asked or it wrote nothing)
+    accept_phrases: bool = False  # the gate's verdict: adding the phrases separates this label better
+    accept_lm: bool = False
+    margin_name: float = 0.0  # own-rows margin of the name alone ...
+    margin_phrases: float = 0.0  # ... with the phrases added, and with the LM sentence added
+    margin_lm: float = 0.0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def proposal(self) -> str:
+        """The description that accepting would add ("" when the gate accepted nothing for this label)."""
+        parts = []
+        if self.accept_phrases and self.phrases:
+            parts.append(", ".join(self.phrases))
+        if self.accept_lm and self.lm_description:
+            parts.append(self.lm_description)
+        return "; ".join(parts)
+
+
+@dataclass
+class WordingHelp:
+    """Suggestions, the label set with the accepted ones, and the measured effect of accepting them."""
+
+    checks: list[SuggestionCheck]
+    proposed: list[Label]  # the label set with the gate-accepted suggestions added (names unchanged)
+    n_rows: int
+    changed_rows: int  # rows whose label changes when the proposal is accepted (default method)
+    changed_examples: list[dict[str, Any]] = field(default_factory=list)  # a few of them: text, before, after
+    macro_f1_before: float | None = None  # only with a gold column
+    macro_f1_after: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_accepted(self) -> int:
+        return sum(1 for c in self.checks if c.proposal)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON-able values (``suggest-labels --report-json``)."""
+        from dataclasses import asdict
+
+        return {"labels": [{**asdict(c), "proposal": c.proposal} for c in self.checks], "n_rows": self.n_rows,
+                "changed_rows": self.changed_rows, "changed_examples": self.changed_examples,
+                "macro_f1_names": self.macro_f1_before, "macro_f1_accepted": self.macro_f1_after,
+                "notes": self.notes}
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per label for display (plain strings; pages render them as text, never markdown)."""
+        return [{"label": c.name, "words from its rows": ", ".join(c.phrases), "LM description": c.lm_description,
+                 "proposed addition": c.proposal or "(keep the name)"} for c in self.checks]
+
+
+def own_rows_margin(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Per label: cosine to its own rows' centroid minus the largest cosine to another label's centroid."""
+    sims = np.asarray(vectors) @ np.asarray(centroids).T
+    k = sims.shape[0]
+    own = sims[np.arange(k), np.arange(k)].copy()
+    sims[np.arange(k), np.arange(k)] = -np.inf
+    return own - (sims.max(axis=1) if k > 1 else 0.0)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+
+
+def gate(names_vecs: np.ndarray, suggestion_vecs: np.ndarray, centroids: np.ndarray,
+         weight: float = SUGGESTION_WEIGHT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(accept, margin with the name alone, margin with the suggestion added) per label."""
+    before = own_rows_margin(names_vecs, centroids)
+    after = own_rows_margin(_unit(names_vecs + weight * suggestion_vecs), centroids)
+    return after > before, before, after
+
+
+def row_centroids(text_vecs: np.ndarray, label_vecs: np.ndarray) -> np.ndarray:
+    """Unit centroid of the rows the refined, centred zero-shot pass assigns to each label (its vector if none)."""
+    from llm_backend.scorers.embedding import refine_label_vectors
+
+    refined = refine_label_vectors(text_vecs, label_vecs)
+    s = text_vecs @ refined.T
+    pred = (s - s.mean(axis=0, keepdims=True)).argmax(axis=1)
+    cents = np.vstack([text_vecs[pred == j].mean(axis=0) if (pred == j).any() else label_vecs[j]
+                       for j in range(label_vecs.shape[0])])
+    return _unit(cents)
+
+
+def with_accepted(labels: Sequence[Label], checks: Sequence[SuggestionCheck]) -> list[Label]:
+    """The label set with each label's accepted suggestion added as its description (the name is kept; a label
+    the user already described keeps the user's words)."""
+    by = {c.name: c for c in checks}
+    out = []
+    for lab in labels:
+        c = by.get(lab.name)
+        if c and c.proposal and not lab.description.strip():
+            lab = replace(lab, description=f"{lab.phrase}: {c.proposal}")
+        out.append(lab)
+    return out
+
+
+def check_suggestions(text_vecs: np.ndarray, labels: Sequence[Label], label_vecs: np.ndarray,
+                      suggestions: Sequence[LabelSuggestion], lm_text: dict[str, str], encode: Any,
+                      *, only_cryptic: bool = True, propose_phrases: bool = True,
+                      accept_lm: bool = False) -> list[SuggestionCheck]:
+    """Decide per label what to propose (module docstring, point 2); the margins are computed for every
+    suggestion so they can be shown. ``encode`` embeds a list of strings with the embedder of ``text_vecs``."""
+    cents = row_centroids(text_vecs, label_vecs)
+    phr = [f"{l.phrase}: {s.description}" if s.description else l.phrase for l, s in zip(labels, suggestions)]
+    lms = [lm_text.get(l.name) or l.phrase for l in labels]
+    vecs = _unit(np.asarray(encode(phr + lms), dtype=np.float64))
+    _, before, after_p = gate(label_vecs, vecs[:len(labels)], cents)
+    ok_l, _, after_l = gate(label_vecs, vecs[len(labels):], cents)
+    out = []
+    for j, (lab, sug) in enumerate(zip(labels, suggestions)):
+        allowed = is_code_like(lab) or not only_cryptic
+        lm = lm_text.get(lab.name, "")
+        out.append(SuggestionCheck(lab.name, sug.cryptic, list(sug.phrases), lm,
+                                   bool(allowed and propose_phrases and sug.phrases),
+                                   bool(allowed and accept_lm and lm and ok_l[j]),
+                                   float(before[j]), float(after_p[j]), float(after_l[j]), list(sug.examples)))
+    return out
+
+
+def wording_help(scorer: Any, texts: Sequence[str], labels: Sequence[Label], *, lm: Any = None,
+                 gold: Sequence[object] | None = None, only_cryptic: bool = True, accept_lm: bool = False,
+                 n_terms: int = 5,
+                 calibration: str | None = None, progress: Progress = None) -> WordingHelp:
+    """Suggestions for ``labels`` from ``texts`` (and the LM ``lm`` when given), the gate, and the effect.
+
+    ``scorer`` is the run's embedding scorer (:class:`~llm_backend.scorers.embedding.EmbeddingScorer` or
+    :class:`~llm_backend.scorers.self_training.SelfTrainingScorer`): its embedder and templates make the label
+    vectors, and the effect is measured by running it with the names and with the proposal.
+    """
+    from llm_backend.data.language import detect_language
+    from llm_backend.models.embedding_cache import embed_texts
+    from llm_backend.scorers.label_descriptions import lm_descriptions
+    from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, prepare_labels, run_scorer
+
+    labels = prepare_labels(labels)
+    texts = [str(t) for t in texts]
+    notes: list[str] = []
+    report(progress, 0, 4)
+    text_vecs = scorer.text_embeddings(texts)
+    label_vecs = scorer.label_embeddings(labels)
+    suggestions = suggest_label_wording(texts, text_vecs, labels, label_vecs, n_terms=n_terms)
+    report(progress, 1, 4)
+    lm_text: dict[str, str] = {}
+    if lm is not None:
+        wanted = [l for l, s in zip(labels, suggestions) if s.cryptic or not only_cryptic]
+        lm_text = lm_descriptions(lm, wanted) if wanted else {}
+    report(progress, 2, 4)
+    english = not detect_language(texts).needs_multilingual
+    if not english:
+        notes.append("The texts are not English: the words from each label's rows are shown but not proposed (on "
+                     "the Chinese dev sets adding them lowered macro-F1).")
+    checks = check_suggestions(np.asarray(text_vecs), labels, np.asarray(label_vecs), suggestions, lm_text,
+                               lambda sents: embed_texts(scorer.loaded, list(sents)), only_cryptic=only_cryptic,
+                               propose_phrases=english, accept_lm=accept_lm)
+    proposed = with_accepted(labels, checks)
+    cal = calibration or DEFAULT_CALIBRATION
+    before = run_scorer(scorer, texts, labels, calibration=cal)
+    changed, after = 0, before
+    if proposed != list(labels):
+        after = run_scorer(scorer, texts, proposed, calibration=cal)
+    report(progress, 3, 4)
+    diff = [i for i, (a, b) in enumerate(zip(before.pred, after.pred)) if a != b]
+    changed = len(diff)
+    examples = [{"row": i, "text": texts[i][:200], "names": before.pred[i], "accepted": after.pred[i]}
+                for i in diff[:20]]
+    f1_b = f1_a = None
+    if gold is not None:
+        f1_b = float(before.evaluate(gold)["macro_f1"])
+        f1_a = float(after.evaluate(gold)["macro_f1"])
+    if not any(c.proposal for c in checks):
+        notes.append("Nothing is proposed: keeping the label names as they are.")
+    report(progress, 4, 4)
+    return WordingHelp(checks, proposed, len(texts), changed, examples, f1_b, f1_a, notes)
