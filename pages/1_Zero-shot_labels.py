@@ -19,6 +19,7 @@ from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.factory import ScorerConfig, build_scorer
 from llm_backend.training.runs import SCORING, zero_shot_job
 from llm_backend.core.workshop import RunTimer
+from llm_backend.scorers.wording_help import embedding_scorer_for, wording_help
 from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, compare_results, confusable_report, \
     prepare_labels, run_scorer
 from ui import state
@@ -26,7 +27,7 @@ from ui.background import run_panel, session_alive
 from ui.errors import user_errors
 from ui.explain_panel import explain_row_panel
 from ui.language import dataset_language, warn_label_language
-from ui.label_editor import label_editor
+from ui.label_editor import label_editor, set_labels
 from ui.method_form import method_form
 from ui.export_classifier import export_classifier
 from ui.models import get_model, registry
@@ -39,6 +40,7 @@ from ui.zero_shot_view import comparison_view, results_view
 RESULT = "zs_result"  # {"result": ZeroShotResult, "fingerprint": str, "dataset": str}
 COMPARE = "zs_compare"
 CONFUSABLE = "zs_confusable"
+WORDING = "zs_wording"  # {"help": WordingHelp, "fingerprint": str}
 RUNS = "zs_run_count"  # how many model runs this session made (tests check filters do not rerun)
 BG = "zs_background"  # the background TrainingRun of a slow configuration
 OWNER = "zs_owner"
@@ -161,8 +163,7 @@ export_classifier(res, texts, lambda: build_scorer(cfg_a, registry(), get_model)
 explain_row_panel(texts, res.labels, lambda: build_scorer(cfg_a, registry(), get_model)[0], key="zs")
 
 st.header("4 · Confusable labels")
-st.caption("Label pairs whose meanings sit very close in embedding space, or that the confusion matrix mixes most, "
-           "with words from the texts nearest each label as candidate phrasings.")
+st.caption("Label pairs whose meanings sit very close in embedding space, or that the confusion matrix mixes most.")
 if st.button("Find confusable labels", key="zs_confusable_btn"):
     with user_errors("Finding confusable labels"):
         bar, cb = progress_bar("Embedding texts", RunTimer("Embedding texts"))
@@ -175,9 +176,45 @@ if conf:
         st.success("No label pair stands out.")
     else:
         st.dataframe(conf["pairs"], width="stretch", hide_index=True)
-    st.dataframe([{"label": k, "distinctive words near it": ", ".join(v)} for k, v in conf["suggest"].items()],
-                 width="stretch", hide_index=True)
-    st.caption("Add the fitting words as extra phrasings or a description in the label table, then run again.")
+
+st.subheader("Label wording help")
+st.caption("For labels named like a code (`card_arrival`, `Sci/Tech`, `ATM`): words from each label's most "
+           "confident rows and, if you ask, a sentence from the small bundled LM. What is proposed is added to the "
+           "label (its name stays), and you see what accepting would change on these rows before you accept.")
+ask_lm = st.checkbox("Also ask the LM (SmolLM2) for a sentence per label: a few seconds per label on a CPU, "
+                     "cached; its sentences are proposed only where they point to the label's own rows",
+                     key="zs_wording_lm")
+if st.button("Suggest wordings", key="zs_wording_btn"):
+    with user_errors("Suggesting label wordings"), st.spinner("Reading the texts nearest each label…"):
+        run_scorer_a, _ = build_scorer(cfg_a, registry(), get_model)
+        lm = get_model(registry().default("causal_lm")) if ask_lm else None
+        st.session_state[WORDING] = {
+            "help": wording_help(embedding_scorer_for(run_scorer_a, registry(), get_model), texts, res.labels,
+                                 lm=lm, accept_lm=ask_lm, gold=gold, calibration=res.calibration.requested),
+            "fingerprint": ds.fingerprint}
+wording = st.session_state.get(WORDING)
+if wording and wording["fingerprint"] == ds.fingerprint:
+    wh = wording["help"]
+    st.dataframe(wh.table(), width="stretch", hide_index=True)
+    for note in wh.notes:
+        st.caption(plain(note, None))
+    c1, c2 = st.columns(2)
+    c1.metric("Labels with a proposed addition", f"{wh.n_accepted} of {len(wh.checks)}")
+    c2.metric("Rows whose label would change", f"{wh.changed_rows:,} of {wh.n_rows:,}")
+    if wh.macro_f1_before is not None:
+        st.metric("Macro-F1 against your gold column if you accept", f"{wh.macro_f1_after:.3f}",
+                  delta=f"{wh.macro_f1_after - wh.macro_f1_before:+.3f} vs the names")
+    else:
+        st.caption("No gold column: the gain in accuracy cannot be measured on these rows; the change above is how "
+                   "many rows would get another label. On held-out benchmark data the proposal's effect is in "
+                   "docs/zero-shot.md.")
+    if wh.changed_examples:
+        with st.expander("Rows that would change label"):
+            st.dataframe(wh.changed_examples, width="stretch", hide_index=True)
+    if wh.n_accepted and st.button("Accept the proposal into the label table", key="zs_wording_accept"):
+        set_labels(wh.proposed)
+        st.session_state.pop(WORDING, None)
+        st.rerun()
 
 st.header("5 · Compare")
 what = st.radio("Compare the run above with", ["another method", "another label set"], horizontal=True,

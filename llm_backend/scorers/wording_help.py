@@ -81,6 +81,15 @@ class WordingHelp:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def recommended(self) -> bool | None:
+        """Whether accepting is advised: only a gold column can say (True when it raises macro-F1 on these rows);
+        None without one. On the held-out benchmark slices no way of accepting raised macro-F1 on every data set
+        (bench/results/label_wording.md), so without gold the page does not advise accepting."""
+        if self.macro_f1_before is None or self.macro_f1_after is None or not self.n_accepted:
+            return None
+        return self.macro_f1_after > self.macro_f1_before
+
+    @property
     def n_accepted(self) -> int:
         return sum(1 for c in self.checks if c.proposal)
 
@@ -166,6 +175,18 @@ def check_suggestions(text_vecs: np.ndarray, labels: Sequence[Label], label_vecs
                                    bool(allowed and accept_lm and lm and ok_l[j]),
                                    float(before[j]), float(after_p[j]), float(after_l[j]), list(sug.examples)))
     return out
+
+
+def embedding_scorer_for(scorer: Any, registry: Any, get_model: Any) -> Any:
+    """The run's scorer when it is embedding-based (its embedder, templates and method measure the effect), else
+    the default method (self-training) on the registry's default embedder: the LM, NLI and trained scorers have no
+    label vectors to add words to."""
+    from llm_backend.scorers.embedding import EmbeddingScorer
+    from llm_backend.scorers.self_training import SelfTrainingScorer
+
+    if isinstance(scorer, EmbeddingScorer):
+        return scorer
+    return SelfTrainingScorer(get_model(registry.default("embedder")))
 
 
 def wording_help(scorer: Any, texts: Sequence[str], labels: Sequence[Label], *, lm: Any = None,
