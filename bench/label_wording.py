@@ -139,10 +139,11 @@ def table(reg: ModelRegistry, lm, which: list[str], data_sets: list[str]) -> lis
             minilm = get_model(reg.default("embedder"))
             prime(minilm, texts)
 
-            def record(option: str, f1: float, seconds: float, model: str, changed: int | None = None) -> None:
+            def record(option: str, f1: float, seconds: float, model: str, changed: int | None = None,
+                       signals: str = "") -> None:
                 rows.append({"data": data, "kind": KINDS[data], "slice": sl, "n": len(gold), "model": model,
                              "option": option, "macro_f1": round(f1, 4), "rows changed": changed,
-                             "seconds": round(seconds, 1)})
+                             "label-free check": signals, "seconds": round(seconds, 1)})
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
                 save(rows)
 
@@ -164,12 +165,18 @@ def table(reg: ModelRegistry, lm, which: list[str], data_sets: list[str]) -> lis
             res = run_scorer(scorer, texts, with_lm)
             record("LM sentences accepted (every label, ungated)", res.evaluate(gold)["macro_f1"],
                    time.perf_counter() - t0, loaded.spec.name, int(np.sum(np.asarray(res.pred) != np.asarray(names.pred))))
-            for option, kwargs in (("NEW: wording help proposal", {}),
-                                   ("NEW: wording help proposal + gated LM sentences", {"lm": lm, "accept_lm": True})):
+            for option, kwargs in (("wording help", {}), ("wording help + LM sentences", {"lm": lm, "accept_lm": True})):
                 t0 = time.perf_counter()
                 h = wording_help(scorer, texts, labels, gold=gold, **kwargs)
-                record(f"{option} ({h.n_accepted}/{len(labels)} labels)", h.macro_f1_after,
-                       time.perf_counter() - t0, loaded.spec.name, h.changed_rows)
+                seconds = time.perf_counter() - t0
+                (sb, cb), (sa, ca) = h.signals_names, h.signals_candidate
+                check = (f"silhouette {sb:.3f}->{sa:.3f}, top prob {cb:.3f}->{ca:.3f}: "
+                         + ("propose" if h.recommended else "keep the names"))
+                record(f"{option}: candidate accepted ({h.n_accepted}/{len(labels)} labels)", h.macro_f1_after,
+                       seconds, loaded.spec.name, h.changed_rows, check)
+                f1 = h.macro_f1_after if h.recommended else h.macro_f1_before
+                record(f"NEW: {option}, what is proposed", f1, seconds, loaded.spec.name,
+                       h.changed_rows if h.recommended else 0)
     return rows
 
 

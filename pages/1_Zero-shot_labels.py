@@ -178,11 +178,12 @@ if conf:
         st.dataframe(conf["pairs"], width="stretch", hide_index=True)
 
 st.subheader("Label wording help")
-st.caption("For labels named like a code (`card_arrival`, `Sci/Tech`, `ATM`): words from each label's most "
-           "confident rows and, if you ask, a sentence from the small bundled LM. What is proposed is added to the "
-           "label (its name stays), and you see what accepting would change on these rows before you accept.")
+st.caption("For short or cryptic label names: words from each label's most confident rows and, if you ask, a "
+           "sentence from the small bundled LM. Accepting adds them to the label (its name stays). Before you "
+           "accept you see what it would change on these rows, and whether a check that reads no gold labels "
+           "advises it.")
 ask_lm = st.checkbox("Also ask the LM (SmolLM2) for a sentence per label: a few seconds per label on a CPU, "
-                     "cached; its sentences are proposed only where they point to the label's own rows",
+                     "cached; a sentence is kept only where it points to the label's own rows",
                      key="zs_wording_lm")
 if st.button("Suggest wordings", key="zs_wording_btn"):
     with user_errors("Suggesting label wordings"), st.spinner("Reading the texts nearest each label…"):
@@ -196,23 +197,30 @@ wording = st.session_state.get(WORDING)
 if wording and wording["fingerprint"] == ds.fingerprint:
     wh = wording["help"]
     st.dataframe(wh.table(), width="stretch", hide_index=True)
+    if wh.n_accepted:
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Labels with words to add", f"{wh.n_accepted} of {len(wh.checks)}")
+        c2.metric("Rows whose label would change", f"{wh.changed_rows:,} of {wh.n_rows:,}")
+        (sb, cb), (sa, ca) = wh.signals_names, wh.signals_candidate
+        c3.metric("Cluster tightness (silhouette) if you accept", f"{sa:.3f}", delta=f"{sa - sb:+.3f}")
+        st.caption(f"Mean top probability {cb:.3f} → {ca:.3f}. Both rising is what the check asks for; it reads no "
+                   "gold labels.")
+        if wh.macro_f1_before is not None and wh.macro_f1_after is not None:
+            st.metric("Macro-F1 against your gold column if you accept", f"{wh.macro_f1_after:.3f}",
+                      delta=f"{wh.macro_f1_after - wh.macro_f1_before:+.3f} vs the names")
+        else:
+            st.caption("No gold column: whether accuracy would rise cannot be measured here. On labelled benchmark "
+                       "data the check's record is in docs/zero-shot.md.")
+        if wh.recommended:
+            st.success("Proposed: the check advises accepting these additions.")
     for note in wh.notes:
         st.caption(plain(note, None))
-    c1, c2 = st.columns(2)
-    c1.metric("Labels with a proposed addition", f"{wh.n_accepted} of {len(wh.checks)}")
-    c2.metric("Rows whose label would change", f"{wh.changed_rows:,} of {wh.n_rows:,}")
-    if wh.macro_f1_before is not None:
-        st.metric("Macro-F1 against your gold column if you accept", f"{wh.macro_f1_after:.3f}",
-                  delta=f"{wh.macro_f1_after - wh.macro_f1_before:+.3f} vs the names")
-    else:
-        st.caption("No gold column: the gain in accuracy cannot be measured on these rows; the change above is how "
-                   "many rows would get another label. On held-out benchmark data the proposal's effect is in "
-                   "docs/zero-shot.md.")
     if wh.changed_examples:
         with st.expander("Rows that would change label"):
             st.dataframe(wh.changed_examples, width="stretch", hide_index=True)
-    if wh.n_accepted and st.button("Accept the proposal into the label table", key="zs_wording_accept"):
-        set_labels(wh.proposed)
+    if wh.n_accepted and st.button("Accept the proposal" if wh.recommended else "Accept the additions anyway",
+                                   key="zs_wording_accept"):
+        set_labels(wh.candidate)
         st.session_state.pop(WORDING, None)
         st.rerun()
 

@@ -71,11 +71,14 @@ def run(args: argparse.Namespace) -> int:
         flag = "cryptic" if c.cryptic else "worded"
         print(f"{c.name} ({flag}): words {', '.join(c.phrases) or '-'}"
               + (f" | LM: {c.lm_description}" if c.lm_description else "")
-              + f" -> {'add: ' + c.proposal if c.proposal else 'keep the name'}", file=sys.stderr)
-    print(f"accepting the {help_.n_accepted} proposed addition(s) changes the label of {help_.changed_rows:,} of "
-          f"{help_.n_rows:,} rows (self-training, {model})", file=sys.stderr)
+              + f" -> {'could add: ' + c.proposal if c.proposal else 'nothing to add'}", file=sys.stderr)
+    (sb, cb), (sa, ca) = help_.signals_names, help_.signals_candidate
+    print(f"adding words to {help_.n_accepted} label(s) would change the label of {help_.changed_rows:,} of "
+          f"{help_.n_rows:,} rows (self-training, {model}); silhouette {sb:.3f} -> {sa:.3f}, mean top probability "
+          f"{cb:.3f} -> {ca:.3f}: {'proposed' if help_.recommended else 'not proposed (the file keeps the names)'}",
+          file=sys.stderr)
     if help_.macro_f1_before is not None:
-        print(f"macro-F1 against {args.gold_column}: names {help_.macro_f1_before:.4f}, with the proposal "
+        print(f"macro-F1 against {args.gold_column}: names {help_.macro_f1_before:.4f}, with the additions "
               f"{help_.macro_f1_after:.4f}", file=sys.stderr)
     for note in help_.notes:
         print(f"note: {note}", file=sys.stderr)

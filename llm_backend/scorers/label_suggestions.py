@@ -53,20 +53,6 @@ def is_cryptic(label: Label) -> bool:
             or (len(words) <= 2 and not _CJK.search(name)))
 
 
-def is_code_like(label: Label) -> bool:
-    """A name written as a code, not as words: an identifier (``card_arrival``, ``Sci/Tech``, ``getRefund``) or an
-    all-capitals abbreviation (``POS``, ``ATM``), with no description or phrasings of the user's.
-
-    The wording help proposes corpus words only for these (:mod:`llm_backend.scorers.wording_help`): on the dev
-    slices they helped on Banking77's identifiers and hurt where the names were plain words.
-    """
-    if label.description.strip() or any(p.strip() for p in label.phrasings):
-        return False
-    name = label.name.strip()
-    return (bool(re.search(r"[_.:|/]", name)) or bool(re.search(r"[a-z][A-Z]", name))
-            or (name.isupper() and len(name) <= 6 and not _CJK.search(name)))
-
-
 def _tokenizer(texts: Sequence[str]):
     """A word tokenizer fit for the script: jieba for Chinese/Japanese text, a unicode word pattern otherwise."""
     sample = " ".join(str(t) for t in texts[:50])

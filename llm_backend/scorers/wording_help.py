@@ -35,7 +35,7 @@ import numpy as np
 
 from llm_backend.core.progress import Progress, report
 from llm_backend.data.labels import Label
-from llm_backend.scorers.label_suggestions import LabelSuggestion, is_code_like, suggest_label_wording
+from llm_backend.scorers.label_suggestions import LabelSuggestion, suggest_label_wording
 
 #: Weight of the suggestion's vector added to the name's vector before the gate compares margins.
 SUGGESTION_WEIGHT = 1.0
@@ -72,22 +72,30 @@ class WordingHelp:
     """Suggestions, the label set with the accepted ones, and the measured effect of accepting them."""
 
     checks: list[SuggestionCheck]
-    proposed: list[Label]  # the label set with the gate-accepted suggestions added (names unchanged)
+    candidate: list[Label]  # the label set with the suggestions added (names unchanged)
     n_rows: int
-    changed_rows: int  # rows whose label changes when the proposal is accepted (default method)
+    changed_rows: int  # rows whose label changes when the candidate is accepted (the run's method)
     changed_examples: list[dict[str, Any]] = field(default_factory=list)  # a few of them: text, before, after
     macro_f1_before: float | None = None  # only with a gold column
     macro_f1_after: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: label-free signals of the predicted partition with the names and with the candidate: (silhouette of the
+    #: predicted classes in embedding space, mean top probability); see :func:`partition_signals`
+    signals_names: tuple[float, float] = (0.0, 0.0)
+    signals_candidate: tuple[float, float] = (0.0, 0.0)
+    names: list[Label] = field(default_factory=list)
 
     @property
-    def recommended(self) -> bool | None:
-        """Whether accepting is advised: only a gold column can say (True when it raises macro-F1 on these rows);
-        None without one. On the held-out benchmark slices no way of accepting raised macro-F1 on every data set
-        (bench/results/label_wording.md), so without gold the page does not advise accepting."""
-        if self.macro_f1_before is None or self.macro_f1_after is None or not self.n_accepted:
-            return None
-        return self.macro_f1_after > self.macro_f1_before
+    def recommended(self) -> bool:
+        """Accepting is advised only when both label-free signals rise (no gold read): the classes the run
+        predicts become tighter clusters of the texts *and* the run is surer of them. On the dev slices this
+        separated the options that helped from those that hurt (docs/zero-shot.md)."""
+        return bool(self.n_accepted) and all(a > b for a, b in zip(self.signals_candidate, self.signals_names))
+
+    @property
+    def proposed(self) -> list[Label]:
+        """What the wording help proposes: the candidate when :attr:`recommended`, else the names unchanged."""
+        return self.candidate if self.recommended else list(self.names)
 
     @property
     def n_accepted(self) -> int:
@@ -98,14 +106,33 @@ class WordingHelp:
         from dataclasses import asdict
 
         return {"labels": [{**asdict(c), "proposal": c.proposal} for c in self.checks], "n_rows": self.n_rows,
-                "changed_rows": self.changed_rows, "changed_examples": self.changed_examples,
+                "changed_rows": self.changed_rows, "recommended": self.recommended,
+                "signals_names": list(self.signals_names), "signals_candidate": list(self.signals_candidate), "changed_examples": self.changed_examples,
                 "macro_f1_names": self.macro_f1_before, "macro_f1_accepted": self.macro_f1_after,
                 "notes": self.notes}
 
     def table(self) -> list[dict[str, Any]]:
         """One row per label for display (plain strings; pages render them as text, never markdown)."""
         return [{"label": c.name, "words from its rows": ", ".join(c.phrases), "LM description": c.lm_description,
-                 "proposed addition": c.proposal or "(keep the name)"} for c in self.checks]
+                 "would add": c.proposal or "(nothing)"} for c in self.checks]
+
+
+def partition_signals(text_vecs: np.ndarray, pred: Sequence[str], probs: np.ndarray,
+                      sample: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """(silhouette of the predicted classes over the text embeddings, cosine; mean top probability).
+
+    Both need no gold labels. The silhouette (scikit-learn, on at most ``sample`` rows) is high when texts given the
+    same label sit together and apart from the others; the mean top probability is how sure the run is.
+    """
+    from sklearn.metrics import silhouette_score
+
+    labels = np.asarray([str(p) for p in pred])
+    conf = float(np.mean(np.max(probs, axis=1))) if len(labels) else 0.0
+    if len(set(labels.tolist())) < 2 or len(labels) < 3:
+        return -1.0, conf
+    n = min(sample, len(labels))
+    sil = float(silhouette_score(np.asarray(text_vecs), labels, metric="cosine", sample_size=n, random_state=seed))
+    return sil, conf
 
 
 def own_rows_margin(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -168,7 +195,7 @@ def check_suggestions(text_vecs: np.ndarray, labels: Sequence[Label], label_vecs
     ok_l, _, after_l = gate(label_vecs, vecs[len(labels):], cents)
     out = []
     for j, (lab, sug) in enumerate(zip(labels, suggestions)):
-        allowed = is_code_like(lab) or not only_cryptic
+        allowed = sug.cryptic or not only_cryptic
         lm = lm_text.get(lab.name, "")
         out.append(SuggestionCheck(lab.name, sug.cryptic, list(sug.phrases), lm,
                                    bool(allowed and propose_phrases and sug.phrases),
@@ -224,12 +251,12 @@ def wording_help(scorer: Any, texts: Sequence[str], labels: Sequence[Label], *, 
     checks = check_suggestions(np.asarray(text_vecs), labels, np.asarray(label_vecs), suggestions, lm_text,
                                lambda sents: embed_texts(scorer.loaded, list(sents)), only_cryptic=only_cryptic,
                                propose_phrases=english, accept_lm=accept_lm)
-    proposed = with_accepted(labels, checks)
+    candidate = with_accepted(labels, checks)
     cal = calibration or DEFAULT_CALIBRATION
     before = run_scorer(scorer, texts, labels, calibration=cal)
     changed, after = 0, before
-    if proposed != list(labels):
-        after = run_scorer(scorer, texts, proposed, calibration=cal)
+    if candidate != list(labels):
+        after = run_scorer(scorer, texts, candidate, calibration=cal)
     report(progress, 3, 4)
     diff = [i for i, (a, b) in enumerate(zip(before.pred, after.pred)) if a != b]
     changed = len(diff)
@@ -239,7 +266,14 @@ def wording_help(scorer: Any, texts: Sequence[str], labels: Sequence[Label], *, 
     if gold is not None:
         f1_b = float(before.evaluate(gold)["macro_f1"])
         f1_a = float(after.evaluate(gold)["macro_f1"])
-    if not any(c.proposal for c in checks):
-        notes.append("Nothing is proposed: keeping the label names as they are.")
+    sig_b = partition_signals(text_vecs, before.pred, before.probs)
+    sig_a = partition_signals(text_vecs, after.pred, after.probs) if after is not before else sig_b
+    out = WordingHelp(checks, candidate, len(texts), changed, examples, f1_b, f1_a, notes, sig_b, sig_a, list(labels))
+    if not out.n_accepted:
+        notes.append("No suggestion to add: keeping the label names as they are.")
+    elif not out.recommended:
+        notes.append("Not proposed: with the suggestions added, the predicted classes would not be both tighter "
+                     "clusters of the texts and predicted more surely, the check that separated helpful from "
+                     "harmful suggestions on the benchmark's dev slices. You can still accept them.")
     report(progress, 4, 4)
-    return WordingHelp(checks, proposed, len(texts), changed, examples, f1_b, f1_a, notes)
+    return out

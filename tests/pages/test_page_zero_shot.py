@@ -78,7 +78,9 @@ def test_wording_help_shows_the_effect_and_accepting_keeps_the_names():
     shown = {m.label: m.value for m in at.metric}
     assert shown["Rows whose label would change"] == f"{wh.changed_rows:,} of 160"
     assert "Macro-F1 against your gold column if you accept" in shown  # the sample has a gold column
-    assert wh.n_accepted >= 1  # science_technology is named like a code
+    assert wh.n_accepted >= 1  # one-word names: words from their rows are offered
+    assert ("Accept the proposal" if wh.recommended else "Accept the additions anyway") in [
+        b.label for b in at.button]
     at.button(key="zs_wording_accept").click().run()
     assert not at.exception, at.exception
     accepted = at.session_state[state.LABELS]

@@ -10,19 +10,10 @@ import pytest
 
 from llm_backend.data.labels import Label, make_labels
 from llm_backend.scorers.label_descriptions import lm_descriptions
-from llm_backend.scorers.label_suggestions import is_code_like
 from llm_backend.scorers.self_training import SelfTrainingScorer
-from llm_backend.scorers.wording_help import own_rows_margin, wording_help
+from llm_backend.scorers.wording_help import own_rows_margin, partition_signals, wording_help
 from llm_backend.scorers.zero_shot import run_scorer
 from tests.conftest import SHARED_DATA, stratified
-
-
-def test_code_like_names():
-    assert is_code_like(Label("card_arrival")) and is_code_like(Label("Sci/Tech")) and is_code_like(Label("ATM"))
-    assert is_code_like(Label("getRefund"))
-    assert not is_code_like(Label("Sports")) and not is_code_like(Label("positive"))
-    assert not is_code_like(Label("体育"))
-    assert not is_code_like(Label("card_arrival", description="my new card has not come"))
 
 
 def test_own_rows_margin_prefers_the_own_centroid():
@@ -38,25 +29,39 @@ def test_proposal_keeps_names_and_reports_its_effect(embedder, ag_news):
     labels = make_labels(["World", "Sports", "Business", "Sci/Tech"])
     scorer = SelfTrainingScorer(embedder)
     h = wording_help(scorer, texts, labels, gold=gold)
-    by = {c.name: c for c in h.checks}
     assert [c.name for c in h.checks] == [l.name for l in labels]
-    # Every short name gets its corpus words shown; only the code-like one is proposed.
-    assert all(by[n].phrases for n in by)
-    assert by["Sci/Tech"].proposal and not any(by[n].proposal for n in ("World", "Sports", "Business"))
-    assert [l.name for l in h.proposed] == [l.name for l in labels]  # names are never replaced
-    assert h.proposed[3].description == "sci and tech: " + by["Sci/Tech"].proposal
-    assert not any(l.description for l in h.proposed[:3])
-    # The effect is what the run's method does on these rows with the names and with the proposal.
+    assert all(c.phrases and c.proposal == ", ".join(c.phrases) for c in h.checks)  # short names: words offered
+    assert [l.name for l in h.candidate] == [l.name for l in labels]  # names are never replaced
+    assert [l.description for l in h.candidate] == [f"{l.phrase}: {c.proposal}" for l, c in zip(labels, h.checks)]
+    # The effect is what the run's method does on these rows with the names and with the candidate.
     before = run_scorer(scorer, texts, labels)
-    after = run_scorer(scorer, texts, h.proposed)
+    after = run_scorer(scorer, texts, h.candidate)
     assert h.changed_rows == sum(a != b for a, b in zip(before.pred, after.pred))
     assert h.macro_f1_before == pytest.approx(before.evaluate(gold)["macro_f1"])
     assert h.macro_f1_after == pytest.approx(after.evaluate(gold)["macro_f1"])
     assert len(h.changed_examples) == min(h.changed_rows, 20)
+    # The label-free check: both the silhouette of the predicted classes and the mean top probability must rise.
+    x = scorer.text_embeddings(texts)
+    assert h.signals_names == pytest.approx(partition_signals(x, before.pred, before.probs))
+    assert h.signals_candidate == pytest.approx(partition_signals(x, after.pred, after.probs))
+    rises = all(a > b for a, b in zip(h.signals_candidate, h.signals_names))
+    assert h.recommended == rises
+    assert h.proposed == (h.candidate if rises else list(labels))
     json.dumps(h.as_dict())  # what suggest-labels --report-json writes
-    # Without gold nothing is claimed about accuracy.
+    # Without gold nothing is claimed about accuracy, and the check is the same.
     h2 = wording_help(scorer, texts, labels)
-    assert h2.macro_f1_before is None and h2.macro_f1_after is None and h2.changed_rows == h.changed_rows
+    assert h2.macro_f1_before is None and h2.macro_f1_after is None
+    assert h2.changed_rows == h.changed_rows and h2.recommended == h.recommended
+
+
+def test_partition_signals_reward_tight_classes(embedder, ag_news):
+    df = stratified(ag_news, 15, seed=5)
+    x = SelfTrainingScorer(embedder).text_embeddings(df["text"].tolist())
+    gold = df["label"].tolist()
+    shuffled = list(np.random.default_rng(0).permutation(gold))
+    probs = np.full((len(gold), 4), 0.25)
+    assert partition_signals(x, gold, probs)[0] > partition_signals(x, shuffled, probs)[0]
+    assert partition_signals(x, gold, probs)[1] == pytest.approx(0.25)
 
 
 def test_chinese_texts_show_words_but_propose_none(embedder):
@@ -93,8 +98,7 @@ def test_lm_sentences_pass_the_margin_gate_only_when_they_point_home(embedder, c
     df = stratified(ag_news, 15, seed=4)
     labels = make_labels(["World", "Sports", "Business", "Sci/Tech"])
     h = wording_help(SelfTrainingScorer(embedder), df["text"].tolist(), labels, lm=causal_lm, accept_lm=True)
-    sci = h.checks[3]
-    assert sci.lm_description  # the LM was asked for the code-like label
-    assert sci.accept_lm == (sci.margin_lm > sci.margin_name)
-    assert (sci.lm_description in sci.proposal) == sci.accept_lm
-    assert not any(c.accept_lm for c in h.checks[:3])  # plain names: nothing proposed
+    assert all(c.lm_description for c in h.checks)  # the LM was asked for every short name
+    for c in h.checks:
+        assert c.accept_lm == (c.margin_lm > c.margin_name)
+        assert (c.lm_description in c.proposal) == c.accept_lm
