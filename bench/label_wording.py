@@ -106,6 +106,7 @@ def variants(reg: ModelRegistry, lm, which: list[str], data_sets: list[str]) -> 
                 if extra is not None:
                     s = np.maximum(s, x @ extra.T)
                 lp, _ = fit_self_training(x, s, lv)
+                lp = lp - lp.mean(axis=0, keepdims=True)  # prior centering, as run_scorer applies by default
                 rows.append({"data": data, "slice": sl, "n": len(y), "model": loaded.spec.name, "option": oname,
                              "macro_f1": round(float(f1_score(y, lp.argmax(1), average="macro")), 4)})
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)

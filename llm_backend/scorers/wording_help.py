@@ -1,30 +1,29 @@
-"""Label wording help: suggestions from the corpus and the LM, which of them to propose, and what accepting changes.
+"""Label wording help: suggestions from the corpus and the LM, a check before proposing them, and what accepting changes.
 
 One backend function (:func:`wording_help`) for the zero-shot page and ``python -m llm_backend suggest-labels``:
 
-1. **Suggestions.** For each short or cryptic label, the distinctive words of its most confident rows (c-TF-IDF,
+1. **Suggestions** for short or cryptic label names (:func:`~llm_backend.scorers.label_suggestions.is_cryptic`):
+   the distinctive words of each label's most confident rows (c-TF-IDF,
    :mod:`llm_backend.scorers.label_suggestions`) and, on request, one sentence from the bundled instruct LM
-   (:mod:`llm_backend.scorers.label_descriptions`).
-2. **What is proposed** (no gold labels read), chosen on dev slices of AG News, Banking77, THUCNews and ECDT
-   with the default method (self-training; bench/label_wording.py):
-
-   * the corpus words, added to the name, for labels named like a code (``card_arrival``, ``Sci/Tech``, ``ATM``:
-     :func:`~llm_backend.scorers.label_suggestions.is_code_like`) on **English** texts. Added to every short
-     label they gave +0.9 (AG News) and +3.6 (Banking77, whose 77 names are all identifiers) macro-F1 points on
-     dev, but lowered it on the two Chinese sets (THUCNews −4.4, ECDT −0.6) and by 10.8 points on the product
-     reviews ("positive", "negative", "neutral"): plain words already say what they mean, and the words of a
-     sentiment class's confident rows describe products, not sentiment. So words are proposed only for code-like
-     names, and on texts the language check sends to the multilingual embedder they are shown but not proposed;
-   * LM sentences only when the user asks for them (``accept_lm``), and then only where the sentence moves the
-     label's vector closer to its own rows than to any other label's rows (:func:`gate`): SmolLM2-135M's
-     sentences lowered dev macro-F1 on three of four sets when added ungated (THUCNews −31.7: it described
-     "体育", sports, as food), and still on two of four behind the gate.
-   Mixing at a lower weight (0.25, 0.5), a second prototype (max of the two cosines) and the same margin gate for the
-   corpus words were measured too and were not better on the mean of the dev slices (bench/results/label_wording.md).
-3. **Accepting keeps the name.** An accepted suggestion is *added* to the label (as its description, averaged with
-   the name's template sentence), never written over it; a label the user described is left alone.
-4. **The effect of accepting**, measured on the user's own rows with the run's method: how many rows change label,
-   with examples, and the macro-F1 before and after only when the user has a gold column.
+   (:mod:`llm_backend.scorers.label_descriptions`), kept for a label only when it moves the label's vector closer to
+   the label's own rows than to any other label's rows (:func:`gate`: SmolLM2-135M described "体育", sports, as
+   food). On non-English texts the corpus words are shown, not offered: on the Chinese dev slices adding them
+   lowered macro-F1 (THUCNews −3.1, ECDT −3.7 points with the default method).
+2. **Accepting keeps the name.** The additions go into the label's description, averaged with the name's template
+   sentence; a label the user described is left alone.
+3. **A label-free check decides whether to propose them** (no gold labels read): the run's method is run with the
+   names and with the additions, and the additions are proposed only when *both* the silhouette of the predicted
+   classes over the text embeddings (the classes become tighter clusters) and the mean top probability (the run
+   is surer) rise (:func:`partition_signals`). Accepting every suggestion, as this project did before, lowered
+   macro-F1 on most slices. On the dev slices (AG News, Banking77, THUCNews, ECDT; corpus words and LM sentences
+   each added on their own: 8 cases, 1 that helped) "both rise" together with the language rule above held back
+   every addition that lowered macro-F1 and let through the one that raised it (Banking77's words, +1.4). The
+   silhouette alone would have let Banking77's LM sentences through (−2.0), the confidence alone (or "both rise"
+   without the language rule) THUCNews's Chinese words (−3.1).
+   Figures: bench/label_wording.py, bench/results/label_wording.md, docs/zero-shot.md.
+4. **The effect of accepting**, measured on the user's own rows: how many rows change label (with examples), both
+   signals before and after, and macro-F1 before and after only when the user has a gold column. The user may
+   accept the additions even when the check does not advise it.
 """
 from __future__ import annotations
 
