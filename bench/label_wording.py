@@ -48,7 +48,7 @@ from llm_backend.scorers.embedding import EmbeddingScorer, refine_label_vectors 
 from llm_backend.scorers.label_descriptions import lm_descriptions  # noqa: E402
 from llm_backend.scorers.label_suggestions import apply_suggestions, suggest_label_wording  # noqa: E402
 from llm_backend.scorers.self_training import SelfTrainingScorer, fit_self_training  # noqa: E402
-from llm_backend.scorers.wording_help import gate, row_centroids, wording_help  # noqa: E402
+from llm_backend.scorers.wording_help import gate, partition_signals, row_centroids, wording_help  # noqa: E402
 from llm_backend.scorers.zero_shot import run_scorer  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
@@ -156,16 +156,25 @@ def table(reg: ModelRegistry, lm, which: list[str], data_sets: list[str]) -> lis
             t0 = time.perf_counter()
             x = embed_texts(loaded, texts)
             old = apply_suggestions(labels, suggest_label_wording(texts, x, labels, scorer.label_embeddings(labels)))
+            sig_names = partition_signals(x, names.pred, names.probs)
+
+            def check(res) -> str:  # the label-free signals of this run against the names' run
+                (sb, cb), (sa, ca) = sig_names, partition_signals(x, res.pred, res.probs)
+                return (f"silhouette {sb:.3f}->{sa:.3f}, top prob {cb:.3f}->{ca:.3f}: "
+                        + ("both rise" if sa > sb and ca > cb else "not both rise"))
+
             res = run_scorer(scorer, texts, old)
             record("corpus words accepted, as before (every cryptic label)", res.evaluate(gold)["macro_f1"],
-                   time.perf_counter() - t0, loaded.spec.name, int(np.sum(np.asarray(res.pred) != np.asarray(names.pred))))
+                   time.perf_counter() - t0, loaded.spec.name, int(np.sum(np.asarray(res.pred) != np.asarray(names.pred))),
+                   check(res))
             t0 = time.perf_counter()
             desc = lm_descriptions(lm, labels)
             with_lm = [Label(l.name, f"{l.phrase}: {desc[l.name]}" if desc[l.name] else "", l.phrasings, l.display)
                        for l in labels]
             res = run_scorer(scorer, texts, with_lm)
             record("LM sentences accepted (every label, ungated)", res.evaluate(gold)["macro_f1"],
-                   time.perf_counter() - t0, loaded.spec.name, int(np.sum(np.asarray(res.pred) != np.asarray(names.pred))))
+                   time.perf_counter() - t0, loaded.spec.name, int(np.sum(np.asarray(res.pred) != np.asarray(names.pred))),
+                   check(res))
             for option, kwargs in (("wording help", {}), ("wording help + LM sentences", {"lm": lm, "accept_lm": True})):
                 t0 = time.perf_counter()
                 h = wording_help(scorer, texts, labels, gold=gold, **kwargs)
