@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_backend.data.labels import Label, make_labels
+from llm_backend.data.labels import make_labels
 from llm_backend.scorers.label_descriptions import lm_descriptions
 from llm_backend.scorers.self_training import SelfTrainingScorer
 from llm_backend.scorers.wording_help import own_rows_margin, partition_signals, wording_help
