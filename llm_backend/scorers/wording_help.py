@@ -48,8 +48,8 @@ class SuggestionCheck:
     cryptic: bool
     phrases: list[str] = field(default_factory=list)  # from the corpus (c-TF-IDF of its confident rows)
     lm_description: str = ""  # from the LM ("" when not asked or it wrote nothing)
-    accept_phrases: bool = False  # the gate's verdict: adding the phrases separates this label better
-    accept_lm: bool = False
+    accept_phrases: bool = False  # the words are offered: a short or cryptic name, English texts
+    accept_lm: bool = False  # the LM sentence is offered: asked for, and it passed the margin gate
     margin_name: float = 0.0  # own-rows margin of the name alone ...
     margin_phrases: float = 0.0  # ... with the phrases added, and with the LM sentence added
     margin_lm: float = 0.0
@@ -57,7 +57,7 @@ class SuggestionCheck:
 
     @property
     def proposal(self) -> str:
-        """The description that accepting would add ("" when the gate accepted nothing for this label)."""
+        """The description that accepting would add ("" when nothing is offered for this label)."""
         parts = []
         if self.accept_phrases and self.phrases:
             parts.append(", ".join(self.phrases))
@@ -184,7 +184,7 @@ def check_suggestions(text_vecs: np.ndarray, labels: Sequence[Label], label_vecs
                       suggestions: Sequence[LabelSuggestion], lm_text: dict[str, str], encode: Any,
                       *, only_cryptic: bool = True, propose_phrases: bool = True,
                       accept_lm: bool = False) -> list[SuggestionCheck]:
-    """Decide per label what to propose (module docstring, point 2); the margins are computed for every
+    """Decide per label what to propose (module docstring, point 1); the margins are computed for every
     suggestion so they can be shown. ``encode`` embeds a list of strings with the embedder of ``text_vecs``."""
     cents = row_centroids(text_vecs, label_vecs)
     phr = [f"{l.phrase}: {s.description}" if s.description else l.phrase for l, s in zip(labels, suggestions)]
