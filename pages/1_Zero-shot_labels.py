@@ -19,7 +19,6 @@ from llm_backend.scorers.embedding import EmbeddingScorer
 from llm_backend.scorers.factory import ScorerConfig, build_scorer
 from llm_backend.training.runs import SCORING, zero_shot_job
 from llm_backend.core.workshop import RunTimer
-from llm_backend.scorers.wording_help import embedding_scorer_for, wording_help
 from llm_backend.scorers.zero_shot import DEFAULT_CALIBRATION, ZeroShotResult, compare_results, confusable_report, \
     prepare_labels, run_scorer
 from ui import state
@@ -27,7 +26,7 @@ from ui.background import run_panel, session_alive
 from ui.errors import user_errors
 from ui.explain_panel import explain_row_panel
 from ui.language import dataset_language, warn_label_language
-from ui.label_editor import label_editor, set_labels
+from ui.label_editor import label_editor
 from ui.method_form import method_form
 from ui.export_classifier import export_classifier
 from ui.models import get_model, registry
@@ -35,12 +34,12 @@ from ui.persistence import record_run
 from ui.progress import progress_bar
 from ui.sidebar import render_sidebar
 from ui.text import plain
+from ui.wording_help_panel import wording_help_panel
 from ui.zero_shot_view import comparison_view, results_view
 
 RESULT = "zs_result"  # {"result": ZeroShotResult, "fingerprint": str, "dataset": str}
 COMPARE = "zs_compare"
 CONFUSABLE = "zs_confusable"
-WORDING = "zs_wording"  # {"help": WordingHelp, "fingerprint": str}
 RUNS = "zs_run_count"  # how many model runs this session made (tests check filters do not rerun)
 BG = "zs_background"  # the background TrainingRun of a slow configuration
 OWNER = "zs_owner"
@@ -177,52 +176,7 @@ if conf:
     else:
         st.dataframe(conf["pairs"], width="stretch", hide_index=True)
 
-st.subheader("Label wording help")
-st.caption("For short or cryptic label names: words from each label's most confident rows and, if you ask, a "
-           "sentence from the small bundled LM. Accepting adds them to the label (its name stays). Before you "
-           "accept you see what it would change on these rows, and whether a check that reads no gold labels "
-           "advises it.")
-ask_lm = st.checkbox("Also ask the LM (SmolLM2) for a sentence per label: a few seconds per label on a CPU, "
-                     "cached; a sentence is kept only where it points to the label's own rows",
-                     key="zs_wording_lm")
-if st.button("Suggest wordings", key="zs_wording_btn"):
-    with user_errors("Suggesting label wordings"), st.spinner("Reading the texts nearest each label…"):
-        run_scorer_a, _ = build_scorer(cfg_a, registry(), get_model)
-        lm = get_model(registry().default("causal_lm")) if ask_lm else None
-        st.session_state[WORDING] = {
-            "help": wording_help(embedding_scorer_for(run_scorer_a, registry(), get_model), texts, res.labels,
-                                 lm=lm, accept_lm=ask_lm, gold=gold, calibration=res.calibration.requested),
-            "fingerprint": ds.fingerprint}
-wording = st.session_state.get(WORDING)
-if wording and wording["fingerprint"] == ds.fingerprint:
-    wh = wording["help"]
-    st.dataframe(wh.table(), width="stretch", hide_index=True)
-    if wh.n_accepted:
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Labels with words to add", f"{wh.n_accepted} of {len(wh.checks)}")
-        c2.metric("Rows whose label would change", f"{wh.changed_rows:,} of {wh.n_rows:,}")
-        (sb, cb), (sa, ca) = wh.signals_names, wh.signals_candidate
-        c3.metric("Cluster tightness (silhouette) if you accept", f"{sa:.3f}", delta=f"{sa - sb:+.3f}")
-        st.caption(f"Mean top probability {cb:.3f} → {ca:.3f}. Both rising is what the check asks for; it reads no "
-                   "gold labels.")
-        if wh.macro_f1_before is not None and wh.macro_f1_after is not None:
-            st.metric("Macro-F1 against your gold column if you accept", f"{wh.macro_f1_after:.3f}",
-                      delta=f"{wh.macro_f1_after - wh.macro_f1_before:+.3f} vs the names")
-        else:
-            st.caption("No gold column: whether accuracy would rise cannot be measured here. On labelled benchmark "
-                       "data the check's record is in docs/zero-shot.md.")
-        if wh.recommended:
-            st.success("Proposed: the check advises accepting these additions.")
-    for note in wh.notes:
-        st.caption(plain(note, None))
-    if wh.changed_examples:
-        with st.expander("Rows that would change label"):
-            st.dataframe(wh.changed_examples, width="stretch", hide_index=True)
-    if wh.n_accepted and st.button("Accept the proposal" if wh.recommended else "Accept the additions anyway",
-                                   key="zs_wording_accept"):
-        set_labels(wh.candidate)
-        st.session_state.pop(WORDING, None)
-        st.rerun()
+wording_help_panel(lambda: build_scorer(cfg_a, registry(), get_model)[0], texts, res, gold, ds.fingerprint)
 
 st.header("5 · Compare")
 what = st.radio("Compare the run above with", ["another method", "another label set"], horizontal=True,
