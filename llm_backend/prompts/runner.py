@@ -190,7 +190,8 @@ class TemplateRun:
         self.dropped_described: dict[int, str] = {}  # example row -> how it is named in the note
         self._fitted: dict[tuple[int, ...], list[int]] = {}
         self.prefix_store = PrefixStore()
-        self._shared_keys: set[tuple[int, ...]] = set()
+        self._shared_keys: dict[tuple[int, ...], int] = {}  # demonstrations shared by several rows -> rows so far
+        self._hints: dict[tuple[int, ...], str] = {}  # their prompt start (the prefix hint)
         self._check_fixed_part()
         if mode == "score":
             self.notes.extend(verbalizer_notes(self.model.tokenizer, template.verbalizer, self.cfg.normalize))
@@ -360,20 +361,21 @@ class TemplateRun:
         cands, owners = self._candidates()
         groups, hints = None, None
         if positions is not None and self.cfg.share_prefix:
-            # Rows with the same demonstrations share their prompt start; lone rows go together (they still share
-            # the chat header and the instruction).
+            # Rows with the same demonstrations share their prompt start. A lone row (its demonstrations are the
+            # run's shared ones with one replaced: it is itself a demonstration) joins the group of the most common
+            # demonstrations and reads their cached keys up to the slot where its own prompt departs from them,
+            # recomputing only the rest (lm_scoring.visible_prefix_len); with no shared demonstrations yet, lone
+            # rows go together (they still share the chat header and the instruction).
             keys = [tuple(self.examples[p]) for p in positions]
             counts = {k: keys.count(k) for k in set(keys)}
-            hints = {}
-            groups = []
             for p, key in zip(positions, keys):
                 if counts[key] > 1 or key in self._shared_keys:
-                    self._shared_keys.add(key)
-                    groups.append(key)
-                    if key not in hints:
-                        hints[key] = self.shared_start(p)
-                else:
-                    groups.append("lone rows")
+                    self._shared_keys[key] = self._shared_keys.get(key, 0) + 1
+                    if key not in self._hints:
+                        self._hints[key] = self.shared_start(p)
+            main = max(self._shared_keys, key=lambda k: self._shared_keys[k]) if self._shared_keys else "lone rows"
+            groups = [key if key in self._shared_keys else main for key in keys]
+            hints = {key: self._hints[key] for key in set(groups) if key in self._hints}
         raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes,
                                     normalize=self.cfg.normalize, share_prefix=self.cfg.share_prefix,
                                     groups=groups, prefix_hints=hints, prefix_store=self.prefix_store)
