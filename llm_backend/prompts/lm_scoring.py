@@ -509,17 +509,16 @@ def shared_prefix(loaded: LoadedModel, seqs: Sequence[Sequence[int]], *, share: 
     tokens of ``hint`` minus one, when given, so it does not depend on which rows are in this call) is run once.
 
     ``partial`` (with a ``hint``; for callers that give each row its own visible prefix length, see
-    :func:`visible_prefix_len`): the prefix is that of the rows that follow the hint furthest, and rows that depart
-    from it earlier (a demonstration replaced in one slot) still share it up to where they depart, instead of
-    cutting the prefix short for every row.
+    :func:`visible_prefix_len`): the prefix is the hint's tokens, and rows that depart from it early (a
+    demonstration replaced in one slot) still share it up to where they depart, instead of cutting the prefix short
+    for every row.
     """
     if not share or not seqs:
         return [], None
     if partial and hint is not None:
-        hint_ids = _hint_ids(loaded, hint, seqs[0])
-        reach = [_common_prefix_len([hint_ids, s]) for s in seqs]
-        furthest = [s for s, r in zip(seqs, reach) if r == max(reach)]
-        prefix, _ = _prefix_tokens(loaded, furthest, hint_ids)
+        # The hint's tokens but the last (it may merge with the row's first characters): the same prefix in every
+        # call of the run, whichever rows it holds (even only rows that depart from it early).
+        prefix = _hint_ids(loaded, hint, seqs[0])[:-1]
         if store is not None:
             stored = store.get(tuple(prefix))
             if stored is not None:
