@@ -241,3 +241,25 @@ def test_calibration_defaults_and_pmi(causal_lm, news):
     centred = TemplateRun(tpl, news, "text", "label", lm=causal_lm, rows=list(range(12)))
     centred.scores, centred.done = run.scores.copy(), 12  # same raw scores, default calibration
     assert np.allclose(centred.result().scores, run.scores - run.scores.mean(axis=0))
+
+
+@pytest.mark.slow
+def test_gemma_batches_past_its_sliding_window_match_one_prompt_at_a_time(registry, ag_news):
+    """Gemma 3 (sliding-window layers, window 512) takes the continuation path; a left-padded batch after a shared
+    prefix, with prompts past the window, gives the scores of each prompt run alone (no padding, no prefix)."""
+    from llm_backend.models.loading import get_model
+
+    lm = get_model(registry.get("Gemma-3-270M"))
+    assert not tree_scoring_supported(lm.model)
+    window = lm.model.config.sliding_window
+    df = ag_news.sample(12, random_state=3)
+    texts, labels = df["text"].tolist(), df["label"].tolist()
+    head = "Sort news by topic.\n\n" + "".join(f"Article: {t}\nTopic: {g}\n\n" for t, g in zip(texts[:8], labels))
+    rows = [texts[8], texts[9] + " " + texts[10], texts[11][:40]]
+    prompts = [head + f"Article: {t}\nTopic:" for t in rows]
+    lengths = [len(lm.tokenizer(p)["input_ids"]) for p in prompts]
+    assert max(lengths) > window + 16 and max(lengths) - min(lengths) > 32  # past the window, with padding
+    cands = [" World", " Sports", " Business and money"]  # the last one continues from the row's cache
+    fast = continuation_logprobs(lm, prompts, cands, groups=[0] * 3, prefix_hints={0: head + "Article: "})
+    alone = np.vstack([continuation_logprobs(lm, [p], cands, share_prefix=False) for p in prompts])
+    assert np.abs(fast - alone).max() < 1e-3 and (fast.argmax(1) == alone.argmax(1)).all()
