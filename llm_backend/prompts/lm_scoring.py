@@ -467,6 +467,17 @@ def continuation_logprobs(
         for key, members in by_group.items():
             hint = (prefix_hints or {}).get(key)
             partial = hint is not None and share_prefix and tree_scoring_supported(loaded.model)
+            if hint is not None and share_prefix and not partial and len(members) > 1:
+                # No per-row prefix lengths without the tree path's mask: rows that depart from the hint before the
+                # others (a demonstration replaced in one slot) are scored apart, so they do not cut the prefix
+                # short for every row of the group.
+                hint_ids = _hint_ids(loaded, hint, prep.prompt_ids[members[0]])
+                reach = {i: _common_prefix_len([hint_ids, prep.prompt_ids[i]]) for i in members}
+                departed = [i for i in members if reach[i] < max(reach.values())]
+                if departed:
+                    members = [i for i in members if i not in set(departed)]
+                    sub_prefix, sub_cache = _group_prefix(state, departed, share_prefix, None, prefix_store)
+                    state.score_group(departed, sub_prefix, sub_cache)
             prefix, cache = _group_prefix(state, members, share_prefix, hint, prefix_store, partial=partial)
             visible = {i: visible_prefix_len(prefix, prep.prompt_ids[i]) for i in members}
             inside = [i for i in members if visible[i] == len(prefix)]
