@@ -10,11 +10,14 @@ Wilcoxon p-value, and seconds per explained row.
 Scorers (``--scorers``):
 - ``embedding``: embedding similarity (MiniLM, occlusion; label vectors refined on the evaluated rows as a run does);
 - ``head``: a logistic head on MiniLM embeddings trained on 8 rows per class disjoint from the evaluated rows;
-- ``finetune``: a fine-tuned MiniLM sequence classifier (8 per class, gradient × input; AG News);
+- ``finetune``: a fine-tuned MiniLM sequence classifier (8 per class; AG News; ``--ft-attributions``: gradient ×
+  input, integrated gradients, occlusion, each with its own rows file; the trained model is kept in the cache dir so
+  every chunk explains the same model);
 - ``prompt``: the LM verbalizer as the Prompt templates page runs it — SmolLM2 with the shipped templates (topic on
   AG News, sentiment on samples/product_reviews.csv, all 180 of its rows), prior centering as the page's default;
   each row is explained through llm_backend.explain.prompt_runs (the page's own path) with ``--lm-attribution``
-  (gradient × input by default; ``--ig-n`` rows of integrated gradients beside it);
+  (gradient × input, the first figure recorded, by default; ``occlusion`` — the page's ``auto`` — and
+  ``integrated_gradients`` each have their own rows file; ``--ig-n`` rows of integrated gradients beside it);
 - ``lm``: the zero-shot page's LM verbalizer (its default prompt; AG News);
 - ``nli``: an NLI scorer from ``--nli-model PATH`` (a local NLI folder; none ships offline, so it is never run by
   default; AG News);
@@ -24,10 +27,15 @@ Scorers (``--scorers``):
 LM scorers are slow on a shared 2-core CPU (tens of seconds per row under load), so they run **in chunks**: every
 explained row is appended to ``bench/results/explain_rows/<scorer>.jsonl``; a rerun skips rows already there and
 stops after ``--max-minutes``, and the summary is always computed from all recorded rows (the first ``--n``).
+``--reverse`` runs a second chunk from the last row down beside a first one on the same file.
 Results go to bench/results/explain_faithfulness.{json,md} after every chunk. Usage::
 
     nice .venv/bin/python bench/explain_faithfulness.py --scorers speed,embedding,head --n 200
     nice timeout 1200 .venv/bin/python bench/explain_faithfulness.py --scorers prompt --n 200 --max-minutes 15
+    nice timeout 1200 .venv/bin/python bench/explain_faithfulness.py --scorers prompt --datasets ag_news --n 200 \
+        --lm-attribution occlusion --max-minutes 15 [--reverse]
+    nice timeout 1200 .venv/bin/python bench/explain_faithfulness.py --scorers finetune --ft-attributions occlusion \
+        --n 200 --max-minutes 15
     nice .venv/bin/python bench/explain_faithfulness.py --scorers nli --nli-model /path/to/an/nli/model --n 200
 """
 from __future__ import annotations
@@ -64,6 +72,8 @@ OUT = ROOT / "bench" / "results"
 ROWS = OUT / "explain_rows"
 KS = (1, 3)
 FT_TAG = {"auto": "", "gradient_x_input": "", "integrated_gradients": " IG", "occlusion": " occlusion"}
+#: The LM scorers' figures by --lm-attribution: gradient × input keeps the untagged name its rows were recorded under.
+LM_TAG = {"gradient_x_input": "", "integrated_gradients": " IG", "occlusion": " occlusion"}
 #: One explanation: (attribution, the probability function its deletion test scores variants with).
 Explain = Callable[[int], tuple[Attribution, ProbFn]]
 
@@ -88,8 +98,13 @@ def _slug(key: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
 
 
-def run_deletion(key: str, explain: Explain, n: int, max_minutes: float | None = None, log_every: int = 10) -> dict:
-    """Deletion test on rows 0..n-1 through ``explain(i)``, resumable: per-row records in explain_rows/<key>.jsonl."""
+def run_deletion(key: str, explain: Explain, n: int, max_minutes: float | None = None, log_every: int = 10,
+                 reverse: bool = False) -> dict:
+    """Deletion test on rows 0..n-1 through ``explain(i)``, resumable: per-row records in explain_rows/<key>.jsonl.
+
+    ``reverse``: rows n-1..0, so a second chunk can run beside a first one on the same file (each row is one
+    appended line; a row recorded twice counts once).
+    """
     ROWS.mkdir(parents=True, exist_ok=True)
     path = ROWS / f"{_slug(key)}.jsonl"
     done: dict[int, dict] = {}
@@ -101,7 +116,7 @@ def run_deletion(key: str, explain: Explain, n: int, max_minutes: float | None =
     start = time.perf_counter()
     rng_seed = 0
     with path.open("a", encoding="utf-8") as fh:
-        for i in range(n):
+        for i in (range(n - 1, -1, -1) if reverse else range(n)):
             if i in done:
                 continue
             if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
@@ -208,6 +223,28 @@ def write(results: dict) -> None:
     (OUT / "explain_faithfulness.md").write_text("\n".join(md) + "\n", encoding="utf-8")
 
 
+def _cached_run(template, frame: pd.DataFrame, model, run: Callable[[], object]):
+    """The template's run over ``frame``, kept in the cache dir between chunks (a 200-row SmolLM2 run takes minutes
+    on the shared CPU, and every chunk explains rows of the same run); keyed by template, model and the rows' texts."""
+    import hashlib
+    import pickle
+
+    from llm_backend.core.config import get_settings
+
+    key = hashlib.sha256(json.dumps([repr(template), model.spec.name, frame["text"].tolist(),
+                                     frame["label"].tolist()]).encode()).hexdigest()[:16]
+    path = get_settings().cache_dir / "bench_explain_runs" / f"{_slug(template.name)}_{len(frame)}_{key}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    t0 = time.perf_counter()
+    result = run()
+    print(f"  ran '{template.name}' on {len(frame)} rows in {time.perf_counter() - t0:.0f} s: "
+          f"{result.metrics and result.metrics.get('accuracy')}", file=sys.stderr, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(result))
+    return result
+
+
 def prompt_explainer(template_name: str, df: pd.DataFrame, n: int, model, attribution: str, steps: int) -> Explain:
     """Run a shipped template over the first n rows (as the Prompt templates page does), explain rows of that run."""
     from llm_backend.explain.prompt_runs import PromptRowScorer, explain_prompt_row
@@ -216,10 +253,8 @@ def prompt_explainer(template_name: str, df: pd.DataFrame, n: int, model, attrib
 
     template = next(t for t in shipped_templates() if t.name == template_name)
     frame = df.iloc[:n].reset_index(drop=True)
-    t0 = time.perf_counter()
-    result = TemplateRun(template, frame, "text", "label", RunConfig(), lm=model).run_all()
-    print(f"  ran '{template_name}' on {n} rows in {time.perf_counter() - t0:.0f} s: "
-          f"{result.metrics and result.metrics.get('accuracy')}", file=sys.stderr, flush=True)
+    result = _cached_run(template, frame, model, lambda: TemplateRun(template, frame, "text", "label", RunConfig(),
+                                                                     lm=model).run_all())
 
     def explain(i: int) -> tuple[Attribution, ProbFn]:
         scorer = PromptRowScorer(result, i, model)
@@ -243,8 +278,8 @@ def recorded_keys() -> list[str]:
     """The figures whose rows are recorded per row (the slow scorers), by name."""
     keys = [f"fine-tuned MiniLM / ag_news{tag}" for tag in dict.fromkeys(FT_TAG.values())]
     for name, template in (("ag_news", "News topic"), ("product_reviews", "Review sentiment")):
-        keys += [f"prompt template '{template}' (SmolLM2) / {name}{tag}" for tag in ("", " IG")]
-    keys += [f"LM verbalizer (SmolLM2, zero-shot page prompt) / ag_news{tag}" for tag in ("", " IG")]
+        keys += [f"prompt template '{template}' (SmolLM2) / {name}{tag}" for tag in LM_TAG.values()]
+    keys += [f"LM verbalizer (SmolLM2, zero-shot page prompt) / ag_news{tag}" for tag in LM_TAG.values()]
     return keys
 
 
@@ -267,7 +302,11 @@ def main() -> None:
     ap.add_argument("--speed-rows", type=int, default=20)
     ap.add_argument("--datasets", default="ag_news,banking77,product_reviews")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop each LM scorer's chunk after this long")
-    ap.add_argument("--lm-attribution", default="gradient_x_input", help="gradient_x_input or integrated_gradients")
+    ap.add_argument("--lm-attribution", default="gradient_x_input", choices=list(LM_TAG),
+                    help="the LM scorers' method; each has its own rows file (occlusion: one batched, shared-prefix "
+                         "scoring call per row)")
+    ap.add_argument("--reverse", action="store_true",
+                    help="LM / fine-tuned scorers: explain rows from the last one down (a second chunk beside a first)")
     ap.add_argument("--ig-n", type=int, default=0, help="also this many rows of integrated gradients (LM scorers)")
     ap.add_argument("--ig-steps", type=int, default=8)
     ap.add_argument("--ft-attributions", default="auto",
@@ -323,19 +362,31 @@ def main() -> None:
         from llm_backend.training.trained_models import scorer_for
         from llm_backend.training.trainer import TrainConfig, train
 
-        # Trained afresh each run, so a rerun starts its figures over (a chunk must explain the same model).
-        res = train(ag_train["text"].tolist(), ag_train["label"].tolist(), TrainConfig(method="finetune", epochs=8),
-                    embedder)
+        # CPU training is not bit-for-bit repeatable, so the trained model is kept in the cache dir between chunks
+        # (a chunk must explain the same model); recorded rows of another model are dropped below.
+        from llm_backend.core.config import get_settings
+        from llm_backend.models.registry import spec_from_folder
+        from llm_backend.training.trained_models import load_trained, save_model
+
+        models_dir = get_settings().cache_dir / "bench_explain_models"
+        name = f"finetune_ag_news_seed{args.seed}"
+        if (models_dir / name).is_dir():
+            model = load_trained(spec_from_folder(str(models_dir / name)), get_model).model
+        else:
+            model = train(ag_train["text"].tolist(), ag_train["label"].tolist(),
+                          TrainConfig(method="finetune", epochs=8), embedder).model
+            models_dir.mkdir(parents=True, exist_ok=True)
+            save_model(model, name, {"method": "finetune", "description": "bench/explain_faithfulness.py"}, models_dir)
         for attribution in args.ft_attributions.split(","):
             key = "fine-tuned MiniLM / ag_news" + FT_TAG[attribution]
             path = ROWS / f"{_slug(key)}.jsonl"
-            scorer = scorer_for(res.model)
+            scorer = scorer_for(model)
             if path.is_file() and not _same_model(path, scorer, ag_texts, ag_labels):
                 path.unlink()  # training is seeded; resume only when this model gives the recorded probabilities
             explain = scorer_explainer(scorer, ag_texts, ag_labels, method=attribution, steps=args.ig_steps)
-            record(key, run_deletion(key, explain, args.n, args.max_minutes))
+            record(key, run_deletion(key, explain, args.n, args.max_minutes, reverse=args.reverse))
     lm_model = get_model(reg.default("causal_lm")) if {"prompt", "lm"} & set(wanted) else None
-    method_tag = {"gradient_x_input": "", "integrated_gradients": " IG"}
+    method_tag = LM_TAG
     if "prompt" in wanted:
         sets = [("ag_news", "News topic", ag_test), ("product_reviews", "Review sentiment", product_reviews())]
         for name, template, df in sets:
@@ -345,7 +396,8 @@ def main() -> None:
             key = f"prompt template '{template}' (SmolLM2) / {name}"
             record(key + method_tag[args.lm_attribution], run_deletion(
                 key + method_tag[args.lm_attribution],
-                prompt_explainer(template, df, n, lm_model, args.lm_attribution, args.ig_steps), n, args.max_minutes))
+                prompt_explainer(template, df, n, lm_model, args.lm_attribution, args.ig_steps), n, args.max_minutes,
+                reverse=args.reverse))
             if args.ig_n:
                 record(key + " IG", run_deletion(
                     key + " IG", prompt_explainer(template, df, n, lm_model, "integrated_gradients", args.ig_steps),

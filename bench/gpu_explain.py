@@ -3,8 +3,8 @@
 On the shared 2-core CPU the LM verbalizer explains a row in about a minute under load, so the CPU figure in
 bench/results/explain_faithfulness.md covers only the rows that fitted. This script runs the same code on CUDA:
 the shipped topic template on AG News (when ../shared/data is there) and the sentiment template on the bundled
-product reviews, gradient × input on up to 200 rows each and integrated gradients (16 steps) on up to 50, each
-figure stopped after ``--max-minutes``. Without CUDA it says so and exits.
+product reviews, gradient × input and occlusion (the LM's ``auto``) on up to 200 rows each and integrated gradients
+(16 steps) on up to 50, each figure stopped after ``--max-minutes``. Without CUDA it says so and exits.
 
 Usage (about 2 minutes on one H200 after the model is dequantised)::
 
@@ -38,6 +38,10 @@ def main() -> None:
     import explain_faithfulness
 
     print(f"device: {torch.cuda.get_device_name(0)}; results in {out}")
+    explain_faithfulness.main()
+    # Occlusion, the LM's ``auto`` since gradient × input measured not faithful: its own rows file, same run.
+    sys.argv = sys.argv[:3] + ["--n", os.environ.get("ZSS_GPU_EXPLAIN_N", "200"), "--lm-attribution", "occlusion",
+                               "--max-minutes", "0.6", "--datasets", datasets, "--results-dir", str(out)]
     explain_faithfulness.main()
 
 

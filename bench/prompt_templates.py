@@ -1,13 +1,16 @@
 """Accuracy of the shipped templates (score mode), zero-shot and k = 1/4/8 examples per label.
 
-Data: AG News test (topic template), Banking77 train (intent template), bundled product_reviews (sentiment). For each
-data set, ``--n`` evaluation rows (seeded) plus a pool of up to 10 gold rows per label for the examples (never the
-row itself). Few-shot examples are seeded random; at most 32 examples per prompt (Banking77's 77 labels x k would
+Data: AG News test (topic template), Banking77 train (intent template), bundled product_reviews (sentiment). For AG
+News and Banking77, ``--n`` evaluation rows (seeded) plus a separate pool of up to 10 gold rows per label for the
+examples. The product reviews are all there is offline for sentiment (180 rows, fewer than 200): every row is
+evaluated and the examples come from the other rows (never the row itself, nor a duplicate of its text). Few-shot examples are seeded random; at most 32 examples per prompt (Banking77's 77 labels x k would
 not fit). Accuracy is reported raw, with prior centering (the default: subtract each label's mean score; no extra
 model calls) and with domain-conditional PMI (one extra prompt). Runs use the shared-prefix KV cache. Seconds per
 100 texts are measured in this run (shared CPU: compare within the table only). ``--order`` runs settings in the
 given order (``topic:0,topic:1,...``) so a cut-short run still has the most useful ones; results are written after
-every setting. Usage: ``nice .venv/bin/python bench/prompt_templates.py [--n 200] [--order topic:0,topic:4,...]``.
+every setting. ``--models A,B`` runs each setting with every model in turn (interleaved, so their times are measured
+under the same load); all models share one table. Usage:
+``nice .venv/bin/python bench/prompt_templates.py [--n 200] [--order topic:0,...] [--models ...] [--append]``.
 """
 from __future__ import annotations
 
@@ -47,8 +50,8 @@ def datasets(n: int) -> dict[str, tuple[str, pd.DataFrame, list[int]]]:
     out = {}
     out["topic"] = ("AG News", *_split(ag_news(), n))
     out["intent"] = ("Banking77", *_split(banking77(), n))
-    rev = load_sample("Product reviews").df.rename(columns={"sentiment": "label"})
-    out["sentiment"] = ("product_reviews", *_split(rev, min(n, len(rev) - 30)))  # 150 rows: all there is
+    rev = load_sample("Product reviews").df.rename(columns={"sentiment": "label"}).reset_index(drop=True)
+    out["sentiment"] = ("product_reviews", rev, list(range(len(rev))))  # all 180 rows; examples: the other rows
     return out
 
 
@@ -57,65 +60,87 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--order", default="topic:0,topic:1,topic:4,sentiment:0,intent:0,topic:8,sentiment:1,"
                                        "sentiment:4,sentiment:8")
-    ap.add_argument("--model", default=None, help="registered causal LM (default: the prompt-scoring default)")
+    ap.add_argument("--models", default=None, help="registered causal LMs, comma-separated, run in turn on every "
+                                                   "setting (default: the prompt-scoring default)")
     ap.add_argument("--append", action="store_true", help="keep the rows of earlier runs with the same --n")
     args = ap.parse_args()
     from llm_backend.prompts.runner import default_prompt_model
 
     reg = ModelRegistry()
-    spec = reg.get(args.model) if args.model else default_prompt_model(reg)
-    lm = get_model(spec)
+    specs = [reg.get(m.strip()) for m in args.models.split(",")] if args.models else [default_prompt_model(reg)]
+    lms = {spec.name: get_model(spec) for spec in specs}
     data = datasets(args.n)
-    rows = _previous(args, spec.name) if args.append else []
+    rows: list[dict] = []  # this run's settings only: _write merges them into the saved table (``--append``)
     for item in args.order.split(","):
         key, k = item.split(":")
-        k = int(k)
-        title, df, ev = data[key]
-        tpl = load_template_file(ROOT / "templates" / f"{key}.yaml")
-        run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=lm, rows=ev)
-        t0 = time.perf_counter()
-        res = run.run_all(chunk=50)
-        secs = time.perf_counter() - t0
-        centered, _ = calibrate(res.scores, "centering")
-        pmi = res.scores - run._domain_offsets()
-        acc = {name: evaluate(res.gold, [res.labels[j] for j in sc.argmax(axis=1)], res.labels)
-               for name, sc in (("raw", res.scores), ("centered", centered), ("pmi", pmi))}
-        tokens = sum(run.count_tokens(p) for p in res.prompts) / len(res.prompts)
-        row = {"data": title, "labels": len(tpl.labels), "k": k, "n": len(ev),
-               "acc. raw": round(acc["raw"]["accuracy"], 3), "acc. centered (default)": round(acc["centered"]["accuracy"], 3),
-               "macro-F1 centered": round(acc["centered"]["macro_f1"], 3), "acc. PMI": round(acc["pmi"]["accuracy"], 3),
-               "prompt tokens": round(tokens), "shared prefix tokens": max((len(k_) for k_ in run.prefix_store._items), default=0),
-               "s / 100 texts": round(100 * secs / len(ev), 1), "n_requested": args.n}
-        rows = [r for r in rows if (r["data"], r["k"]) != (title, k)] + [row]
-        rows.sort(key=lambda r: (r["data"], r["k"]))
-        print(row, flush=True)
-        _write(rows, args, spec.name)  # after every setting, so a cut-short run still leaves its numbers
+        for name, lm in lms.items():
+            row = measure(key, int(k), data, name, lm)
+            row["n_requested"] = args.n
+            rows.append(row)
+            print(row, flush=True)
+            _write(rows, args)  # after every setting, so a cut-short run still leaves its numbers
 
 
-def _out(args: argparse.Namespace, model: str, ext: str) -> Path:
-    return ROOT / "bench" / "results" / f"prompt_templates{'' if args.model is None else '_' + model}.{ext}"
+def measure(key: str, k: int, data: dict, model: str, lm) -> dict:
+    """One (data set, k, model) setting: accuracy raw / centered / PMI and seconds per 100 texts."""
+    title, df, ev = data[key]
+    tpl = load_template_file(ROOT / "templates" / f"{key}.yaml")
+    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=lm, rows=ev)
+    t0 = time.perf_counter()
+    res = run.run_all(chunk=25, progress=lambda done, total: print(f"  {model} {key} k={k}: {done}/{total} rows, "
+                                                                   f"{time.perf_counter() - t0:.0f} s", flush=True))
+    secs = time.perf_counter() - t0
+    centered, _ = calibrate(res.scores, "centering")
+    pmi = res.scores - run._domain_offsets()
+    acc = {name: evaluate(res.gold, [res.labels[j] for j in sc.argmax(axis=1)], res.labels)
+           for name, sc in (("raw", res.scores), ("centered", centered), ("pmi", pmi))}
+    tokens = sum(run.count_tokens(p) for p in res.prompts) / len(res.prompts)
+    kept = [len(e) for e in res.examples]
+    return {"data": title, "model": model, "labels": len(tpl.labels), "k": k, "n": len(ev),
+            "acc. raw": round(acc["raw"]["accuracy"], 3),
+            "acc. centered (default)": round(acc["centered"]["accuracy"], 3),
+            "macro-F1 centered": round(acc["centered"]["macro_f1"], 3), "acc. PMI": round(acc["pmi"]["accuracy"], 3),
+            "examples per prompt": round(sum(kept) / len(kept), 1), "prompt tokens": round(tokens),
+            "shared prefix tokens": max((len(k_) for k_ in run.prefix_store._items), default=0),
+            "s / 100 texts": round(100 * secs / len(ev), 1)}
 
 
-def _previous(args: argparse.Namespace, model: str) -> list[dict]:
+def _out(ext: str) -> Path:
+    return ROOT / "bench" / "results" / f"prompt_templates.{ext}"
+
+
+def _previous(args: argparse.Namespace) -> list[dict]:
     """Rows of earlier runs with the same --n (``--append``: settings run in several chunks, one table)."""
-    path = _out(args, model, "json")
+    path = _out("json")
     if not path.is_file():
         return []
     saved = json.loads(path.read_text())
     return [r for r in saved if r.get("n_requested") == args.n]
 
 
-def _write(rows: list[dict], args: argparse.Namespace, model: str) -> None:
-    table = pd.DataFrame(rows).drop(columns=["n_requested"], errors="ignore")
-    md = (f"# Shipped prompt templates with {model} (score mode)\n\n"
-          f"`nice .venv/bin/python bench/prompt_templates.py --n {args.n} --order ... [--append]` (settings run in "
-          "chunks, one table). Chance: AG News 0.25, Banking77 0.013, product_reviews 0.33. Seeded random examples, "
-          "at most 32 per prompt; seconds on a shared 2-core CPU under load from other jobs (compare within a "
-          "column only).\n\n" + markdown_table(table) + "\n")
-    out = _out(args, model, "md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(md)
-    _out(args, model, "json").write_text(json.dumps(rows, indent=1))
+def _write(rows: list[dict], args: argparse.Namespace) -> None:
+    """Merge this run's rows into the saved table (under a file lock: chunks may run side by side) and rewrite it."""
+    import fcntl
+
+    path = _out("json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = _previous(args) if args.append else []
+        mine = {(r["model"], r["data"], r["k"]) for r in rows}
+        merged = [r for r in saved if (r["model"], r["data"], r["k"]) not in mine] + rows
+        merged.sort(key=lambda r: (r["data"], r["k"], r["model"]))
+        table = pd.DataFrame(merged).drop(columns=["n_requested"], errors="ignore")
+        md = ("# Shipped prompt templates, causal LMs side by side (score mode)\n\n"
+              f"`nice .venv/bin/python bench/prompt_templates.py --n {args.n} --models ... --order ... --append` "
+              "(settings run in chunks, one table). Chance: AG News 0.25, Banking77 0.013, product_reviews 0.33. "
+              "AG News and Banking77: the same seeded rows for every k and model, examples from a separate pool; "
+              "product_reviews: all 180 rows (all there is offline), examples from the other rows. Seeded random "
+              "examples, at most 32 per prompt. Seconds on a shared 2-core CPU under load from other jobs: the "
+              "models of one setting ran one after the other in the same process (compare them within a setting, "
+              "not across rows).\n\n" + markdown_table(table) + "\n")
+        _out("md").write_text(md)
+        path.write_text(json.dumps(merged, indent=1))
 
 
 if __name__ == "__main__":

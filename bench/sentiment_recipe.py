@@ -11,10 +11,12 @@ each combination of answer casing x word aggregation (max, mean, log-sum-exp = "
 (none, centering, contextual, domain PMI) is evaluated on a seeded dev half and a held-out half. A default may only
 change when it wins on dev *and* holds on held-out; the held-out figure is the one to quote.
 
-Usage: ``nice .venv/bin/python bench/sentiment_recipe.py`` (writes ``bench/results/sentiment_recipe.md``).
+Usage: ``nice .venv/bin/python bench/sentiment_recipe.py [--model NAME]`` (writes
+``bench/results/sentiment_recipe_<model>.md``; with ``--model``, part 1 is the CLI's defaults plus ``--model NAME``).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -49,13 +51,13 @@ def _rows() -> pd.DataFrame:
     return df[df["sentiment"].isin(["positive", "negative"])].reset_index(drop=True)[["text", "sentiment"]]
 
 
-def recipe(tmp: Path, df: pd.DataFrame) -> dict:
-    """Part 1: the CLI, as documented, with its defaults."""
+def recipe(tmp: Path, df: pd.DataFrame, model: str | None = None) -> dict:
+    """Part 1: the CLI, as documented, with its defaults (and ``--model`` when one is named)."""
     (tmp / "sentiment.yaml").write_text(TEMPLATE)
     df.to_csv(tmp / "reviews.csv", index=False)
     cmd = [sys.executable, "-m", "llm_backend", "prompt", "--data", str(tmp / "reviews.csv"), "--template-file",
            str(tmp / "sentiment.yaml"), "--mode", "score", "--gold-column", "sentiment", "--out",
-           str(tmp / "pred.csv"), "--metrics-json", str(tmp / "m.json")]
+           str(tmp / "pred.csv"), "--metrics-json", str(tmp / "m.json")] + (["--model", model] if model else [])
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, text=True)
     return json.loads((tmp / "m.json").read_text())
 
@@ -69,7 +71,7 @@ def _aggregate(cols: np.ndarray, how: str) -> np.ndarray:
     return (top + np.log(np.exp(cols - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
-def options(tmp: Path, df: pd.DataFrame) -> pd.DataFrame:
+def options(tmp: Path, df: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
     """Part 2: one scoring pass, then every combination evaluated on dev and held-out halves."""
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
@@ -77,7 +79,8 @@ def options(tmp: Path, df: pd.DataFrame) -> pd.DataFrame:
     from llm_backend.prompts.runner import RunConfig, TemplateRun, default_prompt_model
     from llm_backend.prompts.templates import load_template_file
 
-    lm = get_model(default_prompt_model(ModelRegistry()))
+    reg = ModelRegistry()
+    lm = get_model(reg.get(model) if model else default_prompt_model(reg))
     tpl = load_template_file(tmp / "sentiment.yaml")
     run = TemplateRun(tpl, df, "text", "sentiment", RunConfig(calibration="none"), lm=lm)
     prompts = [run.prompt_for(p) for p in range(len(run.rows))]
@@ -113,20 +116,29 @@ def options(tmp: Path, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=None, help="registered causal LM (default: the prompt-scoring default)")
+    args = ap.parse_args()
+    from llm_backend.models.registry import ModelRegistry
+    from llm_backend.prompts.runner import default_prompt_model
+
+    name = args.model or default_prompt_model(ModelRegistry()).name
     df = _rows()
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = recipe(Path(tmp), df)
+        metrics = recipe(Path(tmp), df, args.model)
         print(metrics, flush=True)
-        grid = options(Path(tmp), df)
+        grid = options(Path(tmp), df, args.model)
     dev = next(c for c in grid.columns if c.startswith("acc. dev"))
     held = next(c for c in grid.columns if "held" in c)
     default = grid[(grid["answer casing"] == "as written") & (grid["words per label"] == "max")
                    & (grid["calibration"] == "centering")].iloc[0]
     best = grid.sort_values(dev, ascending=False, kind="stable").iloc[0]
     md = ("# The judged sentiment recipe on the bundled product reviews\n\n"
-          "`nice .venv/bin/python bench/sentiment_recipe.py`; SmolLM2-135M-Instruct (the prompt-scoring default), "
+          f"`nice .venv/bin/python bench/sentiment_recipe.py{' --model ' + args.model if args.model else ''}`; "
+          f"{name}{' (the prompt-scoring default)' if not args.model else ''}, "
           f"the {len(df)} positive/negative rows of `samples/product_reviews.csv` (no movie-review set offline).\n\n"
-          "## Part 1: `python -m llm_backend prompt --mode score` with its defaults\n\n"
+          f"## Part 1: `python -m llm_backend prompt --mode score{' --model ' + args.model if args.model else ''}` "
+          "with its defaults\n\n"
           f"Template `Review: {{{{ text }}}}` / `Is this review positive or negative? Answer:`, verbalizers "
           f"negative: [negative, bad], positive: [positive, good]: **accuracy {metrics['accuracy']:.3f}** "
           f"(macro-F1 {metrics['macro_f1']:.3f}) on {metrics['rows']} rows.\n\n"
@@ -136,7 +148,7 @@ def main() -> None:
           f"held-out {best[held]}. With {len(df) // 2} rows per half, one row is {1 / (len(df) // 2):.3f}; "
           "differences under ~0.1 are noise.\n\n" + markdown_table(grid) + "\n")
     print(md)
-    (ROOT / "bench" / "results" / "sentiment_recipe.md").write_text(md)
+    (ROOT / "bench" / "results" / f"sentiment_recipe_{name}.md").write_text(md)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from llm_backend.prompts.runner import (
     PROMPT_CALIBRATIONS,
     RunConfig,
     TemplateRun,
+    default_prompt_model,
 )
 from llm_backend.prompts.templates import PromptTemplate
 from ui import state
@@ -56,8 +57,9 @@ st.subheader("Run settings")
 s1, s2, s3 = st.columns(3)
 mode = s1.radio("Mode", MODES, format_func=lambda m: MODE_TITLES[m], key="pt_mode")
 with s2:
-    spec = model_picker("masked_lm" if mode == "cloze" else "causal_lm",
-                        "Masked LM" if mode == "cloze" else "Causal LM", key=f"pt_model_{mode}")
+    role = "masked_lm" if mode == "cloze" else "causal_lm"
+    spec = model_picker(role, "Masked LM" if mode == "cloze" else "Causal LM", key=f"pt_model_{mode}",
+                        default=default_prompt_model(registry(), role).name)  # the CLI's default too
     selection = st.selectbox("Few-shot selection", ["random", "nearest"], key="pt_selection",
                              format_func=lambda s: {"random": "random (seeded)",
                                                     "nearest": "nearest neighbours (embeddings)"}[s])

@@ -19,8 +19,9 @@ from ui.sidebar import render_sidebar
 st.set_page_config(page_title="Explain · Zero-Shot Studio", page_icon="🔎", layout="wide")
 render_sidebar()
 st.title("🔎 Why this label?")
-st.caption("Which words pushed a label up or down (occlusion for embedding and trained-head scorers, gradients for "
-           "the LM, NLI and fine-tuned transformers), and the attention view of the model next to it.")
+st.caption("Which words pushed a label up or down (occlusion by default for every scorer — the method measured "
+           "faithful; gradients on request for the LM, NLI and fine-tuned transformers), and the attention view of "
+           "the model next to it.")
 
 ds = state.get_dataset()
 texts = ds.texts() if ds is not None else []

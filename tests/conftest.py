@@ -17,6 +17,9 @@ SHARED_DATA = Path(os.environ.get("ZSS_SHARED_DATA", ROOT.parent / "shared" / "d
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ZSS_FORCE_CPU", "1")  # tests must give the same numbers on every machine
+# Prompt runs default to Gemma 3 270M (measured better); the suite runs them on SmolLM2, which loads in seconds
+# where Gemma's first use assembles and dequantises ~1 GB. tests/prompts/test_default_lm.py covers the default.
+os.environ.setdefault("ZSS_PROMPT_LM", "SmolLM2-135M-Instruct")
 
 # AppTest's default timeout is 3 s; the first model load and page run take longer on 2 cores.
 APP_TIMEOUT = 300

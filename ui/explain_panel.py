@@ -31,7 +31,7 @@ ATTENTION_NOTE = ("Attention is not an explanation: it shows where tokens look i
 
 
 def _method_title(method: str) -> str:
-    return "auto (gradients for LMs, else occlusion)" if method == "auto" else METHOD_TITLES[method]
+    return "auto (occlusion: measured faithful for every scorer)" if method == "auto" else METHOD_TITLES[method]
 
 
 def highlighted_html(attr: Attribution) -> str:
@@ -173,8 +173,9 @@ def explain_prompt_run_panel(result: Any, key: str) -> None:
         method = c2.selectbox("Attribution", METHODS, key=f"{key}_xp_method",
                               format_func=_method_title)
         label = c3.selectbox("Label", ["(predicted)"] + list(result.labels), key=f"{key}_xp_label")
-        st.caption("SmolLM2 on this CPU: gradient × input takes seconds to tens of seconds per row, integrated "
-                   "gradients about 16 times that (docs/explain.md).")
+        st.caption("SmolLM2 on a CPU: occlusion scores the prompt once per word of the row (seconds on a quiet "
+                   "machine, a minute or more on a busy one); gradient × input is faster but measured not faithful "
+                   "for the LM (docs/explain.md).")
         store = f"{key}_xp_result"
         if st.button("Explain", key=f"{key}_xp_go", disabled=pos is None):
             with user_errors("Explaining"):

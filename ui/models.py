@@ -30,12 +30,15 @@ def registry() -> ModelRegistry:
     return ModelRegistry(extra=list(state.get(state.USER_MODELS, [])))
 
 
-def model_picker(role: Role, label: str, key: str, index: int = 0) -> ModelSpec:
-    """A selectbox of the registered models of one role; returns the chosen spec."""
+def model_picker(role: Role, label: str, key: str, index: int = 0, default: str | None = None) -> ModelSpec:
+    """A selectbox of the registered models of one role; returns the chosen spec. ``default`` (a model name)
+    preselects that model when it is registered, so a page starts where its CLI command does."""
     specs = registry().by_role(role)
     names = [s.name for s in specs]
     if not names:
         st.warning(f"No model of role '{role}' is registered: add one in the sidebar (Models → add).")
         st.stop()
+    if default in names:
+        index = names.index(default)
     name = st.selectbox(label, names, key=key, index=min(max(index, 0), len(names) - 1), help="; ".join(f"{s.name}: {s.description}" for s in specs))
     return next(s for s in specs if s.name == name)

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--text", help="a text to explain instead of a row")
     p.add_argument("--label", help="label to explain (default: the predicted one)")
     p.add_argument("--attribution", default="auto", choices=METHODS,
-                   help="auto: gradient × input where the model allows it, else occlusion")
+                   help="auto: occlusion (measured faithful for every scorer; docs/explain.md); gradients on "
+                        "request where the model has them")
     p.add_argument("--steps", type=int, default=16, help="integrated gradients: interpolation steps (default 16)")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=run)

@@ -43,6 +43,9 @@ class Settings:
     force_cpu: bool = field(default_factory=lambda: _env_bool("ZSS_FORCE_CPU"))
     max_text_chars: int = field(default_factory=lambda: _env_int("ZSS_MAX_TEXT_CHARS", 4000))
     workshop_mode: bool = field(default_factory=lambda: _env_bool("ZSS_WORKSHOP_MODE"))
+    #: The causal LM prompt runs use by default (a registered name); empty: the measured default
+    #: (``llm_backend.prompts.runner.DEFAULT_PROMPT_LM``). The test suite sets SmolLM2, which loads in seconds.
+    prompt_lm: str = field(default_factory=lambda: os.environ.get("ZSS_PROMPT_LM", "").strip())
 
     @property
     def cache_dir(self) -> Path:

@@ -21,7 +21,8 @@ METHOD_TITLES = {
     "integrated_gradients": "Integrated gradients (captum)",
     "none": "No attribution (nothing to attribute)",
 }
-#: What ``--attribution``/the page may ask for; "auto" is gradients for causal LMs, else occlusion (explainer.py).
+#: What ``--attribution``/the page may ask for; "auto" is occlusion, the method measured faithful for every scorer
+#: (explainer.py); gradients on request where the model has them.
 METHODS = ("auto", "occlusion", "gradient_x_input", "integrated_gradients")
 
 

@@ -1,14 +1,24 @@
 """``explain_text``: "why this label" for any scorer, choosing the method the scorer allows and saying which ran.
 
-- Embedding similarity, trained heads on embeddings, ensembles: occlusion (leave one word out, one batched call).
-- LM verbalizer (zero-shot page or a prompt-template row): gradient × input by default, integrated gradients on
-  request.
-- NLI and fine-tuned encoders: occlusion by default, gradients on request. Measured (bench/explain_faithfulness.py,
-  195 AG News rows): gradient × input on a fine-tuned MiniLM is *anti*-faithful — deleting its top-3 words raised
-  the label (top beat random on 36% of rows) — while occlusion beat random on every row measured. The reason is
-  structural: a BERT-style encoder applies LayerNorm to (word + position + type embedding), which is invariant to
-  scaling that sum, so ``x · ∇f`` on the word embedding equals ``−(position + type) · ∇f``: a picture of the
-  position embeddings, not of the words. NLI cross-encoders share that architecture.
+``auto`` is occlusion for every scorer; gradients (gradient × input, integrated gradients) run on request where the
+model has them. The reason is measured (bench/explain_faithfulness.py, deletion test on AG News):
+
+- Embedding similarity, trained heads on embeddings, ensembles: occlusion (leave one word out, one batched call);
+  the only method they allow.
+- LM verbalizer (zero-shot page or a prompt-template row): gradient × input is **not** faithful — on 200 rows of the
+  shipped News topic template with SmolLM2, deleting its top-3 words lowered the label more than deleting 3 random
+  words on only 44% of rows (Wilcoxon p = 0.67) — while occlusion beat random on every one of the 17 rows
+  measured so far (top-3: probability drop 0.185 vs 0.009, p = 7.6e-6; fewer than 200 rows because SmolLM2
+  ran at ~170 s a row on the shared, overloaded CPU — the bench resumes to 200). Occlusion is the forward pass the
+  label came from: all variants of the text go through the answer-tree scorer in one call that runs the prompt's
+  shared prefix once (llm_backend.prompts.lm_scoring), so it costs about one scoring pass per word, against about
+  three (a forward and a backward) for gradient × input: slower, but it answers the question the picture asks.
+- NLI and fine-tuned encoders: gradient × input on a fine-tuned MiniLM is *anti*-faithful — deleting its top-3
+  words raised the label (top beat random on 36% of 195 rows) — while occlusion beat random on every one of
+  200 rows (log-odds drop 0.064 vs 0.003, p = 7e-35). The reason is structural: a BERT-style encoder applies LayerNorm to (word + position + type
+  embedding), which is invariant to scaling that sum, so ``x · ∇f`` on the word embedding equals
+  ``−(position + type) · ∇f``: a picture of the position embeddings, not of the words. NLI cross-encoders share
+  that architecture.
 - Asked for gradients where there are none: occlusion, with a note saying so.
 - One word: nothing to attribute (removing it leaves no text), said plainly, no weights invented.
 - Text past the model's limit: only the part the model read is attributed, with a note giving where it was cut.
@@ -51,13 +61,6 @@ def _label_index(label: str | None, labels: Sequence[Label], probs: np.ndarray) 
     raise LabelError(f"'{label}' is not in the label set ({', '.join(names[:20])}).")
 
 
-def _auto_gradients(scorer: Any) -> bool:
-    """Whether ``auto`` means gradients: only for causal LMs (see the module docstring for encoders)."""
-    from llm_backend.scorers.lm import LMVerbalizerScorer
-
-    return isinstance(scorer, LMVerbalizerScorer) or hasattr(scorer, "lm_prompt")
-
-
 def _cut_for_occlusion(scorer: Any, text: str, notes: list[str]) -> str:
     """The part of ``text`` the scorer reads: the app's character cap, then the model's token limit."""
     limit = get_settings().max_text_chars
@@ -92,7 +95,7 @@ def explain_text(scorer: Scorer, text: str, labels: Sequence[Label], *, label: s
     notes: list[str] = []
     prob_fn = probability_function(scorer, labels, corpus, notes)
     reason = gradient_unavailable_reason(scorer)
-    use_gradients = reason is None and (method in GRADIENT_METHODS or (method == "auto" and _auto_gradients(scorer)))
+    use_gradients = reason is None and method in GRADIENT_METHODS  # auto: occlusion (measured, module docstring)
     if method in GRADIENT_METHODS and reason is not None:
         notes.append(f"{METHOD_TITLES[method]} is not available for this scorer ({reason}); occlusion was used "
                      "instead.")
@@ -106,7 +109,7 @@ def explain_text(scorer: Scorer, text: str, labels: Sequence[Label], *, label: s
     if use_gradients:
         full = prob_fn([text])[0]
         j = _label_index(label, labels, full)
-        grad_method = method if method in GRADIENT_METHODS else "gradient_x_input"
+        grad_method = method
         try:
             scored, words, weights, grad_notes = gradient_attribution(scorer, text, labels, j, grad_method, n_steps)
         except GradientTooLarge as exc:

@@ -9,6 +9,7 @@ from llm_backend.core.errors import LabelError, UserError
 from llm_backend.explain.explainer import explain_text
 from llm_backend.explain.faithfulness import deletion_test, summarise
 from llm_backend.explain.scoring import probability_function
+from llm_backend.explain.words import remove_words
 from llm_backend.data.labels import make_labels
 from llm_backend.scorers.base import to_probabilities
 from llm_backend.scorers.embedding import EmbeddingScorer
@@ -71,17 +72,26 @@ def test_bad_input_is_said_plainly(embedder, ag_news):
 
 
 def test_lm_gradients_explain_the_scorers_own_probability(causal_lm, ag_news):
-    """Gradient × input on SmolLM2: the method is named, one finite weight per word of the text (none for the prompt),
-    and the explained probabilities are the scorer's own. (Its deletion-test figure is a bench/ job: too slow here.)"""
+    """Gradient × input on SmolLM2 (on request): the method is named, one finite weight per word of the text (none
+    for the prompt), and the explained probabilities are the scorer's own. ``auto`` is occlusion for the LM (gradient
+    × input measured not faithful there): its weights are real drops of the label when a word is left out. (The
+    deletion-test figures are a bench/ job: too slow here.)"""
     from llm_backend.scorers.lm import LMVerbalizerScorer
 
     scorer = LMVerbalizerScorer(causal_lm)
     text = stratified(ag_news, 1, seed=5)["text"].iloc[1]
-    attr = explain_text(scorer, text, AG_LABELS)
+    attr = explain_text(scorer, text, AG_LABELS, method="gradient_x_input")
     assert attr.method == "gradient_x_input" and attr.scored_text.strip() == text.strip()
     assert len(attr.weights) == len(attr.words) and np.isfinite(attr.weights).all() and np.abs(attr.weights).sum() > 0
     plain = to_probabilities(scorer.score([text], AG_LABELS), "logprob")[0]
     assert np.allclose([attr.probabilities[l.name] for l in AG_LABELS], plain, atol=1e-6)
+    short = " ".join(text.split()[:4])  # occlusion scores the prompt once per word: a short text keeps it quick
+    occ = explain_text(scorer, short, AG_LABELS)
+    assert occ.method == "occlusion" and occ.method_title.startswith("Occlusion")
+    assert len(occ.weights) == len(occ.words) >= 2 and np.isfinite(occ.weights).all()
+    j = [l.name for l in AG_LABELS].index(occ.label)
+    without = to_probabilities(scorer.score([remove_words(short, occ.words, [0])], AG_LABELS), "logprob")[0]
+    assert occ.weights[0] == pytest.approx(occ.probability - without[j], abs=1e-5)
 
 
 def test_nli_gradients_plumbing_on_a_tiny_nli_model(tmp_path, registry):

@@ -28,15 +28,16 @@ def test_a_prompt_run_row_is_explained_with_the_runs_own_probability(causal_lm):
     assert any("contextual" in n.lower() for n in res.notes)
     pos = 2
     shown = to_probabilities(res.scores[pos : pos + 1], "logprob")[0]
-    attr = explain_prompt_row(res, pos, causal_lm)
+    attr = explain_prompt_row(res, pos, causal_lm, method="gradient_x_input")
     assert attr.method == "gradient_x_input" and attr.label == res.pred[pos]
     assert attr.scored_text == res.texts[pos]
     assert np.allclose([attr.probabilities[l] for l in res.labels], shown, atol=1e-5)
     assert len(attr.weights) == len(attr.words) and np.isfinite(attr.weights).all() and np.abs(attr.weights).sum() > 0
     assert any("calibrated probability the run showed" in n for n in attr.notes)
-    # Another label, by occlusion: same probabilities, weights are real drops of that label.
+    # Another label, by the default (auto: occlusion, measured faithful for the LM where gradient × input is not):
+    # same probabilities, weights are real drops of that label.
     other = next(l for l in res.labels if l != res.pred[pos])
-    occ = explain_prompt_row(res, pos, causal_lm, label=other, method="occlusion")
+    occ = explain_prompt_row(res, pos, causal_lm, label=other)
     assert occ.method == "occlusion" and occ.label == other
     assert np.allclose([occ.probabilities[l] for l in res.labels], shown, atol=1e-5)
     scorer = PromptRowScorer(res, pos, causal_lm)

@@ -27,7 +27,9 @@ def test_explain_a_row_of_a_prompt_run_with_its_attention_view():
     at.button(key="pt_xp_0_xp_go").click().run()
     assert not at.exception, at.exception
     attr = at.session_state["pt_xp_0_xp_result"]["attr"]
-    assert attr.method == "gradient_x_input" and attr.label == res.pred[1] and attr.scored_text == res.texts[1]
+    # auto is occlusion for the LM (measured faithful; gradient × input is not), and the page names the method
+    assert attr.method == "occlusion" and attr.label == res.pred[1] and attr.scored_text == res.texts[1]
+    assert any("method:</b> Occlusion" in h.proto.body for h in at.html)
     shown = res.frame().iloc[1]
     assert np.allclose([attr.probabilities[l] for l in res.labels], [shown[f"p[{l}]"] for l in res.labels], atol=1e-3)
     words = [d.value for d in at.dataframe if list(d.value.columns) == ["word", "weight"]]
