@@ -15,11 +15,14 @@ scoring call only (the high-water mark is reset after loading the model and a wa
 give the same argmax.
 
 Part 2, few-shot cost: the shipped topic template on AG News rows, k=0 vs k=4 examples per label (16 shared
-demonstrations, seeded random), with the shared-prefix KV cache (the demonstrations run once per run), and k=4
-without it on a few rows for reference. Time per text is what a user waits for.
+demonstrations, seeded random), with the shared-prefix KV cache (the demonstrations run once per run): with
+demonstrations from a labelled pool, and with gold on the rows being labelled so that rows may themselves be
+demonstrations (each such row reads the shared prefix up to its own slot and recomputes the rest). The settings
+advance in turns of ``--chunk`` rows so all see the same load; k=4 without the cache on ``--n-plain`` rows is
+optional. Time per text is what a user waits for.
 
 Usage: ``flock /tmp/zss-speed.lock nice .venv/bin/python bench/lm_scoring_speed.py [--n 24] [--label-sets
-agnews,banking10] [--n-fewshot 24] [--n-plain 4]``.
+agnews,banking10] [--n-fewshot 100] [--chunk 20] [--n-plain 0] [--skip-onepass]``.
 """
 from __future__ import annotations
 
@@ -171,7 +174,13 @@ def onepass(label_set: str, n: int, model: str | None) -> list[tuple[str, str]]:
     ]
 
 
-def fewshot(n: int, n_plain: int, model: str | None) -> list[tuple[str, str]]:
+def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None) -> list[tuple[str, str]]:
+    """k=0 vs k=4 (pool demonstrations; labelled rows that may be demonstrations) on the same ``n`` AG News rows.
+
+    The three runs advance in turns, ``chunk`` rows each (one chunk of k=0, one of k=4 pool, one of k=4 rows-may-
+    be-demos, then the next round), so a change of load on the shared machine hits all three alike; each run's
+    shared prefix is computed inside its own first chunk (part of its time, as a user waits for it). Wall and
+    process CPU time are both summed per run; ``save`` is called with the rows after every round."""
     import pandas as pd
     from shared_data import ag_news
 
@@ -184,34 +193,65 @@ def fewshot(n: int, n_plain: int, model: str | None) -> list[tuple[str, str]]:
     ev = data.sample(n, random_state=1)
     pool = pd.concat([g.sample(10, random_state=1) for _, g in data.drop(ev.index).groupby("label")])
     df = pd.concat([ev, pool]).reset_index(drop=True)
-    # The rows being labelled carry no gold here, so every demonstration comes from the labelled pool and is the
-    # same for every row (the issue's case). With gold on the labelled rows too, a row that was drawn as a
-    # demonstration gets a substitute and runs its whole prompt: measured as its own line.
+    # "pool": the rows being labelled carry no gold, so every demonstration comes from the labelled pool and is the
+    # same for every row. "rows may be demos": gold on the labelled rows too (the prompt page's case: the
+    # demonstrations are drawn from the labelled data being scored); a row drawn as a demonstration gets the next
+    # example of its label in the same slot and reads the shared prefix up to there.
     unlabelled = df.copy()
     unlabelled.loc[: n - 1, "label"] = ""
     rows = list(range(n))
-    timings = {}
-    for name, k, share, rows_used, frame in (
-            ("k=0", 0, True, rows, unlabelled),
-            ("k=4 shared prefix", 4, True, rows, unlabelled),
-            ("k=4 shared prefix, labelled rows may be demonstrations", 4, True, rows, df),
-            ("k=4 no prefix cache", 4, False, rows[:n_plain], unlabelled)):
+    settings = [("k=0", 0, True, rows, unlabelled),
+                ("k=4 pool demonstrations", 4, True, rows, unlabelled),
+                ("k=4 labelled rows may be demonstrations", 4, True, rows, df)]
+    runs = {}
+    for name, k, share, rows_used, frame in settings:
         run = TemplateRun(tpl, frame, "text", "label", RunConfig(few_shot=k, seed=0, share_prefix=share), lm=lm,
                           rows=rows_used)
         for p in range(len(rows_used)):  # prompts are built outside the timing (same work for every setting)
             run.prompt_for(p)
+        runs[name] = run
+    exs = [tuple(e) for e in runs["k=4 labelled rows may be demonstrations"].examples]
+    shared = max(set(exs), key=exs.count)
+    demo_rows = sum(1 for r in rows if r in shared)
+    wall = {name: 0.0 for name in runs}
+    cpu = {name: 0.0 for name in runs}
+
+    def table(done: int) -> list[tuple[str, str]]:
+        out = [("few-shot rows (AG News, shipped topic template, SmolLM2 chat prompt)",
+                f"{done} of {n} rows done in every setting, in rounds of {chunk}; {demo_rows} of the rows are "
+                "themselves among the demonstrations in the rows-may-be-demos setting")]
+        k0w, k0c = wall["k=0"] / done, cpu["k=0"] / done
+        for name, run in runs.items():
+            tokens = np.mean([run.count_tokens(p) for p in run.prompts[:done]])
+            w, c = wall[name] / done, cpu[name] / done
+            out.append((f"{name}: s per text ({tokens:.0f} prompt tokens)",
+                        f"{w:.3f} s wall = **{w / k0w:.2f}x** k=0; {c:.3f} s CPU = {c / k0c:.2f}x k=0"))
+        out.append(("prefix passes run (k=0 / pool / rows may be demos)",
+                    " / ".join(str(r.prefix_store.computed) for r in runs.values())))
+        return out
+
+    done = 0
+    while done < n:
+        for name, run in runs.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            run.run_chunk(chunk)
+            wall[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+        done = min(n, done + chunk)
+        print(done, {k: round(v, 1) for k, v in wall.items()}, flush=True)
+        if save is not None:
+            save(table(done))
+    out = table(n)
+    if n_plain:
+        run = TemplateRun(tpl, unlabelled, "text", "label", RunConfig(few_shot=4, seed=0, share_prefix=False), lm=lm,
+                          rows=rows[:n_plain])
+        for p in range(n_plain):
+            run.prompt_for(p)
         t0 = time.perf_counter()
-        res = run.run_all()
-        secs = time.perf_counter() - t0
-        tokens = np.mean([run.count_tokens(p) for p in res.prompts])
-        timings[name] = (secs / len(rows_used), tokens, len(rows_used))
-        print(name, timings[name], flush=True)
-    k0 = timings["k=0"][0]
-    out = []
-    for name, (per_text, tokens, m) in timings.items():
-        out.append((f"{name}: s per text ({m} texts, {tokens:.0f} prompt tokens)",
-                    f"{per_text:.3f} s = {per_text / k0:.2f}x k=0"))
-    out.append(("k=4 no cache / k=4 shared prefix", f"{timings['k=4 no prefix cache'][0] / timings['k=4 shared prefix'][0]:.1f}x"))
+        run.run_all()
+        per = (time.perf_counter() - t0) / n_plain
+        out.append((f"k=4 no prefix cache: s per text ({n_plain} texts, after the rounds)",
+                    f"{per:.3f} s = {per / (wall['k=0'] / n):.1f}x k=0"))
     return out
 
 
@@ -219,8 +259,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--label-sets", default="agnews,banking10")
-    ap.add_argument("--n-fewshot", type=int, default=24)
-    ap.add_argument("--n-plain", type=int, default=4)
+    ap.add_argument("--n-fewshot", type=int, default=100)
+    ap.add_argument("--n-plain", type=int, default=0, help="k=4 rows without the prefix cache (slow; 0 = skip)")
+    ap.add_argument("--chunk", type=int, default=20, help="few-shot rows per turn of each setting")
     ap.add_argument("--model", default=None, help="registered causal LM name (default: the registry's default)")
     ap.add_argument("--child", choices=("fast", "naive"), default=None)
     ap.add_argument("--out", default=None)
@@ -244,7 +285,10 @@ def main() -> None:
             print(rows, flush=True)
             _save(rows, args)  # after every label set, so a cut-short run still leaves its numbers
     if not args.skip_fewshot:
-        rows += fewshot(args.n_fewshot, args.n_plain, args.model)
+        head = list(rows)
+        rows += fewshot(args.n_fewshot, args.n_plain, args.model, chunk=args.chunk,
+                        save=lambda part: _save(head + part + [("load average now", " ".join(
+                            f"{x:.1f}" for x in os.getloadavg()))], args))
     rows.append(("load average at end", " ".join(f"{x:.1f}" for x in os.getloadavg())))
     _save(rows, args)
 
@@ -253,7 +297,7 @@ def _save(rows: list[tuple[str, str]], args: argparse.Namespace) -> None:
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     md = ("# Causal-LM prompt scoring speed\n\n"
           f"`flock /tmp/zss-speed.lock .venv/bin/python bench/lm_scoring_speed.py --n {args.n} --n-many {args.n_many} "
-          f"--label-sets {args.label_sets} --n-fewshot {args.n_fewshot} --n-plain {args.n_plain}"
+          f"--label-sets {args.label_sets} --n-fewshot {args.n_fewshot} --n-plain {args.n_plain} --chunk {args.chunk}"
           f"{' --skip-onepass' if args.skip_onepass else ''}{' --skip-fewshot' if args.skip_fewshot else ''}`; all "
           "settings measured in this one run on a shared 2-core CPU with other jobs running (compare the ratios, not the seconds).\n\n"
           "| measure | value |\n|---|---|\n" + table + "\n")

@@ -34,6 +34,7 @@ from ui.persistence import record_run
 from ui.progress import progress_bar
 from ui.sidebar import render_sidebar
 from ui.text import plain
+from ui.wording_help_panel import wording_help_panel
 from ui.zero_shot_view import comparison_view, results_view
 
 RESULT = "zs_result"  # {"result": ZeroShotResult, "fingerprint": str, "dataset": str}
@@ -161,8 +162,7 @@ export_classifier(res, texts, lambda: build_scorer(cfg_a, registry(), get_model)
 explain_row_panel(texts, res.labels, lambda: build_scorer(cfg_a, registry(), get_model)[0], key="zs")
 
 st.header("4 · Confusable labels")
-st.caption("Label pairs whose meanings sit very close in embedding space, or that the confusion matrix mixes most, "
-           "with words from the texts nearest each label as candidate phrasings.")
+st.caption("Label pairs whose meanings sit very close in embedding space, or that the confusion matrix mixes most.")
 if st.button("Find confusable labels", key="zs_confusable_btn"):
     with user_errors("Finding confusable labels"):
         bar, cb = progress_bar("Embedding texts", RunTimer("Embedding texts"))
@@ -175,9 +175,8 @@ if conf:
         st.success("No label pair stands out.")
     else:
         st.dataframe(conf["pairs"], width="stretch", hide_index=True)
-    st.dataframe([{"label": k, "distinctive words near it": ", ".join(v)} for k, v in conf["suggest"].items()],
-                 width="stretch", hide_index=True)
-    st.caption("Add the fitting words as extra phrasings or a description in the label table, then run again.")
+
+wording_help_panel(lambda: build_scorer(cfg_a, registry(), get_model)[0], texts, res, gold, ds.fingerprint)
 
 st.header("5 · Compare")
 what = st.radio("Compare the run above with", ["another method", "another label set"], horizontal=True,

@@ -2,8 +2,11 @@
 
 Two strategies:
 
-- **random** (seeded): one shuffled order per label; every row gets the first k of each label that are not itself
-  (nor a duplicate of its text). Most rows therefore see the same demonstrations, which keeps results comparable.
+- **random** (seeded): one shuffled order per label; every row gets the first k of each label, so most rows see
+  the same demonstrations, which keeps results comparable. A row that is itself one of them (or a duplicate of
+  its text) gets the next example of that label *in the same slot*: its prompt equals the shared one up to that
+  demonstration, so the prompt scorer reuses the shared prefix's KV cache up to there and recomputes only the rest
+  (``lm_scoring``: a row's visible prefix).
 - **nearest**: the k rows of each label most similar to the row (cosine of :func:`embed_texts` vectors). Examples
   are ordered least to most similar, so the closest one sits right before the question.
 
@@ -13,7 +16,7 @@ question makes a template look far better than it is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -77,8 +80,7 @@ def select_examples(
         if method == "random":
             picked_per_label = []
             for lab in label_set:
-                chosen = [int(i) for i in orders[lab] if i != t and norm_text[i] != own][:k]
-                picked_per_label.append(chosen)
+                picked_per_label.append(_first_k_in_place(orders[lab], k, lambda i: i != t and norm_text[i] != own))
             # Interleave labels (a, b, c, a, b, c…) so no label sits in one block right before the question.
             inter = [row[j] for j in range(k) for row in picked_per_label if j < len(row)]
             mix = np.random.default_rng(seed + 1).permutation(len(inter))  # same order pattern for every row
@@ -101,3 +103,15 @@ def select_examples(
                 picked = picked[:max_total]
             out.append([i for _, i in sorted(picked, key=lambda p: p[0])])  # least to most similar
     return ExampleChoice(out, notes)
+
+
+def _first_k_in_place(order: Sequence[int], k: int, allowed: Callable[[int], bool]) -> list[int]:
+    """The first ``k`` of ``order``, each one that is not ``allowed`` replaced in its slot by the next allowed one
+    after the first ``k`` (dropped when there is none): rows that lose a demonstration keep the others' order."""
+    spare = (int(i) for i in order[k:] if allowed(int(i)))
+    out = []
+    for i in order[:k]:
+        sub = int(i) if allowed(int(i)) else next(spare, None)
+        if sub is not None:
+            out.append(sub)
+    return out

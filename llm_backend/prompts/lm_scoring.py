@@ -345,6 +345,19 @@ def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
+def visible_prefix_len(prefix: Sequence[int], seq: Sequence[int]) -> int:
+    """How much of a shared ``prefix`` a row ``seq`` may read: the tokens both start with (the keys there were
+    computed from exactly the row's own tokens, since attention is causal), leaving the row at least its last token.
+    A row whose demonstrations differ from the shared ones in one slot (it is itself a demonstration and got a
+    substitute) reads the shared keys up to that slot and recomputes the rest of its prompt itself, so it never
+    sees the shared prompt's demonstration of itself, nor anything computed after it."""
+    n = min(len(prefix), len(seq) - 1)
+    m = 0
+    while m < n and prefix[m] == seq[m]:
+        m += 1
+    return m
+
+
 #: A shared prefix shorter than this is not worth a separate pass (one cache copy per batch costs more).
 MIN_SHARED_TOKENS = 8
 
@@ -368,6 +381,21 @@ class PrefixStore:
             n = len(key)
             if all(len(s) > n and tuple(s[:n]) == key for s in seqs) and (best is None or n > len(best[0])):
                 best = (key, cache)
+        return best
+
+    def get(self, key: tuple[int, ...]) -> Any:
+        return self._items.get(key)
+
+    def best_partial(self, seqs: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], Any, int] | None:
+        """The stored prefix whose keys the most row tokens can reuse (each row up to where it departs from it),
+        with that token count; None when no stored prefix starts at least one row in full."""
+        best = None
+        for key, cache in self._items.items():
+            if not any(len(s) > len(key) and tuple(s[:len(key)]) == key for s in seqs):
+                continue
+            reuse = sum(visible_prefix_len(key, s) for s in seqs)
+            if best is None or reuse > best[2]:
+                best = (key, cache, reuse)
         return best
 
     def put(self, key: tuple[int, ...], cache: Any) -> None:
@@ -438,8 +466,28 @@ def continuation_logprobs(
     with loaded.lock, torch.inference_mode():
         for key, members in by_group.items():
             hint = (prefix_hints or {}).get(key)
-            prefix, cache = _group_prefix(state, members, share_prefix, hint, prefix_store)
-            state.score_group(members, prefix, cache)
+            partial = hint is not None and share_prefix and tree_scoring_supported(loaded.model)
+            if hint is not None and share_prefix and not partial and len(members) > 1:
+                # No per-row prefix lengths without the tree path's mask: rows that depart from the hint before the
+                # others (a demonstration replaced in one slot) are scored apart, so they do not cut the prefix
+                # short for every row of the group.
+                hint_ids = _hint_ids(loaded, hint, prep.prompt_ids[members[0]])
+                reach = {i: _common_prefix_len([hint_ids, prep.prompt_ids[i]]) for i in members}
+                departed = [i for i in members if reach[i] < max(reach.values())]
+                if departed:
+                    members = [i for i in members if i not in set(departed)]
+                    sub_prefix, sub_cache = _group_prefix(state, departed, share_prefix, None, prefix_store)
+                    state.score_group(departed, sub_prefix, sub_cache)
+            prefix, cache = _group_prefix(state, members, share_prefix, hint, prefix_store, partial=partial)
+            visible = {i: visible_prefix_len(prefix, prep.prompt_ids[i]) for i in members}
+            inside = [i for i in members if visible[i] == len(prefix)]
+            outside = [i for i in members if visible[i] < len(prefix)]
+            if outside and not tree_scoring_supported(loaded.model, cache):  # per-row prefixes need a 4-D mask
+                state.score_group(inside, prefix, cache)
+                sub_prefix, sub_cache = _group_prefix(state, outside, share_prefix, None, None)
+                state.score_group(outside, sub_prefix, sub_cache)
+            else:
+                state.score_group(members, prefix, cache, visible=visible if outside else None)
     if state.halved_to is not None:
         prep.notes.messages.append(f"The GPU ran out of memory: halved the batch (to {state.halved_to} tokens per "
                                    "pass) and went on.")
@@ -448,9 +496,11 @@ def continuation_logprobs(
 
 
 def _group_prefix(state: _RunState, members: list[int], share: bool, hint: str | None,
-                  store: PrefixStore | None) -> tuple[list[int], Any]:
+                  store: PrefixStore | None, partial: bool = False) -> tuple[list[int], Any]:
+    if not members:
+        return [], None
     return shared_prefix(state.loaded, [state.prep.prompt_ids[i] for i in members], share=share, hint=hint,
-                         store=store)
+                         store=store, partial=partial)
 
 
 def run_prefix(loaded: LoadedModel, prefix: Sequence[int]) -> Any:
@@ -463,31 +513,65 @@ def run_prefix(loaded: LoadedModel, prefix: Sequence[int]) -> Any:
 
 
 def shared_prefix(loaded: LoadedModel, seqs: Sequence[Sequence[int]], *, share: bool = True, hint: str | None = None,
-                  store: PrefixStore | None = None) -> tuple[list[int], Any]:
+                  store: PrefixStore | None = None, partial: bool = False) -> tuple[list[int], Any]:
     """The token prefix shared by ``seqs`` and its past key/values (``[], None`` when too short to be worth it).
 
     A prefix in ``store`` that starts every sequence is reused; otherwise the longest common prefix (cut to the
     tokens of ``hint`` minus one, when given, so it does not depend on which rows are in this call) is run once.
+
+    ``partial`` (with a ``hint``; for callers that give each row its own visible prefix length, see
+    :func:`visible_prefix_len`): the prefix is the hint's tokens, and rows that depart from it early (a
+    demonstration replaced in one slot) still share it up to where they depart, instead of cutting the prefix short
+    for every row.
     """
     if not share or not seqs:
         return [], None
+    if partial and hint is not None:
+        # The hint's tokens but the last (it may merge with the row's first characters): the same prefix in every
+        # call of the run, whichever rows it holds (even only rows that depart from it early).
+        prefix = _hint_ids(loaded, hint, seqs[0])[:-1]
+        if store is not None:
+            stored = store.get(tuple(prefix))
+            if stored is not None:
+                return prefix, stored
+            found = store.best_partial(seqs)
+            if found is not None and (len(prefix) < MIN_SHARED_TOKENS or
+                                      found[2] >= sum(visible_prefix_len(prefix, s) for s in seqs)):
+                return list(found[0]), found[1]
+        return _run_and_store(loaded, prefix, store)
     if store is not None:
         found = store.find(seqs)
         if found is not None:
             return list(found[0]), found[1]
+    prefix, _ = _prefix_tokens(loaded, seqs, _hint_ids(loaded, hint, seqs[0]) if hint is not None else None)
+    return _run_and_store(loaded, prefix, store)
+
+
+def _hint_ids(loaded: LoadedModel, hint: str, first: Sequence[int]) -> list[int]:
+    hint_ids = _encode(loaded.tokenizer, hint, special=False)
+    bos = getattr(loaded.tokenizer, "bos_token_id", None)
+    if list(first[:1]) == [bos] and hint_ids[:1] != [bos]:
+        hint_ids = [bos] + hint_ids
+    return hint_ids
+
+
+def _prefix_tokens(loaded: LoadedModel, seqs: Sequence[Sequence[int]],
+                   hint_ids: list[int] | None) -> tuple[list[int], int]:
+    """The common prefix of ``seqs`` (cut to the hint's tokens minus one when given); empty when too short."""
     n = _common_prefix_len(seqs) if len(seqs) > 1 else 0
-    if hint is not None:
-        hint_ids = _encode(loaded.tokenizer, hint, special=False)
-        bos = getattr(loaded.tokenizer, "bos_token_id", None)
-        if seqs[0][:1] == [bos] and hint_ids[:1] != [bos]:
-            hint_ids = [bos] + hint_ids
+    if hint_ids is not None:
         # The last token of the hint may merge with the row's first characters: stop one token short of it.
-        n_hint = _common_prefix_len([hint_ids] + seqs) - 1
+        n_hint = _common_prefix_len([hint_ids] + list(seqs)) - 1
         n = n_hint if len(seqs) == 1 else min(n, n_hint)
     n = min(n, min(len(s) for s in seqs) - 1)  # every row keeps at least its last token to read logits from
     if n < MIN_SHARED_TOKENS:
+        return [], 0
+    return list(seqs[0][:n]), n
+
+
+def _run_and_store(loaded: LoadedModel, prefix: list[int], store: PrefixStore | None) -> tuple[list[int], Any]:
+    if len(prefix) < MIN_SHARED_TOKENS:
         return [], None
-    prefix = list(seqs[0][:n])
     cache = run_prefix(loaded, prefix)
     if store is not None:
         store.computed += 1
@@ -577,6 +661,7 @@ class _RunState:
         self.eager = getattr(config, "_attn_implementation", None) == "eager"
         self._trees: dict[tuple[tuple[int, ...], ...], _AnswerTree] = {}
         self.trees: dict[int, _AnswerTree] = {}
+        self.visible: dict[int, int] = {}  # per row of the group being scored: prefix keys it may read
 
     def _halve(self) -> None:
         self.budget = halve_on_oom(self.budget, floor=64)
@@ -599,10 +684,18 @@ class _RunState:
         return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=rows,
                                key_budget=KEY_BUDGET_FACTOR * self.budget)
 
-    def score_group(self, members: list[int], prefix: list[int], cache: Any) -> None:
+    def score_group(self, members: list[int], prefix: list[int], cache: Any,
+                    visible: dict[int, int] | None = None) -> None:
+        """Score ``members`` after the shared ``prefix``; ``visible`` (tree path only) gives rows that may read
+        only the start of the prefix (see :func:`visible_prefix_len`) their own length."""
+        if not members:
+            return
         p = len(prefix)
         tree = tree_scoring_supported(self.loaded.model, cache)
-        rest = {i: self.prep.prompt_ids[i][p:] for i in members}
+        self.visible = {i: p for i in members} if visible is None else dict(visible)
+        if not tree and any(v != p for v in self.visible.values()):
+            raise ValueError("per-row prefix lengths need the tree path's 4-D mask")
+        rest = {i: self.prep.prompt_ids[i][self.visible[i]:] for i in members}
         lengths = [0] * len(self.prep.prompt_ids)
         for i in members:  # a tree pass also carries the answer-tree tokens of each row
             lengths[i] = len(rest[i]) + (len(self._tree(i).tokens) if tree else 0)
@@ -635,12 +728,14 @@ class _RunState:
 
         trees = [self._tree(i) for i in batch]
         widths = [len(rest[i]) for i in batch]
+        seen = [self.visible.get(i, p) for i in batch]  # prefix keys each row may read (its own start)
         w_max, s_max, b = max(widths), max(len(t.tokens) for t in trees), len(batch)
         q = w_max + s_max
         ids = torch.full((b, q), self.pad_id, dtype=torch.long)
         pos = torch.full((b, q), p, dtype=torch.long)
         allowed = torch.zeros((b, q, p + q), dtype=torch.bool)
-        allowed[:, :, :p] = True
+        for r, v in enumerate(seen):
+            allowed[r, :, :v] = True
         causal = torch.tril(torch.ones((w_max, w_max), dtype=torch.bool))
         for r, i in enumerate(batch):
             w, tree = widths[r], trees[r]
@@ -648,12 +743,12 @@ class _RunState:
             own = torch.zeros(w_max, dtype=torch.bool)
             own[pad:] = True
             ids[r, pad:w_max] = torch.tensor(rest[i])
-            pos[r, pad:w_max] = torch.arange(p, p + w)
+            pos[r, pad:w_max] = torch.arange(seen[r], seen[r] + w)
             allowed[r, :w_max, p:p + w_max] = causal & own[None, :]
             n = len(tree.tokens)
             if n:
                 ids[r, w_max:w_max + n] = torch.tensor(tree.tokens)
-                pos[r, w_max:w_max + n] = p + w + torch.tensor(tree.depths)
+                pos[r, w_max:w_max + n] = seen[r] + w + torch.tensor(tree.depths)
                 allowed[r, w_max:w_max + n, p:p + w_max] = own[None, :]
                 allowed[r, w_max:w_max + n, p + w_max:p + w_max + n] = tree.ancestors
         diag = torch.arange(q)

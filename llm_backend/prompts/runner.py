@@ -206,7 +206,9 @@ class TemplateRun:
         self.dropped_described: dict[int, str] = {}  # example row -> how it is named in the note
         self._fitted: dict[tuple[int, ...], list[int]] = {}
         self.prefix_store = PrefixStore()
-        self._shared_keys: set[tuple[int, ...]] = set()
+        self._shared_keys: set[tuple[int, ...]] = set()  # demonstrations shared by several rows
+        self._hints: dict[tuple[int, ...], str] = {}  # their prompt start (the prefix hint)
+        self._main: list[tuple[int, ...] | None] = []  # the run's most common demonstrations, once known
         self._check_fixed_part()
         if mode == "score":
             self.notes.extend(verbalizer_notes(self.model.tokenizer, template.verbalizer, self.cfg.normalize))
@@ -374,6 +376,26 @@ class TemplateRun:
         """(label, answer word) of each column of :attr:`word_scores`."""
         return [(lab, w) for lab, words in self.t.verbalizer.items() for w in words]
 
+    def _main_examples(self) -> tuple[int, ...] | None:
+        """The demonstrations most rows of the whole run share (None when no two rows share theirs), registered
+        with their prompt start as prefix hint; chosen over all rows, not per chunk, so a first chunk of rows that
+        are themselves demonstrations already reads the shared prefix."""
+        if not self._main:
+            counts: dict[tuple[int, ...], int] = {}
+            for e in self.examples:
+                counts[tuple(e)] = counts.get(tuple(e), 0) + 1
+            top = max(counts, key=lambda k: counts[k]) if counts else None
+            main = None
+            if top is not None and counts[top] > 1:
+                pos = next(p for p, e in enumerate(self.examples) if tuple(e) == top)
+                self.prompt_for(pos)  # fits its demonstrations to the context first (the same for every such row)
+                main = tuple(self.examples[pos])
+                if main not in self._shared_keys:
+                    self._shared_keys.add(main)
+                    self._hints[main] = self.shared_start(pos)
+            self._main.append(main)
+        return self._main[0]
+
     def _score_prompts(self, prompts: list[str], progress: Progress = None,
                        positions: Sequence[int] | None = None, start: int | None = None) -> np.ndarray:
         if self.cfg.mode == "cloze":
@@ -383,20 +405,22 @@ class TemplateRun:
         cands, owners = self._candidates()
         groups, hints = None, None
         if positions is not None and self.cfg.share_prefix:
-            # Rows with the same demonstrations share their prompt start; lone rows go together (they still share
-            # the chat header and the instruction).
+            # Rows with the same demonstrations share their prompt start. A lone row (its demonstrations are the
+            # run's shared ones with one replaced: it is itself a demonstration) joins the group of the most common
+            # demonstrations and reads their cached keys up to the slot where its own prompt departs from them,
+            # recomputing only the rest (lm_scoring.visible_prefix_len). When no two rows of the run share their
+            # demonstrations (nearest neighbours), lone rows go together (they share the chat header and the
+            # instruction).
             keys = [tuple(self.examples[p]) for p in positions]
+            main = self._main_examples()
             counts = {k: keys.count(k) for k in set(keys)}
-            hints = {}
-            groups = []
             for p, key in zip(positions, keys):
-                if counts[key] > 1 or key in self._shared_keys:
+                if counts[key] > 1 and key not in self._shared_keys:
                     self._shared_keys.add(key)
-                    groups.append(key)
-                    if key not in hints:
-                        hints[key] = self.shared_start(p)
-                else:
-                    groups.append("lone rows")
+                    self._hints[key] = self.shared_start(p)
+            fallback = main if main is not None else "lone rows"
+            groups = [key if key in self._shared_keys else fallback for key in keys]
+            hints = {key: self._hints[key] for key in set(groups) if key in self._hints}
         raw = continuation_logprobs(self.model, prompts, cands, progress=progress, notes=self.notes,
                                     normalize=self.cfg.normalize, share_prefix=self.cfg.share_prefix,
                                     groups=groups, prefix_hints=hints, prefix_store=self.prefix_store)

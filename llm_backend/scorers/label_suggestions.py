@@ -9,8 +9,9 @@ The top phrases become a suggested description the user can read, edit and accep
 returns the label set with the accepted descriptions, which every method then uses.
 
 No gold labels are read. Chinese (or any unspaced script) is cut into words with jieba, so the phrases are words
-rather than whole sentences. The gain of accepting the suggestions is measured on held-out rows in
-bench/zero_shot_options.py (docs/zero-shot.md, "Label wording help").
+rather than whole sentences. Whether to propose them, and what accepting
+changes, is :mod:`llm_backend.scorers.wording_help` (measured in bench/label_wording.py; docs/zero-shot.md,
+"Label wording help").
 """
 from __future__ import annotations
 

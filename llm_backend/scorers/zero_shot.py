@@ -260,46 +260,6 @@ def confusable_pairs(
     return df.sort_values(["confusion_rate", "label_cosine"], ascending=False).head(top).reset_index(drop=True)
 
 
-def suggest_phrasings(
-    texts: Sequence[str],
-    text_vectors: np.ndarray,
-    label_vectors: np.ndarray,
-    labels: Sequence[Label],
-    *,
-    n_nearest: int = 25,
-    n_words: int = 6,
-) -> dict[str, list[str]]:
-    """Words that distinguish the texts nearest each label from the corpus: candidates for extra phrasings.
-
-    For each label, take its ``n_nearest`` texts by cosine and rank words by how much more often they occur there
-    than in the whole corpus (document frequency, English stop words removed); words already in the label are
-    skipped. These are suggestions to read, not rules: the nearest texts may themselves be mislabelled.
-    """
-    from llm_backend.data.words import word_vectorizer
-
-    if len(texts) == 0 or len(labels) == 0:
-        return {}
-    try:
-        vec = word_vectorizer(texts, binary=True, max_features=20_000)  # jieba words for Chinese
-        X = vec.fit_transform([str(t) for t in texts])
-    except ValueError:  # every text empty or only stop words
-        return {l.name: [] for l in labels}
-    vocab = np.asarray(vec.get_feature_names_out())
-    corpus_rate = np.asarray(X.mean(axis=0)).ravel()
-    sims = np.asarray(text_vectors) @ np.asarray(label_vectors).T
-    n_near = max(1, min(n_nearest, len(texts)))
-    out: dict[str, list[str]] = {}
-    for j, lab in enumerate(labels):
-        near = np.argsort(-sims[:, j])[:n_near]
-        near_rate = np.asarray(X[near].mean(axis=0)).ravel()
-        lift = near_rate - corpus_rate
-        own = {w for phrase in lab.texts() for w in phrase.lower().split()}
-        words = [vocab[i] for i in np.argsort(-lift) if lift[i] > 0 and near_rate[i] * n_near >= 2
-                 and vocab[i] not in own][:n_words]
-        out[lab.name] = words
-    return out
-
-
 # ---------------------------------------------------------------- comparing two runs
 
 
@@ -353,9 +313,8 @@ def labels_from_frame(df: pd.DataFrame) -> list[Label]:
 
 def confusable_report(embedding_scorer: Any, texts: Sequence[str], result: ZeroShotResult,
                       metrics: dict[str, Any] | None = None, progress: Progress = None) -> dict[str, Any]:
-    """Close label pairs (embedding cosine and confusion) plus candidate phrasings for each label: one call for the
-    page and scripts. ``embedding_scorer`` is an :class:`~llm_backend.scorers.embedding.EmbeddingScorer`."""
-    text_vecs = embedding_scorer.text_embeddings(texts, progress=progress)
-    label_vecs = embedding_scorer.label_embeddings(result.labels)
-    return {"pairs": confusable_pairs(result.label_names, label_similarity(label_vecs), metrics),
-            "suggest": suggest_phrasings(texts, text_vecs, label_vecs, result.labels)}
+    """Close label pairs (embedding cosine and confusion): one call for the page and scripts.
+    ``embedding_scorer`` is an :class:`~llm_backend.scorers.embedding.EmbeddingScorer`. Wording suggestions for the
+    labels are :func:`llm_backend.scorers.wording_help.wording_help` (with the effect of accepting them)."""
+    label_vecs = embedding_scorer.label_embeddings(result.labels, progress=progress)
+    return {"pairs": confusable_pairs(result.label_names, label_similarity(label_vecs), metrics)}

@@ -21,16 +21,25 @@ def test_score_self_training_writes_metrics(tmp_path):
     assert metrics["macro_f1"] > 1 / 6 + 0.2  # well above chance (6 topics)
 
 
-def test_suggest_labels_writes_a_label_file_with_descriptions(tmp_path, capsys):
-    out = tmp_path / "labels.yaml"
+def test_suggest_labels_writes_the_proposal_and_its_effect(tmp_path, capsys):
+    out, rep = tmp_path / "labels.yaml", tmp_path / "report.json"
+    names = ["politics", "sports", "business", "science_technology", "health", "entertainment"]
     rc = main(["suggest-labels", "--data", str(SAMPLES_DIR / "news_headlines.csv"), "--text-column", "text",
-               "--labels", "politics", "sports", "business", "technology", "--out", str(out)])
+               "--labels", *names, "--gold-column", "topic", "--out", str(out), "--report-json", str(rep)])
     assert rc == 0
     labels = load_labels_file(out)
-    assert [l.name for l in labels] == ["politics", "sports", "business", "technology"]
-    described = [l for l in labels if l.description]
-    assert described and all(l.description.startswith(l.phrase + ": ") for l in described)
-    assert "cryptic" in capsys.readouterr().err
+    assert [l.name for l in labels] == names  # names kept
+    report = json.loads(rep.read_text())
+    offered = [r["name"] for r in report["labels"] if r["proposal"]]
+    assert offered  # one-word names: words from their rows are offered
+    described = [l.name for l in labels if l.description]
+    # The file holds the proposal: the additions when the label-free check advises them, else the bare names.
+    assert described == (offered if report["recommended"] else [])
+    assert report["n_rows"] == len(pd.read_csv(SAMPLES_DIR / "news_headlines.csv"))
+    assert 0 <= report["changed_rows"] <= report["n_rows"]
+    assert 0 < report["macro_f1_names"] <= 1 and 0 < report["macro_f1_accepted"] <= 1
+    err = capsys.readouterr().err
+    assert "change the label of" in err and "macro-F1 against topic" in err
 
 
 def test_suggest_labels_bad_column_is_a_clear_error(tmp_path, capsys):

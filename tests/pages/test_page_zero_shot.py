@@ -63,7 +63,29 @@ def test_run_metrics_filter_and_compare():
     # Confusable labels analysis.
     at.button(key="zs_confusable_btn").click().run()
     assert not at.exception
-    assert at.session_state["zs_confusable"]["suggest"]
+    assert "pairs" in at.session_state["zs_confusable"]
+
+
+def test_wording_help_shows_the_effect_and_accepting_keeps_the_names():
+    at = _app(160)  # the whole sample: science_technology needs a few confident rows to draw words from
+    at.run()
+    at.button(key="zs_run").click().run()
+    at.button(key="zs_wording_btn").click().run()
+    assert not at.exception, at.exception
+    wh = at.session_state["zs_wording"]["help"]
+    names = [l.name for l in at.session_state[state.LABELS]]
+    assert [c.name for c in wh.checks] == names
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Rows whose label would change"] == f"{wh.changed_rows:,} of 160"
+    assert "Macro-F1 against your gold column if you accept" in shown  # the sample has a gold column
+    assert wh.n_accepted >= 1  # one-word names: words from their rows are offered
+    assert ("Accept the proposal" if wh.recommended else "Accept the additions anyway") in [
+        b.label for b in at.button]
+    at.button(key="zs_wording_accept").click().run()
+    assert not at.exception, at.exception
+    accepted = at.session_state[state.LABELS]
+    assert [l.name for l in accepted] == names
+    assert [l.name for l in accepted if l.description] == [c.name for c in wh.checks if c.proposal]
 
 
 @pytest.mark.parametrize("pasted, message", [("politics\npolitics", "Duplicate"), ("politics", "at least two")])

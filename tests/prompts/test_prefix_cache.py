@@ -24,6 +24,7 @@ from llm_backend.prompts.lm_scoring import (
     continuation_logprobs,
     continuation_logprobs_naive,
     tree_scoring_supported,
+    visible_prefix_len,
 )
 from llm_backend.models.loading import LoadedModel
 from llm_backend.prompts.runner import RunConfig, TemplateRun, verbalizer_notes
@@ -78,6 +79,87 @@ def test_groups_hints_and_store_across_calls(causal_lm, news):
     again = continuation_logprobs(causal_lm, prompts[:2], cands, prefix_store=store)
     assert store.computed == 2  # found in the store, not run again
     assert np.abs(again - ref[:2]).max() < 1e-3
+
+
+def test_row_departing_from_the_shared_prefix_reads_only_its_own_start(causal_lm, news):
+    """A row whose demonstration slot differs from the shared prompt's (it is itself that demonstration and got a
+    substitute) reuses the shared prefix's keys up to where it departs and recomputes the rest: its scores equal a
+    plain full forward of its own prompt, and noise written into the shared keys after that point (the shared
+    prompt's demonstration of the row itself, and everything computed after it) changes nothing for it."""
+    head = "You sort news by topic: World, Sports, Business or Sci/Tech.\n\n"
+    demo_a = "Article: Stocks fell sharply after the bank raised rates.\nTopic: Business\n\n"
+    own = "Article: " + news["text"][5] + "\nTopic: " + news["label"][5] + "\n\n"
+    substitute = "Article: A new chip doubles the battery life of phones.\nTopic: Sci/Tech\n\n"
+    shared = head + demo_a + own
+    texts = news["text"].tolist()
+    prompts = [shared + f"Article: {texts[i]}\nTopic:" for i in (0, 4, 8)]
+    prompts.append(head + demo_a + substitute + f"Article: {texts[5]}\nTopic:")  # row 5 never sees ``own``
+    cands = [" World", " Sports", " Business", " Science and technology"]
+    store = PrefixStore()
+    kw = dict(groups=["g"] * 4, prefix_hints={"g": shared + "Article: "}, prefix_store=store)
+    fast = continuation_logprobs(causal_lm, prompts, cands, **kw)
+    ref = continuation_logprobs_naive(causal_lm, prompts, cands)
+    assert np.abs(fast - ref).max() < 1e-3 and (fast.argmax(1) == ref.argmax(1)).all()
+    assert store.computed == 1  # the departing row did not cost a prefix of its own
+    (key, cache), = store._items.items()
+    tok = causal_lm.tokenizer
+    row_ids = tok(prompts[3].rstrip(" "), add_special_tokens=False)["input_ids"]
+    seen = visible_prefix_len(key, row_ids)
+    own_start = len(tok(head + demo_a, add_special_tokens=False)["input_ids"]) - 1
+    own_text = len(tok(head + demo_a + "Article:", add_special_tokens=False)["input_ids"]) + 1
+    assert own_start <= seen <= own_text < len(key)  # reads up to its own example's slot ("Article: "), not into it
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for layer in cache.layers:
+            layer.keys[:, :, seen:] = 10 * torch.randn(layer.keys[:, :, seen:].shape, generator=gen)
+            layer.values[:, :, seen:] = 10 * torch.randn(layer.values[:, :, seen:].shape, generator=gen)
+    again = continuation_logprobs(causal_lm, prompts, cands, **kw)
+    assert store.computed == 1
+    assert np.abs(again[3] - ref[3]).max() < 1e-3  # the departing row never read those keys
+    assert np.abs(again[:3] - ref[:3]).max() > 1e-2  # the others did (the poison is real)
+
+
+class _NoTree:
+    """The real model without its config: the scorer cannot use the tree path's 4-D mask (like Gemma 3)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, **kwargs):
+        return self.model(**kwargs)
+
+
+@pytest.mark.parametrize("tree", [True, False], ids=["answer-tree", "continuation"])
+def test_rows_that_are_demonstrations_share_the_prefix_and_match_plain_path(causal_lm, news, tree):
+    """The normal page case: demonstrations are drawn from the labelled rows being scored. A row that is one of
+    them gets the next example of its label in the same slot (never itself), joins the shared group, and its
+    scores equal the plain path's (every prompt in full); the shared prefix is computed once for the whole run."""
+    cfg = dict(few_shot=1, calibration="none", seed=3)
+    if not tree:
+        causal_lm = LoadedModel(causal_lm.spec, _NoTree(causal_lm.model), causal_lm.tokenizer, causal_lm.device)
+    run = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg), lm=causal_lm)
+    main = max(map(tuple, run.examples), key=lambda e: run.examples.count(list(e)))
+    demo_rows = [r for r in run.rows if r in main]
+    assert len(demo_rows) == 4 and len(main) == 4
+    for r in demo_rows:
+        ex = run.examples[r]
+        assert r not in ex and len(ex) == 4
+        differ = [s for s in range(4) if ex[s] != main[s]]
+        assert differ == [main.index(r)]  # the substitute takes the row's own slot; the others stay in place
+        assert news["label"][ex[differ[0]]] == news["label"][r]
+    rows = demo_rows + [r for r in run.rows if r not in main][:2]  # 4 demonstrations and 2 rows that are not
+    run = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg), lm=causal_lm, rows=rows)
+    res = run.run_all(chunk=3)
+    # with the tree path one prefix pass for the whole run; without it the demonstration rows of each chunk share
+    # a shorter prefix of their own
+    assert run.prefix_store.computed == 1 if tree else run.prefix_store.computed <= 3
+    for pos, r in enumerate(rows[:4]):
+        assert res.prompts[pos].count(news["text"][r][:60]) == 1  # its text appears once: as the question only
+    plain = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg, share_prefix=False),
+                        lm=causal_lm, rows=rows).run_all(chunk=6)
+    assert plain.prompts == res.prompts
+    assert np.abs(res.scores - plain.scores).max() < 1e-3
+    assert (res.scores.argmax(1) == plain.scores.argmax(1)).all()
 
 
 class _OomOnce:
@@ -174,3 +256,25 @@ def test_calibration_defaults_and_pmi(causal_lm, news):
     centred = TemplateRun(tpl, news, "text", "label", lm=causal_lm, rows=list(range(12)))
     centred.scores, centred.done = run.scores.copy(), 12  # same raw scores, default calibration
     assert np.allclose(centred.result().scores, run.scores - run.scores.mean(axis=0))
+
+
+@pytest.mark.slow
+def test_gemma_batches_past_its_sliding_window_match_one_prompt_at_a_time(registry, ag_news):
+    """Gemma 3 (sliding-window layers, window 512) takes the continuation path; a left-padded batch after a shared
+    prefix, with prompts past the window, gives the scores of each prompt run alone (no padding, no prefix)."""
+    from llm_backend.models.loading import get_model
+
+    lm = get_model(registry.get("Gemma-3-270M"))
+    assert not tree_scoring_supported(lm.model)
+    window = lm.model.config.sliding_window
+    df = ag_news.sample(12, random_state=3)
+    texts, labels = df["text"].tolist(), df["label"].tolist()
+    head = "Sort news by topic.\n\n" + "".join(f"Article: {t}\nTopic: {g}\n\n" for t, g in zip(texts[:8], labels))
+    rows = [texts[8], texts[9] + " " + texts[10], texts[11][:40]]
+    prompts = [head + f"Article: {t}\nTopic:" for t in rows]
+    lengths = [len(lm.tokenizer(p)["input_ids"]) for p in prompts]
+    assert max(lengths) > window + 16 and max(lengths) - min(lengths) > 32  # past the window, with padding
+    cands = [" World", " Sports", " Business and money"]  # the last one continues from the row's cache
+    fast = continuation_logprobs(lm, prompts, cands, groups=[0] * 3, prefix_hints={0: head + "Article: "})
+    alone = np.vstack([continuation_logprobs(lm, [p], cands, share_prefix=False) for p in prompts])
+    assert np.abs(fast - alone).max() < 1e-3 and (fast.argmax(1) == alone.argmax(1)).all()
