@@ -19,17 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
 
-from shared_data import ag_news, banking77, markdown_table  # noqa: E402
+from shared_data import ag_news, banking77, few_shot_split, markdown_table  # noqa: E402
 
 from llm_backend.data.labels import make_labels  # noqa: E402
-from llm_backend.data.sampler import select_per_class  # noqa: E402
 from llm_backend.evaluation.metrics import evaluate  # noqa: E402
 from llm_backend.models.loading import get_model  # noqa: E402
 from llm_backend.models.registry import ModelRegistry  # noqa: E402
@@ -117,11 +115,7 @@ def main() -> None:
         labels = df["label"].astype(str).tolist()
         for k in [int(x) for x in args.ks.split(",")]:
             for seed in [int(s) for s in args.seeds.split(",")]:
-                train_idx, _ = select_per_class(labels, k, seed)
-                rest = np.setdiff1d(np.arange(len(df)), train_idx)
-                rng = np.random.default_rng(seed)
-                test_idx = np.sort(rng.choice(rest, min(TEST_SIZE[name], len(rest)), replace=False))
-                pool = np.setdiff1d(rest, test_idx)
+                train_idx, test_idx, pool, rng = few_shot_split(labels, k, seed, TEST_SIZE[name])
                 tr_texts = [df["text"].iloc[i] for i in train_idx]
                 tr_labels = [labels[i] for i in train_idx]
                 te_texts = df["text"].iloc[test_idx].tolist()

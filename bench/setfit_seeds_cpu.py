@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +38,8 @@ def main() -> None:
     ap.add_argument("--methods", default="head,setfit")
     args = ap.parse_args()
 
-    from shared_data import banking77, markdown_table
+    from shared_data import banking77, few_shot_split, markdown_table
 
-    from llm_backend.data.sampler import select_per_class
     from llm_backend.evaluation.metrics import evaluate
     from llm_backend.models.loading import get_model
     from llm_backend.models.registry import ModelRegistry
@@ -53,11 +51,7 @@ def main() -> None:
     labels_all = df["label"].astype(str).tolist()
     rows: list[dict] = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        train_idx, _ = select_per_class(labels_all, 8, seed)
-        rest = np.setdiff1d(np.arange(len(df)), train_idx)
-        rng = np.random.default_rng(seed)
-        test_idx = np.sort(rng.choice(rest, min(1500, len(rest)), replace=False))
-        pool = np.setdiff1d(rest, test_idx)
+        train_idx, test_idx, pool, rng = few_shot_split(labels_all, 8, seed, 1500)
         unl = [df["text"].iloc[i] for i in rng.permutation(pool)[:2000]]
         tr_texts = [df["text"].iloc[i] for i in train_idx]
         tr_labels = [labels_all[i] for i in train_idx]

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,3 +54,18 @@ def thucnews() -> pd.DataFrame:
 def ecdt() -> pd.DataFrame:
     """ECDT (2,099 short Chinese assistant requests, 31 intents with English names) as ``text`` and ``label``."""
     return pd.read_csv(_require(SHARED / "ecdt_train.csv"))[["text", "label"]]
+
+
+def few_shot_split(labels: list[str], k: int, seed: int, n_test: int):
+    """The few-shot protocol of bench/fine_tune.py, bench/gpu_fine_tune.py and bench/setfit_seeds_cpu.py, in one
+    place so their figures stay comparable: k training rows per class (the app's own sampler), ``n_test`` seeded
+    held-out rows from the rest, and the remaining rows as the unlabelled pool. Returns (train_idx, test_idx, pool,
+    rng); the benches draw their unlabelled rows from ``rng.permutation(pool)`` next, so the generator is returned
+    in the state those draws have always started from."""
+    from llm_backend.data.sampler import select_per_class
+
+    train_idx, _ = select_per_class(labels, k, seed)
+    rest = np.setdiff1d(np.arange(len(labels)), train_idx)
+    rng = np.random.default_rng(seed)
+    test_idx = np.sort(rng.choice(rest, min(n_test, len(rest)), replace=False))
+    return train_idx, test_idx, np.setdiff1d(rest, test_idx), rng
