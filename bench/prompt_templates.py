@@ -96,15 +96,22 @@ def main() -> None:
             _write(rows, args)  # after every setting, so a cut-short run still leaves its numbers
 
 
-def measure(key: str, k: int, data: dict, model: str, lm) -> dict:
-    """One (data set, k, model) setting: accuracy raw / centered / PMI and seconds per 100 texts."""
+def _run_setting(key: str, k: int, data: dict, model: str, lm):
+    """Run the shipped template ``key`` with k examples over the setting's rows, uncalibrated (each caller
+    calibrates the raw scores its own ways), printing progress; returns (title, template, run, result, seconds)."""
     title, df, ev = data[key]
     tpl = load_template_file(ROOT / "templates" / f"{key}.yaml")
     run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=lm, rows=ev)
     t0 = time.perf_counter()
     res = run.run_all(chunk=25, progress=lambda done, total: print(f"  {model} {key} k={k}: {done}/{total} rows, "
                                                                    f"{time.perf_counter() - t0:.0f} s", flush=True))
-    secs = time.perf_counter() - t0
+    return title, tpl, run, res, time.perf_counter() - t0
+
+
+def measure(key: str, k: int, data: dict, model: str, lm) -> dict:
+    """One (data set, k, model) setting: accuracy raw / centered / PMI and seconds per 100 texts."""
+    title, tpl, run, res, secs = _run_setting(key, k, data, model, lm)
+    ev = data[key][2]
     centered, _ = calibrate(res.scores, "centering")
     pmi = res.scores - run._domain_offsets()
     acc = {name: evaluate(res.gold, [res.labels[j] for j in sc.argmax(axis=1)], res.labels)
@@ -127,12 +134,7 @@ def measure_aggregation(key: str, k: int, data: dict, model: str, lm) -> list[di
 
     from llm_backend.prompts.runner import aggregate_words
 
-    title, df, ev = data[key]
-    tpl = load_template_file(ROOT / "templates" / f"{key}.yaml")
-    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=k, seed=0, calibration="none"), lm=lm, rows=ev)
-    t0 = time.perf_counter()
-    res = run.run_all(chunk=25, progress=lambda done, total: print(f"  {model} {key} k={k}: {done}/{total} rows, "
-                                                                   f"{time.perf_counter() - t0:.0f} s", flush=True))
+    title, tpl, run, res, _ = _run_setting(key, k, data, model, lm)
     labels = res.labels
     owners = np.array([labels.index(lab) for lab, _ in run.answer_words()])
     gold = np.array([labels.index(g) for g in res.gold])
