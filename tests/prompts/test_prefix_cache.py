@@ -205,10 +205,13 @@ def test_fixed_part_longer_than_context_is_refused(causal_lm, news):
 
 
 def test_demonstrations_that_do_not_fit_drop_the_longest_and_say_which(causal_lm, banking77):
-    """77 labels x 1 example of the intent template would exceed SmolLM2's 8k context: the longest are dropped,
-    the same ones for every row (so the rows keep sharing their prefix), and the note names them."""
+    """77 labels x 1 example of an intent template that repeats itself per example would exceed SmolLM2's 8k
+    context: the longest are dropped, the same ones for every row (so the rows keep sharing their prefix), and the
+    note names them."""
+    from tests.prompts.test_prompting import intent_template_repeated_per_example
+
     df = stratified(banking77, 2, seed=0)
-    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    tpl = intent_template_repeated_per_example()
     run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0, 1])
     p0, p1 = run.prompt_for(0), run.prompt_for(1)
     assert run.count_tokens(p0) <= run.budget and run.count_tokens(p1) <= run.budget
