@@ -81,9 +81,10 @@ DEFAULT_AGGREGATE = "mean"
 #: A verbalizer word split into at least this many tokens gets a warning: its score is mostly about spelling.
 MANY_PIECES = 4
 #: A template whose fixed part (all but the text) is at least this many tokens gets a note when its few-shot examples
-#: are rendered as whole copies of it. The 77-intent label list alone is ~380 SmolLM2 tokens: repeated per example,
-#: k=1 made ~7.1k-token prompts (SmolLM2) / 11.9k (Gemma) where placing the examples once in the template
-#: (templates/intent.yaml) keeps them short; the shipped topic and sentiment templates (under 70 tokens) stay below.
+#: are rendered as whole copies of it. The 77-intent list is 339 SmolLM2 tokens (the intent template's fixed part
+#: 396): repeated per example, k=1 made 7,456-token prompts that kept only 18 of the 32 capped examples (Gemma: all
+#: 32 in ~11.9k tokens), where the shipped template, placing its examples itself, makes 1,174 tokens with all 32.
+#: The shipped topic and sentiment templates (fixed parts under 70 tokens) stay below.
 REPEATED_TEMPLATE_TOKENS = 200
 _TEXT_MARK = "\u2063ZSS_TEXT\u2063"
 MODE_TITLES = {"score": "score labels (causal LM verbalizer)", "cloze": "cloze (masked LM fills [MASK])",

@@ -278,7 +278,7 @@ def test_intent_template_few_shot_run_on_real_rows(causal_lm, banking77):
     df = stratified(banking77, 2, seed=1)
     tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
     run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, calibration="none", max_examples=8),
-                      lm=causal_lm, rows=[0, 1])
+                      lm=causal_lm, rows=[0, 2])  # two intents (the slice has 2 rows per intent)
     res = run.run_all()
     assert res.complete and res.scores.shape == (2, 77) and np.isfinite(res.scores).all()
     assert set(res.pred) <= set(tpl.labels) and res.metrics["n"] == 2
