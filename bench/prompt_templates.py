@@ -181,7 +181,8 @@ Commands of the k>0 Banking77 rows and the k=8 Gemma rows (run side by side, one
 seconds reflect the load: intent k=1 and k=4 ran side by side with the other two (1,161 / 1,173 s per 100 texts, the
 k=0 row's 1,136 was measured under similar load), k=8 mostly after them (498). `--order topic:8 --models
 Gemma-3-270M` (AG News k=8, 32 examples, ~3k-token prompts) was stopped: its first 25 of 200 rows took 1,521 s
-(61 s per text, against ~5 s at k=4 above), so it could not finish in this round; no figure.
+(61 s per text, against ~5 s at k=4 above), so it could not finish in this round; no figure. `--order intent:0
+--models Gemma-3-270M` was tried again (10 rows: 914 s per 100 texts) and stopped before its first 25 rows; no figure.
 """
 
 
