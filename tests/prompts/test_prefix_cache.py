@@ -153,6 +153,11 @@ def test_rows_that_are_demonstrations_share_the_prefix_and_match_plain_path(caus
     # with the tree path one prefix pass for the whole run; without it the demonstration rows of each chunk share
     # a shorter prefix of their own
     assert run.prefix_store.computed == 1 if tree else run.prefix_store.computed <= 3
+    # the rows that are not demonstrations read the main prefix in full (instruction + all demonstrations), not
+    # the shorter one the departing rows shared: without a per-row mask that shorter prefix would cost every row
+    # the recomputation of most demonstrations
+    full = len(causal_lm.tokenizer(run.shared_start(4), add_special_tokens=False)["input_ids"])
+    assert max(len(key) for key in run.prefix_store._items) >= full - 2
     for pos, r in enumerate(rows[:4]):
         assert res.prompts[pos].count(news["text"][r][:60]) == 1  # its text appears once: as the question only
     plain = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg, share_prefix=False),
