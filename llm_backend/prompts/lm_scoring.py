@@ -25,6 +25,7 @@ import numpy as np
 from llm_backend.core.errors import ModelError, UserError
 from llm_backend.core.progress import Progress, report
 from llm_backend.models.loaded import LoadedModel
+from llm_backend.prompts import prefix_attention
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ KEY_BUDGET_FACTOR = 8
 #: Logit values (rows x positions read x vocabulary) per pass: 4M floats = 16 MB on CPU; 64M on a GPU.
 LOGITS_BUDGET = 1 << 22
 GPU_LOGITS_BUDGET = 1 << 26
+#: Read the shared prefix once per layer and merge it with each row's own attention
+#: (:mod:`llm_backend.prompts.prefix_attention`) instead of concatenating a copy of it to every row, where the
+#: model and device allow. Off only to measure or test the concatenating path (bench/lm_scoring_speed.py).
+MERGE_PREFIX = True
 
 
 @dataclass
@@ -662,6 +667,11 @@ class _RunState:
         self._trees: dict[tuple[tuple[int, ...], ...], _AnswerTree] = {}
         self.trees: dict[int, _AnswerTree] = {}
         self.visible: dict[int, int] = {}  # per row of the group being scored: prefix keys it may read
+        self.merged_passes = 0  # tree passes whose prefix went through the merged attention
+
+    def _merge(self, prefix_cache: Any) -> bool:
+        return (MERGE_PREFIX and prefix_cache is not None and len(prefix_cache.layers) > 0
+                and prefix_attention.merge_supported(self.loaded.model, self.device))
 
     def _halve(self) -> None:
         self.budget = halve_on_oom(self.budget, floor=64)
@@ -753,17 +763,27 @@ class _RunState:
                 allowed[r, w_max:w_max + n, p + w_max:p + w_max + n] = tree.ancestors
         diag = torch.arange(q)
         allowed[:, diag, p + diag] = True
-        mask = allowed[:, None]
-        if self.eager:  # eager attention adds its mask to the scores
-            dtype = next(self.loaded.model.parameters()).dtype
-            mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
         keep = torch.tensor([w_max - 1] + list(range(w_max, q)), device=self.device)
-        past = derive_cache(prefix_cache, repeat=b, read_only=True) if prefix_cache is not None else None
-        result = self.loaded.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                   position_ids=pos.to(self.device), past_key_values=past, use_cache=False,
-                                   logits_to_keep=keep)
+        model = self.loaded.model
+        if self._merge(prefix_cache):  # the prefix is read once per layer, not copied per row (prefix_attention)
+            shared = prefix_attention.shared_prefix_from_cache(prefix_cache, seen if min(seen) < p else None)
+            with prefix_attention.merged_attention(model):
+                result = model(input_ids=ids.to(self.device), attention_mask=allowed[:, None, :, p:].to(self.device),
+                               position_ids=pos.to(self.device), use_cache=False, logits_to_keep=keep,
+                               **{prefix_attention.KWARG: shared})
+            self.merged_passes += 1
+        else:
+            mask = allowed[:, None]
+            if self.eager:  # eager attention adds its mask to the scores
+                dtype = next(model.parameters()).dtype
+                mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+            past = derive_cache(prefix_cache, repeat=b, read_only=True) if prefix_cache is not None else None
+            result = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                           position_ids=pos.to(self.device), past_key_values=past, use_cache=False,
+                           logits_to_keep=keep)
+            del past
         logits = result.logits  # (batch, 1 + tree nodes, vocab)
-        del result, past
+        del result
         for r, i in enumerate(batch):
             tree = trees[r]
             flat = [rd for cand in tree.reads for rd in cand]
