@@ -686,11 +686,14 @@ class _RunState:
             self.trees[i] = self._trees[key]
         return self.trees[i]
 
-    def _batches(self, lengths: list[int], order: list[int], p: int, tree: bool) -> list[list[int]]:
+    def _batches(self, lengths: list[int], order: list[int], p: int, tree: bool,
+                 merge: bool = False) -> list[list[int]]:
         if not tree:
             return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=self.max_rows)
         reads = max(1 + len(self._tree(i).tokens) for i in order)
         rows = max(1, min(self.max_rows, self.logits_budget // (reads * self.vocab)))
+        if merge:  # the prefix is read in place, never copied per row: only the rows' own tokens count
+            return _prompt_batches(lengths, self.budget, order=order, max_rows=rows)
         return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=rows,
                                key_budget=KEY_BUDGET_FACTOR * self.budget)
 
@@ -709,7 +712,8 @@ class _RunState:
         lengths = [0] * len(self.prep.prompt_ids)
         for i in members:  # a tree pass also carries the answer-tree tokens of each row
             lengths[i] = len(rest[i]) + (len(self._tree(i).tokens) if tree else 0)
-        queue = self._batches(lengths, members, p, tree)
+        merge = tree and self._merge(cache)
+        queue = self._batches(lengths, members, p, tree, merge)
         while queue:
             batch = queue.pop(0)
             try:
@@ -721,7 +725,7 @@ class _RunState:
                 if not is_oom(exc):
                     raise
                 self._halve()
-                queue = self._batches(lengths, batch, p, tree) + queue
+                queue = self._batches(lengths, batch, p, tree, merge) + queue
                 continue
             self.done += len(batch)
             report(self.progress, self.done, self.total)
