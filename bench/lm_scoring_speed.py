@@ -17,12 +17,15 @@ give the same argmax.
 Part 2, few-shot cost: the shipped topic template on AG News rows, k=0 vs k=4 examples per label (16 shared
 demonstrations, seeded random), with the shared-prefix KV cache (the demonstrations run once per run): with
 demonstrations from a labelled pool, and with gold on the rows being labelled so that rows may themselves be
-demonstrations (each such row reads the shared prefix up to its own slot and recomputes the rest). The settings
+demonstrations (each such row reads the shared prefix up to its own slot and recomputes the rest).
+``--compare-concat`` adds the same three settings through the old path (``lm_scoring.MERGE_PREFIX = False``: the
+prefix keys concatenated to every row's instead of read once and merged, see ``llm_backend/prompts/
+prefix_attention.py``), in the same turns; each path's k=4 is compared with its own k=0. The settings
 advance in turns of ``--chunk`` rows so all see the same load; k=4 without the cache on ``--n-plain`` rows is
 optional. Time per text is what a user waits for.
 
 Usage: ``flock /tmp/zss-speed.lock nice .venv/bin/python bench/lm_scoring_speed.py [--n 24] [--label-sets
-agnews,banking10] [--n-fewshot 100] [--chunk 20] [--n-plain 0] [--skip-onepass]``.
+agnews,banking10] [--n-fewshot 100] [--chunk 20] [--n-plain 0] [--skip-onepass] [--compare-concat]``.
 """
 from __future__ import annotations
 
@@ -209,7 +212,7 @@ def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None,
                 ("k=4 pool demonstrations", 4, True, rows, unlabelled),
                 ("k=4 labelled rows may be demonstrations", 4, True, rows, df)]
     if concat:  # the same two k=4 settings through the old path: the prefix copied to every row (no merge)
-        settings += [(f"{name} [{CONCAT}]", k, share, r, frame) for name, k, share, r, frame in settings[1:]]
+        settings += [(f"{name} [{CONCAT}]", k, share, r, frame) for name, k, share, r, frame in settings]
     runs = {}
     for name, k, share, rows_used, frame in settings:
         run = TemplateRun(tpl, frame, "text", "label", RunConfig(few_shot=k, seed=0, share_prefix=share), lm=lm,
@@ -227,12 +230,13 @@ def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None,
         out = [("few-shot rows (AG News, shipped topic template, SmolLM2 chat prompt)",
                 f"{done} of {n} rows done in every setting, in rounds of {chunk}; {demo_rows} of the rows are "
                 "themselves among the demonstrations in the rows-may-be-demos setting")]
-        k0w, k0c = wall["k=0"] / done, cpu["k=0"] / done
         for name, run in runs.items():
+            base = f"k=0 [{CONCAT}]" if CONCAT in name else "k=0"  # each path against its own k=0
+            k0w, k0c = wall[base] / done, cpu[base] / done
             tokens = np.mean([run.count_tokens(p) for p in run.prompts[:done]])
             w, c = wall[name] / done, cpu[name] / done
             out.append((f"{name}: s per text ({tokens:.0f} prompt tokens)",
-                        f"{w:.3f} s wall = **{w / k0w:.2f}x** k=0; {c:.3f} s CPU = {c / k0c:.2f}x k=0"))
+                        f"{w:.3f} s wall = **{w / k0w:.2f}x** {base}; {c:.3f} s CPU = {c / k0c:.2f}x {base}"))
         out.append((f"prefix passes run ({' / '.join(runs)})",
                     " / ".join(str(r.prefix_store.computed) for r in runs.values())))
         return out
