@@ -7,9 +7,8 @@ k=8" claim rests on more than one seed. Run in the background on a shared CPU::
 
     nice -n 10 timeout 3000 .venv/bin/python bench/setfit_seeds_cpu.py --seeds 1,2
 
-Writes bench/results/setfit_seeds_cpu.md and .json after every row. Not measured yet: on this project's shared
-2-core CPU (load average 11-17, 2026-11-30) one seed did not finish within 18 minutes; run it on a quieter
-machine, or use bench/gpu_fine_tune.py on a GPU (about 15 s per seed).
+Writes bench/results/setfit_seeds_cpu.md and .json after every row. On this project's shared 2-core CPU (load
+average 6-12) one SetFit seed took 13-19 minutes; bench/gpu_fine_tune.py on a GPU takes about 15 s per seed.
 """
 from __future__ import annotations
 
