@@ -27,11 +27,9 @@ and calls transformers' own SDPA attention, so results never depend on which bra
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
-
-if TYPE_CHECKING:
-    import torch
+from typing import Any
 
 #: The name the merged attention is registered under (``config._attn_implementation`` during a scoring pass).
 MERGE_NAME = "zss_prefix_merge"
@@ -56,23 +54,31 @@ class SharedPrefix:
     def length(self) -> int:
         return int(self.keys[0].shape[-2])
 
+    @property
+    def reach(self) -> int:
+        """Prefix keys any row of the pass reads: rows that are demonstrations, alone in their batch (their own
+        part is long), then attend to that start only instead of masking the rest."""
+        return self.length if self.seen is None else min(self.length, max(int(s) for s in self.seen))
+
     def prefix_mask(self, rows: int, reps: int, q: int, dtype: Any, device: Any, grouped: bool) -> Any:
         """Additive mask over the prefix for rows that may read only its start (None when every row reads it all).
 
         ``grouped``: rows laid out as the merged call's query sequence (row, head-in-group, position), shape
-        (1, 1, rows x reps x q, p); otherwise (rows, 1, q, p) as a concatenated call expects."""
-        if self.seen is None or all(int(s) >= self.length for s in self.seen):
+        (1, 1, rows x reps x q, reach) (the merged call reads only the first :attr:`reach` keys); otherwise
+        (rows, 1, q, p) as a concatenated call expects."""
+        reach = self.reach if grouped else self.length
+        if self.seen is None or all(int(s) >= reach for s in self.seen):
             return None
         key = (rows, reps, q, dtype, str(device), grouped)
         if key not in self._masks:
             import torch
 
             seen = torch.tensor([int(s) for s in self.seen], device=device)
-            hidden = torch.arange(self.length, device=device)[None, :] >= seen[:, None]  # (rows, p)
+            hidden = torch.arange(reach, device=device)[None, :] >= seen[:, None]  # (rows, reach)
             if grouped:
                 hidden = hidden.repeat_interleave(reps * q, dim=0)[None, None]
             else:
-                hidden = hidden[:, None, None, :].expand(rows, 1, q, self.length)
+                hidden = hidden[:, None, None, :].expand(rows, 1, q, reach)
             self._masks[key] = torch.zeros(hidden.shape, dtype=dtype, device=device).masked_fill(
                 hidden, torch.finfo(dtype).min)
         return self._masks[key]
@@ -113,8 +119,10 @@ def prefix_merge_attention(module: Any, query: Any, key: Any, value: Any, attent
     (b, 1, q, q) mask (boolean or additive); the prefix comes in ``kwargs[KWARG]``. Returns (b, q, H, D) as
     transformers' attention functions do."""
     import torch
-
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+    from transformers.integrations.sdpa_attention import (
+        repeat_kv,
+        sdpa_attention_forward,
+    )
 
     shared: SharedPrefix | None = kwargs.pop(KWARG, None)
     if shared is None:  # not a scoring pass: plain SDPA
@@ -139,16 +147,20 @@ def prefix_merge_attention(module: Any, query: Any, key: Any, value: Any, attent
         mask = torch.cat([pre.expand(b, 1, q, -1), own.expand(b, 1, q, q)], dim=-1)
         return sdpa_attention_forward(module, query, keys, values, mask, dropout=dropout, scaling=scale, **kwargs)
     shared.merged += 1
-    # Part 1: (1, Hkv, b*reps*q, D) queries, head h of row r at (h // reps, r, h % reps) - the prefix read once.
-    grouped = query.view(b, kv_heads, reps, q, dim).transpose(0, 1).reshape(1, kv_heads, b * reps * q, dim)
-    pre_mask = shared.prefix_mask(b, reps, q, query.dtype, query.device, grouped=True)
-    o1, l1 = flash(grouped, kp, vp, 0.0, False, attn_mask=pre_mask, scale=scale)[:2]
-    o1 = o1.view(kv_heads, b, reps, q, dim).transpose(0, 1).reshape(b, heads, q, dim)
-    l1 = l1.view(kv_heads, b, reps, q).transpose(0, 1).reshape(b, heads, q, 1)
     # Part 2: each row against its own keys (few: the per-head repeat is cheap here).
     own = _as_additive(attention_mask, query.dtype)
     o2, l2 = flash(query, repeat_kv(key, reps), repeat_kv(value, reps), 0.0, False, attn_mask=own, scale=scale)[:2]
     l2 = l2.reshape(b, heads, q, 1)
+    reach = shared.reach
+    if reach == 0:  # no row reads any of the prefix
+        return o2.transpose(1, 2).contiguous(), None
+    # Part 1: (1, Hkv, b*reps*q, D) queries, head h of row r at (h // reps, r, h % reps) - the prefix read once.
+    grouped = query.view(b, kv_heads, reps, q, dim).transpose(0, 1).reshape(1, kv_heads, b * reps * q, dim)
+    pre_mask = shared.prefix_mask(b, reps, q, query.dtype, query.device, grouped=True)
+    kp, vp = kp[:, :, :reach], vp[:, :, :reach]
+    o1, l1 = flash(grouped, kp, vp, 0.0, False, attn_mask=pre_mask, scale=scale)[:2]
+    o1 = o1.view(kv_heads, b, reps, q, dim).transpose(0, 1).reshape(b, heads, q, dim)
+    l1 = l1.view(kv_heads, b, reps, q).transpose(0, 1).reshape(b, heads, q, 1)
     lse = torch.logaddexp(l1, l2)
     out = o1 * torch.exp(l1 - lse).to(o1.dtype) + o2 * torch.exp(l2 - lse).to(o2.dtype)
     return out.transpose(1, 2).contiguous(), None

@@ -24,7 +24,8 @@ def _reference(query, kp, vp, key, value, own, seen):
     return (weights @ values).transpose(1, 2)
 
 
-@pytest.mark.parametrize("seen", [None, [37, 37, 0]], ids=["full-prefix", "rows-read-its-start"])
+@pytest.mark.parametrize("seen", [None, [37, 37, 0], [20, 5, 0], [0, 0, 0]],
+                         ids=["full-prefix", "rows-read-its-start", "no-row-reads-it-all", "no-row-reads-it"])
 def test_merge_equals_softmax_over_concatenated_keys(seen):
     gen = torch.Generator().manual_seed(0)
     b, heads, kv_heads, q, p, dim = 3, 6, 2, 7, 37, 16
