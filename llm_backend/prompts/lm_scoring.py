@@ -41,8 +41,9 @@ TOKEN_BUDGET = 1024
 #: On a CUDA device batches can be far larger (an H200 holds 64k tokens of SmolLM2 activations easily); an
 #: out-of-memory error halves it and the run goes on.
 GPU_TOKEN_BUDGET = 65536
-#: Keys per pass (rows x (shared prefix + row + tree tokens)), as a multiple of the query budget: the shared prefix's
-#: keys are expanded over the batch one layer at a time (never stored per row), so they cost far less than queries.
+#: Keys per pass (rows x (shared prefix + row + tree tokens)), as a multiple of the query budget, on the concatenating
+#: path: the shared prefix's keys are expanded over the batch one layer at a time (never stored per row), so they
+#: cost far less than queries. The merged path (prefix_attention) copies no prefix keys and skips this bound.
 KEY_BUDGET_FACTOR = 8
 #: Logit values (rows x positions read x vocabulary) per pass: 4M floats = 16 MB on CPU; 64M on a GPU.
 LOGITS_BUDGET = 1 << 22
@@ -439,8 +440,10 @@ def continuation_logprobs(
     - each row's own tokens then run in left-padded batches (positions counted from the prefix's end) together
       with the row's candidates laid out as a prefix tree of tokens, under a 4-D attention mask (row tokens see the
       prefix and the row; a tree token also sees its ancestors), asking the model for the logits at the row's last
-      position and the tree nodes only; the prefix's keys are expanded over the batch one layer at a time and never
-      stored per row (``derive_cache(read_only=True)``). Batches stay within ``token_budget`` query tokens and
+      position and the tree nodes only; each layer reads the prefix's keys once for all rows and merges that part
+      with the rows' own attention (:mod:`llm_backend.prompts.prefix_attention`, SDPA models on the CPU;
+      elsewhere the prefix keys are expanded over the batch one layer at a time and never stored per row,
+      ``derive_cache(read_only=True)``). Batches stay within ``token_budget`` query tokens and
       :data:`LOGITS_BUDGET` logit values, which keeps peak memory below one forward per (prompt, candidate);
     - models with sliding-window layers (Gemma 3) or attention kernels without custom masks instead run the rows
       with ``logits_to_keep=1`` and continue candidates of several tokens from the row's cache.
