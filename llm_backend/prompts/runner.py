@@ -6,7 +6,8 @@ runs in chunks, so the page can show progress, stop, and keep partial results; t
 
 - causal LMs with a chat template get the rendered prompt as the user message and the answer as the assistant's
   reply; few-shot examples (unless the template places ``examples``/``examples_block`` itself) become earlier
-  user/assistant turns;
+  user/assistant turns, each a whole copy of the template (a template with a long label list should place the
+  examples itself, so the list appears once: the run notes it when the repeated part is long);
 - other models get plain text: examples as rendered prompts followed by their answer, then the row's prompt.
 
 A prompt over the model's context has its *text* part cut (never the instructions) and the run says so.
@@ -79,6 +80,12 @@ AGGREGATES = ("max", "mean")
 DEFAULT_AGGREGATE = "mean"
 #: A verbalizer word split into at least this many tokens gets a warning: its score is mostly about spelling.
 MANY_PIECES = 4
+#: A template whose fixed part (all but the text) is at least this many tokens gets a note when its few-shot examples
+#: are rendered as whole copies of it. The 77-intent list is 339 SmolLM2 tokens (the intent template's fixed part
+#: 396): repeated per example, k=1 made 7,456-token prompts that kept only 18 of the 32 capped examples (Gemma: all
+#: 32 in ~11.9k tokens), where the shipped template, placing its examples itself, makes 1,174 tokens with all 32.
+#: The shipped topic and sentiment templates (fixed parts under 70 tokens) stay below.
+REPEATED_TEMPLATE_TOKENS = 200
 _TEXT_MARK = "\u2063ZSS_TEXT\u2063"
 MODE_TITLES = {"score": "score labels (causal LM verbalizer)", "cloze": "cloze (masked LM fills [MASK])",
                "generate": "generate free text (instruct LM), then map to a label"}
@@ -298,13 +305,20 @@ class TemplateRun:
         return len(self.model.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
     def _check_fixed_part(self) -> None:
-        """Refuse a template whose fixed part (everything but the text and the examples) leaves no room for text."""
+        """Refuse a template whose fixed part (everything but the text and the examples) leaves no room for text;
+        say when few-shot examples would each repeat a long fixed part (see :data:`REPEATED_TEMPLATE_TOKENS`)."""
         i = self.rows[0]
         fixed = self.count_tokens(self._assemble(i, "", []))
         if fixed > self.budget - 16:
             raise TemplateError(f"The template without its text is already {fixed} tokens, more than the model's "
                                 f"context leaves for the prompt ({self.budget} tokens): shorten the template (long "
                                 "label lists count too) or use a model with a longer context.")
+        if self.k > 0 and not self.inline_examples and fixed >= REPEATED_TEMPLATE_TOKENS:
+            self.notes.append(
+                f"Each few-shot example repeats the whole template (about {fixed} tokens, its label list included). "
+                "Place the examples in the template itself ({{ examples_block }}, or a loop "
+                "{% for ex in examples %}...{{ ex.text }}...{{ ex.answer }}...{% endfor %}) to list the labels once "
+                "and show each example as a short text/answer pair, as the shipped intent template does.")
 
     def _fit_examples(self, i: int, exs: list[int]) -> list[int]:
         """The examples that fit next to a text, dropping the longest first (the same list always gives the same

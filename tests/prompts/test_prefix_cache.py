@@ -153,6 +153,11 @@ def test_rows_that_are_demonstrations_share_the_prefix_and_match_plain_path(caus
     # with the tree path one prefix pass for the whole run; without it the demonstration rows of each chunk share
     # a shorter prefix of their own
     assert run.prefix_store.computed == 1 if tree else run.prefix_store.computed <= 3
+    # the rows that are not demonstrations read the main prefix in full (instruction + all demonstrations), not
+    # the shorter one the departing rows shared: without a per-row mask that shorter prefix would cost every row
+    # the recomputation of most demonstrations
+    full = len(causal_lm.tokenizer(run.shared_start(4), add_special_tokens=False)["input_ids"])
+    assert max(len(key) for key in run.prefix_store._items) >= full - 2
     for pos, r in enumerate(rows[:4]):
         assert res.prompts[pos].count(news["text"][r][:60]) == 1  # its text appears once: as the question only
     plain = TemplateRun(topic_template(), news, "text", "label", RunConfig(**cfg, share_prefix=False),
@@ -205,10 +210,13 @@ def test_fixed_part_longer_than_context_is_refused(causal_lm, news):
 
 
 def test_demonstrations_that_do_not_fit_drop_the_longest_and_say_which(causal_lm, banking77):
-    """77 labels x 1 example of the intent template would exceed SmolLM2's 8k context: the longest are dropped,
-    the same ones for every row (so the rows keep sharing their prefix), and the note names them."""
+    """77 labels x 1 example of an intent template that repeats itself per example would exceed SmolLM2's 8k
+    context: the longest are dropped, the same ones for every row (so the rows keep sharing their prefix), and the
+    note names them."""
+    from tests.prompts.test_prompting import intent_template_repeated_per_example
+
     df = stratified(banking77, 2, seed=0)
-    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    tpl = intent_template_repeated_per_example()
     run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0, 1])
     p0, p1 = run.prompt_for(0), run.prompt_for(1)
     assert run.count_tokens(p0) <= run.budget and run.count_tokens(p1) <= run.budget

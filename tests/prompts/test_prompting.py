@@ -220,17 +220,71 @@ def test_cli_end_to_end(tmp_path, reviews):
     assert proc.returncode == 2 and "Unknown placeholder" in proc.stderr
 
 
+def intent_template_repeated_per_example() -> PromptTemplate:
+    """The shipped intent template without its own examples loop: each few-shot example then repeats the whole
+    template, 77-intent list included (how the intent template was before it placed its examples itself)."""
+    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    return PromptTemplate("intent, examples repeated", tpl.template.split("{% endif %}", 1)[1], tpl.verbalizer)
+
+
 def test_too_many_examples_are_dropped_to_fit_the_context(causal_lm, banking77):
-    """77 labels x 1 example of the intent template would exceed SmolLM2's 8k context: examples are dropped."""
+    """77 labels x 1 example of an intent template that repeats itself per example would exceed SmolLM2's 8k
+    context: examples are dropped, and the run suggests placing the examples in the template."""
     from tests.conftest import stratified
 
     df = stratified(banking77, 2, seed=0)
-    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
-    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0])
+    run = TemplateRun(intent_template_repeated_per_example(), df, "text", "label",
+                      RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0])
     prompt = run.prompt_for(0)
     assert run.count_tokens(prompt) <= run.budget
     assert 0 < len(run.examples[0]) < 32 and run.dropped_examples == 1
     assert df.loc[0, "text"] in prompt
+    assert any("repeats the whole template" in n and "{{ examples_block }}" in n for n in run.notes)
+
+
+def test_shipped_intent_template_lists_the_intents_once_with_examples(causal_lm, banking77):
+    """With k=1 the shipped intent template lists the 77 intents once and shows each example as a short
+    message/intent pair: all 32 capped examples fit (none dropped), the prompt is a fraction of the repeated
+    form's, and zero-shot renders exactly what the template rendered before it placed examples."""
+    from tests.conftest import stratified
+
+    df = stratified(banking77, 2, seed=0)
+    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    intent_list = render("{{ answers }}", row_context({}, ""), tpl.verbalizer)
+    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0])
+    prompt = run.prompt_for(0)
+    assert prompt.count(intent_list) == 1 and prompt.count("Which of these intents") == 1
+    assert len(run.examples[0]) == 32 and run.dropped_examples == 0
+    assert any("exceed the cap of 32" in n for n in run.notes)  # 77 labels x 1 example > 32: the cap says so
+    for e in run.examples[0]:
+        ex = run._example_dict(e)
+        assert f"Message: {ex['text']}\nIntent: {ex['answer']}" in prompt
+    assert prompt.index("Intent: ") < prompt.index(df.loc[0, "text"])  # examples before the message
+    assert not any("repeats the whole template" in n for n in run.notes)
+    repeated = TemplateRun(intent_template_repeated_per_example(), df, "text", "label",
+                           RunConfig(few_shot=1, max_examples=32), lm=causal_lm, rows=[0])
+    assert 3 * run.count_tokens(prompt) < repeated.count_tokens(repeated.prompt_for(0))
+    zero = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=0), lm=causal_lm, rows=[0]).prompt_for(0)
+    zero_repeated = TemplateRun(intent_template_repeated_per_example(), df, "text", "label", RunConfig(few_shot=0),
+                                lm=causal_lm, rows=[0]).prompt_for(0)
+    assert zero == zero_repeated and "Example" not in zero
+
+
+def test_intent_template_few_shot_run_on_real_rows(causal_lm, banking77):
+    """A k=1 run of the shipped intent template on a few real Banking77 rows: every row shares the demonstrations
+    (one prefix), gets a finite score per intent and a prediction, and no example is the row itself."""
+    from tests.conftest import stratified
+
+    df = stratified(banking77, 2, seed=1)
+    tpl = next(t for t in shipped_templates() if t.name == "Banking intent")
+    run = TemplateRun(tpl, df, "text", "label", RunConfig(few_shot=1, calibration="none", max_examples=8),
+                      lm=causal_lm, rows=[0, 2])  # two intents (the slice has 2 rows per intent)
+    res = run.run_all()
+    assert res.complete and res.scores.shape == (2, 77) and np.isfinite(res.scores).all()
+    assert set(res.pred) <= set(tpl.labels) and res.metrics["n"] == 2
+    assert all(len(e) == 8 and p not in e for p, e in zip(res.rows, res.examples))
+    assert res.examples[0] == res.examples[1] and len(run.prefix_store._items) == 1  # one shared prefix
+    assert max(run.count_tokens(p) for p in res.prompts) < 1000  # 8 examples, each a short pair
 
 
 def test_word_aggregation_default_and_both_ways_from_one_pass(causal_lm, reviews):
