@@ -17,12 +17,15 @@ give the same argmax.
 Part 2, few-shot cost: the shipped topic template on AG News rows, k=0 vs k=4 examples per label (16 shared
 demonstrations, seeded random), with the shared-prefix KV cache (the demonstrations run once per run): with
 demonstrations from a labelled pool, and with gold on the rows being labelled so that rows may themselves be
-demonstrations (each such row reads the shared prefix up to its own slot and recomputes the rest). The settings
+demonstrations (each such row reads the shared prefix up to its own slot and recomputes the rest).
+``--compare-concat`` adds the same three settings through the old path (``lm_scoring.MERGE_PREFIX = False``: the
+prefix keys concatenated to every row's instead of read once and merged, see ``llm_backend/prompts/
+prefix_attention.py``), in the same turns; each path's k=4 is compared with its own k=0. The settings
 advance in turns of ``--chunk`` rows so all see the same load; k=4 without the cache on ``--n-plain`` rows is
 optional. Time per text is what a user waits for.
 
 Usage: ``flock /tmp/zss-speed.lock nice .venv/bin/python bench/lm_scoring_speed.py [--n 24] [--label-sets
-agnews,banking10] [--n-fewshot 100] [--chunk 20] [--n-plain 0] [--skip-onepass]``.
+agnews,banking10] [--n-fewshot 100] [--chunk 20] [--n-plain 0] [--skip-onepass] [--compare-concat]``.
 """
 from __future__ import annotations
 
@@ -174,7 +177,11 @@ def onepass(label_set: str, n: int, model: str | None) -> list[tuple[str, str]]:
     ]
 
 
-def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None) -> list[tuple[str, str]]:
+CONCAT = "prefix concatenated per row, old path"
+
+
+def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None,
+            concat: bool = False) -> list[tuple[str, str]]:
     """k=0 vs k=4 (pool demonstrations; labelled rows that may be demonstrations) on the same ``n`` AG News rows.
 
     The three runs advance in turns, ``chunk`` rows each (one chunk of k=0, one of k=4 pool, one of k=4 rows-may-
@@ -184,6 +191,7 @@ def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None)
     import pandas as pd
     from shared_data import ag_news
 
+    from llm_backend.prompts import lm_scoring
     from llm_backend.prompts.runner import RunConfig, TemplateRun
     from llm_backend.prompts.templates import load_template_file
 
@@ -203,6 +211,8 @@ def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None)
     settings = [("k=0", 0, True, rows, unlabelled),
                 ("k=4 pool demonstrations", 4, True, rows, unlabelled),
                 ("k=4 labelled rows may be demonstrations", 4, True, rows, df)]
+    if concat:  # the same two k=4 settings through the old path: the prefix copied to every row (no merge)
+        settings += [(f"{name} [{CONCAT}]", k, share, r, frame) for name, k, share, r, frame in settings]
     runs = {}
     for name, k, share, rows_used, frame in settings:
         run = TemplateRun(tpl, frame, "text", "label", RunConfig(few_shot=k, seed=0, share_prefix=share), lm=lm,
@@ -220,23 +230,26 @@ def fewshot(n: int, n_plain: int, model: str | None, chunk: int = 20, save=None)
         out = [("few-shot rows (AG News, shipped topic template, SmolLM2 chat prompt)",
                 f"{done} of {n} rows done in every setting, in rounds of {chunk}; {demo_rows} of the rows are "
                 "themselves among the demonstrations in the rows-may-be-demos setting")]
-        k0w, k0c = wall["k=0"] / done, cpu["k=0"] / done
         for name, run in runs.items():
+            base = f"k=0 [{CONCAT}]" if CONCAT in name else "k=0"  # each path against its own k=0
+            k0w, k0c = wall[base] / done, cpu[base] / done
             tokens = np.mean([run.count_tokens(p) for p in run.prompts[:done]])
             w, c = wall[name] / done, cpu[name] / done
             out.append((f"{name}: s per text ({tokens:.0f} prompt tokens)",
-                        f"{w:.3f} s wall = **{w / k0w:.2f}x** k=0; {c:.3f} s CPU = {c / k0c:.2f}x k=0"))
-        out.append(("prefix passes run (k=0 / pool / rows may be demos)",
+                        f"{w:.3f} s wall = **{w / k0w:.2f}x** {base}; {c:.3f} s CPU = {c / k0c:.2f}x {base}"))
+        out.append((f"prefix passes run ({' / '.join(runs)})",
                     " / ".join(str(r.prefix_store.computed) for r in runs.values())))
         return out
 
     done = 0
     while done < n:
         for name, run in runs.items():
+            lm_scoring.MERGE_PREFIX = CONCAT not in name
             t0, c0 = time.perf_counter(), time.process_time()
             run.run_chunk(chunk)
             wall[name] += time.perf_counter() - t0
             cpu[name] += time.process_time() - c0
+        lm_scoring.MERGE_PREFIX = True
         done = min(n, done + chunk)
         print(done, {k: round(v, 1) for k, v in wall.items()}, flush=True)
         if save is not None:
@@ -269,6 +282,8 @@ def main() -> None:
     ap.add_argument("--n-many", type=int, default=None, help="texts for label sets of 10+ labels (default: --n)")
     ap.add_argument("--skip-onepass", action="store_true")
     ap.add_argument("--skip-fewshot", action="store_true")
+    ap.add_argument("--compare-concat", action="store_true",
+                    help="also run the k=4 settings through the old path (prefix keys concatenated to every row)")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.n, args.out, args.model, args.label_sets, args.part)
@@ -286,7 +301,7 @@ def main() -> None:
             _save(rows, args)  # after every label set, so a cut-short run still leaves its numbers
     if not args.skip_fewshot:
         head = list(rows)
-        rows += fewshot(args.n_fewshot, args.n_plain, args.model, chunk=args.chunk,
+        rows += fewshot(args.n_fewshot, args.n_plain, args.model, chunk=args.chunk, concat=args.compare_concat,
                         save=lambda part: _save(head + part + [("load average now", " ".join(
                             f"{x:.1f}" for x in os.getloadavg()))], args))
     rows.append(("load average at end", " ".join(f"{x:.1f}" for x in os.getloadavg())))
@@ -298,7 +313,8 @@ def _save(rows: list[tuple[str, str]], args: argparse.Namespace) -> None:
     md = ("# Causal-LM prompt scoring speed\n\n"
           f"`flock /tmp/zss-speed.lock .venv/bin/python bench/lm_scoring_speed.py --n {args.n} --n-many {args.n_many} "
           f"--label-sets {args.label_sets} --n-fewshot {args.n_fewshot} --n-plain {args.n_plain} --chunk {args.chunk}"
-          f"{' --skip-onepass' if args.skip_onepass else ''}{' --skip-fewshot' if args.skip_fewshot else ''}`; all "
+          f"{' --skip-onepass' if args.skip_onepass else ''}{' --skip-fewshot' if args.skip_fewshot else ''}"
+          f"{' --compare-concat' if args.compare_concat else ''}`; all "
           "settings measured in this one run on a shared 2-core CPU with other jobs running (compare the ratios, not the seconds).\n\n"
           "| measure | value |\n|---|---|\n" + table + "\n")
     print(md)

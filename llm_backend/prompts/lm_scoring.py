@@ -25,6 +25,7 @@ import numpy as np
 from llm_backend.core.errors import ModelError, UserError
 from llm_backend.core.progress import Progress, report
 from llm_backend.models.loaded import LoadedModel
+from llm_backend.prompts import prefix_attention
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,17 @@ TOKEN_BUDGET = 1024
 #: On a CUDA device batches can be far larger (an H200 holds 64k tokens of SmolLM2 activations easily); an
 #: out-of-memory error halves it and the run goes on.
 GPU_TOKEN_BUDGET = 65536
-#: Keys per pass (rows x (shared prefix + row + tree tokens)), as a multiple of the query budget: the shared prefix's
-#: keys are expanded over the batch one layer at a time (never stored per row), so they cost far less than queries.
+#: Keys per pass (rows x (shared prefix + row + tree tokens)), as a multiple of the query budget, on the concatenating
+#: path: the shared prefix's keys are expanded over the batch one layer at a time (never stored per row), so they
+#: cost far less than queries. The merged path (prefix_attention) copies no prefix keys and skips this bound.
 KEY_BUDGET_FACTOR = 8
 #: Logit values (rows x positions read x vocabulary) per pass: 4M floats = 16 MB on CPU; 64M on a GPU.
 LOGITS_BUDGET = 1 << 22
 GPU_LOGITS_BUDGET = 1 << 26
+#: Read the shared prefix once per layer and merge it with each row's own attention
+#: (:mod:`llm_backend.prompts.prefix_attention`) instead of concatenating a copy of it to every row, where the
+#: model and device allow. Off only to measure or test the concatenating path (bench/lm_scoring_speed.py).
+MERGE_PREFIX = True
 
 
 @dataclass
@@ -434,8 +440,10 @@ def continuation_logprobs(
     - each row's own tokens then run in left-padded batches (positions counted from the prefix's end) together
       with the row's candidates laid out as a prefix tree of tokens, under a 4-D attention mask (row tokens see the
       prefix and the row; a tree token also sees its ancestors), asking the model for the logits at the row's last
-      position and the tree nodes only; the prefix's keys are expanded over the batch one layer at a time and never
-      stored per row (``derive_cache(read_only=True)``). Batches stay within ``token_budget`` query tokens and
+      position and the tree nodes only; each layer reads the prefix's keys once for all rows and merges that part
+      with the rows' own attention (:mod:`llm_backend.prompts.prefix_attention`, SDPA models on the CPU;
+      elsewhere the prefix keys are expanded over the batch one layer at a time and never stored per row,
+      ``derive_cache(read_only=True)``). Batches stay within ``token_budget`` query tokens and
       :data:`LOGITS_BUDGET` logit values, which keeps peak memory below one forward per (prompt, candidate);
     - models with sliding-window layers (Gemma 3) or attention kernels without custom masks instead run the rows
       with ``logits_to_keep=1`` and continue candidates of several tokens from the row's cache.
@@ -666,6 +674,11 @@ class _RunState:
         self._trees: dict[tuple[tuple[int, ...], ...], _AnswerTree] = {}
         self.trees: dict[int, _AnswerTree] = {}
         self.visible: dict[int, int] = {}  # per row of the group being scored: prefix keys it may read
+        self.merged_passes = 0  # tree passes whose prefix went through the merged attention
+
+    def _merge(self, prefix_cache: Any) -> bool:
+        return (MERGE_PREFIX and prefix_cache is not None and len(prefix_cache.layers) > 0
+                and prefix_attention.merge_supported(self.loaded.model, self.device))
 
     def _halve(self) -> None:
         self.budget = halve_on_oom(self.budget, floor=64)
@@ -680,11 +693,14 @@ class _RunState:
             self.trees[i] = self._trees[key]
         return self.trees[i]
 
-    def _batches(self, lengths: list[int], order: list[int], p: int, tree: bool) -> list[list[int]]:
+    def _batches(self, lengths: list[int], order: list[int], p: int, tree: bool,
+                 merge: bool = False) -> list[list[int]]:
         if not tree:
             return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=self.max_rows)
         reads = max(1 + len(self._tree(i).tokens) for i in order)
         rows = max(1, min(self.max_rows, self.logits_budget // (reads * self.vocab)))
+        if merge:  # the prefix is read in place, never copied per row: only the rows' own tokens count
+            return _prompt_batches(lengths, self.budget, order=order, max_rows=rows)
         return _prompt_batches(lengths, self.budget, order=order, extra=p, max_rows=rows,
                                key_budget=KEY_BUDGET_FACTOR * self.budget)
 
@@ -703,7 +719,8 @@ class _RunState:
         lengths = [0] * len(self.prep.prompt_ids)
         for i in members:  # a tree pass also carries the answer-tree tokens of each row
             lengths[i] = len(rest[i]) + (len(self._tree(i).tokens) if tree else 0)
-        queue = self._batches(lengths, members, p, tree)
+        merge = tree and self._merge(cache)
+        queue = self._batches(lengths, members, p, tree, merge)
         while queue:
             batch = queue.pop(0)
             try:
@@ -715,7 +732,7 @@ class _RunState:
                 if not is_oom(exc):
                     raise
                 self._halve()
-                queue = self._batches(lengths, batch, p, tree) + queue
+                queue = self._batches(lengths, batch, p, tree, merge) + queue
                 continue
             self.done += len(batch)
             report(self.progress, self.done, self.total)
@@ -757,17 +774,27 @@ class _RunState:
                 allowed[r, w_max:w_max + n, p + w_max:p + w_max + n] = tree.ancestors
         diag = torch.arange(q)
         allowed[:, diag, p + diag] = True
-        mask = allowed[:, None]
-        if self.eager:  # eager attention adds its mask to the scores
-            dtype = next(self.loaded.model.parameters()).dtype
-            mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
         keep = torch.tensor([w_max - 1] + list(range(w_max, q)), device=self.device)
-        past = derive_cache(prefix_cache, repeat=b, read_only=True) if prefix_cache is not None else None
-        result = self.loaded.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                   position_ids=pos.to(self.device), past_key_values=past, use_cache=False,
-                                   logits_to_keep=keep)
+        model = self.loaded.model
+        if self._merge(prefix_cache):  # the prefix is read once per layer, not copied per row (prefix_attention)
+            shared = prefix_attention.shared_prefix_from_cache(prefix_cache, seen if min(seen) < p else None)
+            with prefix_attention.merged_attention(model):
+                result = model(input_ids=ids.to(self.device), attention_mask=allowed[:, None, :, p:].to(self.device),
+                               position_ids=pos.to(self.device), use_cache=False, logits_to_keep=keep,
+                               **{prefix_attention.KWARG: shared})
+            self.merged_passes += 1
+        else:
+            mask = allowed[:, None]
+            if self.eager:  # eager attention adds its mask to the scores
+                dtype = next(model.parameters()).dtype
+                mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+            past = derive_cache(prefix_cache, repeat=b, read_only=True) if prefix_cache is not None else None
+            result = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                           position_ids=pos.to(self.device), past_key_values=past, use_cache=False,
+                           logits_to_keep=keep)
+            del past
         logits = result.logits  # (batch, 1 + tree nodes, vocab)
-        del result, past
+        del result
         for r, i in enumerate(batch):
             tree = trees[r]
             flat = [rd for cand in tree.reads for rd in cand]

@@ -286,3 +286,45 @@ def test_gemma_batches_past_its_sliding_window_match_one_prompt_at_a_time(regist
     fast = continuation_logprobs(lm, prompts, cands, groups=[0] * 3, prefix_hints={0: head + "Article: "})
     alone = np.vstack([continuation_logprobs(lm, [p], cands, share_prefix=False) for p in prompts])
     assert np.abs(fast - alone).max() < 1e-3 and (fast.argmax(1) == alone.argmax(1)).all()
+
+
+def test_merged_prefix_attention_equals_concatenated_prefix_and_copies_no_prefix(causal_lm, news, monkeypatch):
+    """The few-shot scoring pass reads the shared prefix once per layer and merges it with each row's own
+    attention (prefix_attention). On a shared prefix with one row that departs from it early (it reads only the
+    start of the prefix, as a row that is itself a demonstration does), the scores equal the old path's (prefix keys
+    concatenated to every row; that path is checked against one forward per answer above); every attention call of those passes took the merge, and
+    the keys handed to attention were the rows' own only (no (rows, kv heads, prefix + own, D) tensor)."""
+    from llm_backend.prompts import lm_scoring, prefix_attention
+
+    head = "You sort news by topic: World, Sports, Business or Sci/Tech.\n\n"
+    demos = "".join(f"Article: {news['text'][i]}\nTopic: {news['label'][i]}\n\n" for i in (1, 5, 9))
+    substitute = "Article: A new chip doubles the battery life of phones.\nTopic: Sci/Tech\n\n"
+    texts = news["text"].tolist()
+    prompts = [head + demos + f"Article: {texts[i]}\nTopic:" for i in (0, 4, 8)]
+    prompts.append(head + substitute + f"Article: {texts[5]}\nTopic:")  # departs right after the instruction
+    cands = [" World", " Sports", " Business", " Science and technology"]
+    kw = dict(groups=["g"] * 4, prefix_hints={"g": head + demos + "Article: "})
+    calls: list[tuple[tuple[int, ...], int, object]] = []
+    real = prefix_attention.prefix_merge_attention
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        shared = kwargs.get(prefix_attention.KWARG)
+        calls.append((tuple(key.shape), shared.length if shared is not None else -1, shared))
+        return real(module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setattr(prefix_attention, "prefix_merge_attention", spy)
+    merged = continuation_logprobs(causal_lm, prompts, cands, **kw)
+    layers = causal_lm.model.config.num_hidden_layers
+    assert calls and len(calls) % layers == 0  # every layer of every scoring pass went through the merge
+    shared_objs = {id(s): s for _, _, s in calls}.values()
+    assert all(s is not None and s.concatenated == 0 for s in shared_objs)
+    assert sum(s.merged for s in shared_objs) == len(calls)
+    assert any(s.seen is not None and min(s.seen) < s.length for s in shared_objs)  # the departing row's mask
+    p = calls[0][1]
+    assert p > 150 and all(shape[2] < p for shape, _, _ in calls)  # own keys only: the prefix was never copied
+    assert causal_lm.model.config._attn_implementation == "sdpa"  # switched back after the pass
+    monkeypatch.setattr(lm_scoring, "MERGE_PREFIX", False)
+    calls.clear()
+    concatenated = continuation_logprobs(causal_lm, prompts, cands, **kw)
+    assert not calls  # the old path does not touch the merged attention
+    assert np.abs(merged - concatenated).max() < 1e-4 and (merged.argmax(1) == concatenated.argmax(1)).all()
