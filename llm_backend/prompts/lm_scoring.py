@@ -357,11 +357,7 @@ def visible_prefix_len(prefix: Sequence[int], seq: Sequence[int]) -> int:
     A row whose demonstrations differ from the shared ones in one slot (it is itself a demonstration and got a
     substitute) reads the shared keys up to that slot and recomputes the rest of its prompt itself, so it never
     sees the shared prompt's demonstration of itself, nor anything computed after it."""
-    n = min(len(prefix), len(seq) - 1)
-    m = 0
-    while m < n and prefix[m] == seq[m]:
-        m += 1
-    return m
+    return min(_common_prefix_len([prefix, seq]), len(seq) - 1)
 
 
 #: A shared prefix shorter than this is not worth a separate pass (one cache copy per batch costs more).
@@ -487,15 +483,9 @@ def continuation_logprobs(
                     sub_prefix, sub_cache = _group_prefix(state, departed, share_prefix, None, prefix_store)
                     state.score_group(departed, sub_prefix, sub_cache)
             prefix, cache = _group_prefix(state, members, share_prefix, hint, prefix_store, partial=partial)
-            visible = {i: visible_prefix_len(prefix, prep.prompt_ids[i]) for i in members}
-            inside = [i for i in members if visible[i] == len(prefix)]
-            outside = [i for i in members if visible[i] < len(prefix)]
-            if outside and not tree_scoring_supported(loaded.model, cache):  # per-row prefixes need a 4-D mask
-                state.score_group(inside, prefix, cache)
-                sub_prefix, sub_cache = _group_prefix(state, outside, share_prefix, None, None)
-                state.score_group(outside, sub_prefix, sub_cache)
-            else:
-                state.score_group(members, prefix, cache, visible=visible if outside else None)
+            # Only a partial prefix (tree path) can start some rows in part; any other prefix starts every row.
+            visible = {i: visible_prefix_len(prefix, prep.prompt_ids[i]) for i in members} if partial else None
+            state.score_group(members, prefix, cache, visible=visible)
     if state.halved_to is not None:
         prep.notes.messages.append(f"The GPU ran out of memory: halved the batch (to {state.halved_to} tokens per "
                                    "pass) and went on.")
@@ -786,8 +776,7 @@ class _RunState:
         else:
             mask = allowed[:, None]
             if self.eager:  # eager attention adds its mask to the scores
-                dtype = next(model.parameters()).dtype
-                mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+                mask = prefix_attention.as_additive(mask, next(model.parameters()).dtype)
             past = derive_cache(prefix_cache, repeat=b, read_only=True) if prefix_cache is not None else None
             result = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                            position_ids=pos.to(self.device), past_key_values=past, use_cache=False,

@@ -103,7 +103,8 @@ def merge_supported(model: Any, device: Any) -> bool:
             and getattr(device, "type", str(device)) == "cpu" and _flash_cpu() is not None)
 
 
-def _as_additive(mask: Any, dtype: Any) -> Any:
+def as_additive(mask: Any, dtype: Any) -> Any:
+    """A boolean mask (True: may attend) as the additive one eager attention and the flash kernel take."""
     import torch
 
     if mask is None or mask.dtype != torch.bool:
@@ -139,7 +140,7 @@ def prefix_merge_attention(module: Any, query: Any, key: Any, value: Any, attent
              or kp.shape[0] != 1)
     if plain:  # the old way: every row gets a copy of the prefix (exact, any device)
         shared.concatenated += 1
-        own = _as_additive(attention_mask, query.dtype)
+        own = as_additive(attention_mask, query.dtype)
         pre = shared.prefix_mask(b, reps, q, query.dtype, query.device, grouped=False)
         pre = torch.zeros((b, 1, q, kp.shape[-2]), dtype=query.dtype, device=query.device) if pre is None else pre
         keys = torch.cat([kp.expand(b, -1, -1, -1), key], dim=-2)
@@ -148,7 +149,7 @@ def prefix_merge_attention(module: Any, query: Any, key: Any, value: Any, attent
         return sdpa_attention_forward(module, query, keys, values, mask, dropout=dropout, scaling=scale, **kwargs)
     shared.merged += 1
     # Part 2: each row against its own keys (few: the per-head repeat is cheap here).
-    own = _as_additive(attention_mask, query.dtype)
+    own = as_additive(attention_mask, query.dtype)
     o2, l2 = flash(query, repeat_kv(key, reps), repeat_kv(value, reps), 0.0, False, attn_mask=own, scale=scale)[:2]
     l2 = l2.reshape(b, heads, q, 1)
     reach = shared.reach
