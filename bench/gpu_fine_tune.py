@@ -21,20 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench_env import OUT  # first: sys.path, model cache, offline
 
-OUT = ROOT / "bench" / "results"
 
 
 def main() -> None:

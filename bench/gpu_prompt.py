@@ -15,16 +15,9 @@ online). Output: ``bench/results/gpu_prompt.md``.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench_env import ROOT  # first: sys.path, model cache, offline
 
 import numpy as np
 import pandas as pd

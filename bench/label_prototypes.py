@@ -33,20 +33,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench_env import OUT  # first: sys.path, model cache, offline
 
 from label_wording import setup  # noqa: E402
 from shared_data import markdown_table  # noqa: E402
@@ -61,7 +55,6 @@ from llm_backend.scorers.label_suggestions import suggest_label_wording  # noqa:
 from llm_backend.scorers.self_training import SelfTrainingSettings, fit_self_training  # noqa: E402
 from llm_backend.scorers.wording_help import own_rows_margin, row_centroids  # noqa: E402
 
-OUT = ROOT / "bench" / "results"
 DATA = [d for d in KINDS if d != "Product reviews (sample)"]  # no dev slice there
 
 

@@ -23,16 +23,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench_env import OUT  # first: sys.path, model cache, offline
 
 from bench_embeddings import prime  # noqa: E402
 from shared_data import markdown_table  # noqa: E402
@@ -51,7 +46,6 @@ from llm_backend.scorers.self_training import SelfTrainingScorer, fit_self_train
 from llm_backend.scorers.wording_help import gate, partition_signals, row_centroids, wording_help  # noqa: E402
 from llm_backend.scorers.zero_shot import run_scorer  # noqa: E402
 
-OUT = ROOT / "bench" / "results"
 
 
 def setup(reg: ModelRegistry, df: pd.DataFrame):

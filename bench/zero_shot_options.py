@@ -22,15 +22,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("ZSS_CACHE_DIR", str(ROOT / ".cache"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench_env import OUT  # first: sys.path, model cache, offline
 
 from bench_embeddings import prime  # noqa: E402
 from shared_data import ag_news, banking77, ecdt, markdown_table, thucnews  # noqa: E402
@@ -39,7 +34,6 @@ from llm_backend.data.files import load_sample  # noqa: E402
 from llm_backend.models.loading import get_model  # noqa: E402
 from llm_backend.models.registry import MULTILINGUAL_EMBEDDER, ModelRegistry  # noqa: E402
 
-OUT = ROOT / "bench" / "results"
 KINDS = {"AG News": "topic", "Banking77": "intent", "Product reviews (sample)": "sentiment",
          "THUCNews": "language (zh topic)", "ECDT": "language (zh intent)"}
 
