@@ -135,7 +135,8 @@ def main() -> None:
         # the product's embedder for the data's language (multilingual-e5-small for Chinese), as `train` picks it
         base = get_model(ModelRegistry().get(recommended_embedder(detect_language(df["text"].astype(str)))))
         for seed, tr, te, unl in slices(name, args.slice, seeds):
-            texts = {"train": df["text"].iloc[tr].astype(str).tolist(), "eval": df["text"].iloc[te].astype(str).tolist(),
+            texts = {"train": df["text"].iloc[tr].astype(str).tolist(),
+                     "eval": df["text"].iloc[te].astype(str).tolist(),
                      "unlabelled": df["text"].iloc[unl].astype(str).tolist()}
             y_names = df["label"].iloc[tr].astype(str).tolist()
             classes = sorted(set(y_names))
@@ -148,7 +149,8 @@ def main() -> None:
             for variant, logp in head_variants(tuned, frozen, y, len(classes), seed).items():
                 pred = [classes[i] for i in logp.argmax(1)]
                 m = evaluate(gold, pred, classes)
-                rows.append({"data": name, "embedder": base.spec.name, "seed": seed, "variant": variant, "n_train": len(tr), "n_eval": len(te),
+                rows.append({"data": name, "embedder": base.spec.name, "seed": seed, "variant": variant,
+                             "n_train": len(tr), "n_eval": len(te),
                              "macro_f1": round(m["macro_f1"], 4), "body_train_s": round(train_s, 1)})
             print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s "
                   + " ".join(f"{r['variant']}={r['macro_f1']}" for r in rows if r["data"] == name

@@ -52,13 +52,14 @@ def settings_form(method: str, seed: int) -> TrainConfig:
             "Pseudo-label the rows that are neither training nor test rows (head and SetFit)", False,
             key="ft_pseudo", disabled=method not in ("head", "setfit"),
             help=f"The few-shot model labels up to {DEFAULT_POOL_ROWS:,} other rows of the file (their gold labels "
-                 "are never read) and is refitted on the gold rows plus its confident answers. It helped on news topics and was "
-                 "mixed on intents (docs/fine-tune.md), so it is off unless you turn it on.")
+                 "are never read) and is refitted on the gold rows plus its confident answers. On the dev slices it "
+                 "helped on news topics and hurt on intents (docs/fine-tune.md), so it is off unless you turn it on.")
         base_view = c2.checkbox(
             "SetFit: the head also reads the untouched embedder", defaults.base_view, key="ft_base_view",
             disabled=method != "setfit",
-            help="The tuned embedder forgets some of what the general one knew; a head on both views side by side "
-                 "beat the tuned view alone on the dev slices (docs/fine-tune.md). Costs a second encoding per text.")
+            help="The tuned embedder forgets some of what the general one knew: the prediction averages a head on "
+                 "each, which beat the tuned view alone on the dev slices (docs/fine-tune.md). Costs a second "
+                 "encoding per text.")
     return TrainConfig(method=method, epochs=epochs, batch_size=batch, learning_rate=lr, weight_decay=wd,
                        val_fraction=val_fraction, patience=patience, seed=seed, num_pairs=num_pairs or None,
                        lora_r=lora_r, lora_alpha=2 * lora_r, label_anchor_weight=anchor_w,

@@ -217,7 +217,7 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
         return class_anchors(encode, data.classes, label_set) if cfg.label_anchor_weight > 0 else None
 
     def _features(loaded: LoadedModel, texts: list[str]) -> np.ndarray:
-        # Uncached: the body's weights change under one name while it trains. The base view is cached (it never changes).
+        # Uncached: the body's weights change under one name while it trains; the base view is cached (it never does).
         tuned = encode_uncached(loaded, texts)
         return both_views(tuned, embed_texts(embedder, texts)) if cfg.base_view else tuned
 
