@@ -115,9 +115,16 @@ def setup(reg: ModelRegistry, df: pd.DataFrame):
 
 #: Wording-help settings compared on the dev slices: (option name, keyword arguments of wording_help).
 HELP_OPTIONS: list[tuple[str, dict]] = [
-    ("wording help", {}),
-    ("wording help + LM sentences", {"accept_lm": True}),
+    ("wording help as before (words, no spelling out)", {"expand": False}),
+    ("wording help as before + LM sentences", {"expand": False, "accept_lm": True}),
+    ("NEW spelled-out names only", {"expand": True, "words": False}),
+    ("NEW spelled-out names + words", {"expand": True}),
+    ("NEW spelled-out names + LM sentences", {"expand": True, "words": False, "accept_lm": True}),
+    ("NEW spelled-out names + words from redrawn rows", {"expand": True, "redraw": True}),
 ]
+#: Options also run with the readable names (does spelling out harm names that need none?).
+READABLE_CHECK = ("NEW spelled-out names only", "NEW spelled-out names + words",
+                  "NEW spelled-out names + words from redrawn rows")
 
 
 def table(reg: ModelRegistry, lm, which: str, data_sets: list[str], help_options: list[tuple[str, dict]]) -> list[dict]:
@@ -167,17 +174,21 @@ def table(reg: ModelRegistry, lm, which: str, data_sets: list[str], help_options
         res = run_scorer(scorer, texts, with_lm)
         record("LM sentences accepted (every label, ungated)", res.evaluate(gold)["macro_f1"], loaded.spec.name,
                changed(res), check(res))
-        for option, kwargs in help_options:
+        runs = [(o, kw, labels, gold, "") for o, kw in help_options]
+        runs += [(o, kw, readable, [inv[g] for g in gold], "readable names: ") for o, kw in help_options
+                 if o in READABLE_CHECK]
+        for option, kwargs, labs, gold_here, prefix in runs:
             kw = dict(kwargs)
             if kw.get("accept_lm"):
                 kw["lm"] = lm
-            h = wording_help(scorer, texts, labels, gold=gold, **kw)
+            h = wording_help(scorer, texts, labs, gold=gold_here, **kw)
             (sb, cb), (sa, ca) = h.signals_names, h.signals_candidate
             verdict = (f"silhouette {sb:.3f}->{sa:.3f}, top prob {cb:.3f}->{ca:.3f}: "
                        + ("propose" if h.recommended else "keep the names"))
-            record(f"{option}: candidate accepted", h.macro_f1_after, loaded.spec.name, h.changed_rows, verdict,
-                   f"{h.n_accepted}/{len(labels)}")
-            record(f"{option}: what is proposed", h.macro_f1_after if h.recommended else h.macro_f1_before,
+            spelled = [f"{c.name}->{c.expansion}" for c in h.checks if c.accept_expansion][:6]
+            record(f"{prefix}{option}: candidate accepted", h.macro_f1_after, loaded.spec.name, h.changed_rows,
+                   verdict + (f"; e.g. {', '.join(spelled)}" if spelled else ""), f"{h.n_accepted}/{len(labs)}")
+            record(f"{prefix}{option}: what is proposed", h.macro_f1_after if h.recommended else h.macro_f1_before,
                    loaded.spec.name, h.changed_rows if h.recommended else 0)
     return rows
 
@@ -208,6 +219,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slices", choices=["dev", "held-out"], default="dev")
     ap.add_argument("--data", nargs="*", default=list(KINDS))
+    ap.add_argument("--options", nargs="*", help="only these wording-help options (names as in HELP_OPTIONS)")
     ap.add_argument("--show-names", action="store_true", help="print the cryptic names and stop")
     args = ap.parse_args()
     if args.show_names:
@@ -217,7 +229,8 @@ def main() -> None:
         return
     reg = ModelRegistry()
     lm = get_model(reg.default("causal_lm"))
-    table(reg, lm, args.slices, args.data, HELP_OPTIONS)
+    table(reg, lm, args.slices, args.data,
+          [o for o in HELP_OPTIONS if not args.options or o[0] in args.options])
     print(f"wrote {OUT / 'label_wording_cryptic.md'}")
 
 
