@@ -130,7 +130,8 @@ def doc_freq(rows: Sequence[str]) -> dict[str, int]:
 
 
 def expand_abbreviation(phrase: str, own_rows: Sequence[str], corpus: dict[str, int] | None = None,
-                        min_rows: int = 2) -> str:
+                        min_rows: int = 2, vocab: Sequence[str] | None = None,
+                        first: dict[str, int] | None = None) -> str:
     """The label phrase with each word that looks cut short replaced by the corpus word it most likely stands for.
 
     For every word of ``phrase`` (two letters or more), the candidates are the corpus words that start with it
@@ -140,25 +141,36 @@ def expand_abbreviation(phrase: str, own_rows: Sequence[str], corpus: dict[str, 
     commonest completion of a prefix is then the best guess ("tra" -> "transfer" in a bank's messages). The word
     itself wins ties, so whole words stay ("top" in "top up"); English stop words are never cut short ("or") nor
     what a cut word stands for ("wit" is "withdrawal", not "with"). Returns "" when no word changed. This spells
-    out truncations ("Sci/Tec" -> "sci and technology", "car_arr" -> "card arrived"), the commonest way names get
+    out truncations ("car_arr" -> "card arrived"; from word counts, so also "Sci/Tec" -> "scientists and
+    technology", which is why it is a suggestion the user reads), the commonest way names get
     cut short; initials ("CA") and non-English texts (no words to match) are left to the LM sentence.
     """
     words = phrase.split()
     if not words or not own_rows:
         return ""
-    own, corpus = doc_freq(own_rows), corpus or doc_freq(own_rows)
-    expanded, changed = [], False
+    from bisect import bisect_left
+
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    own, corpus = doc_freq(own_rows), corpus or doc_freq(own_rows)
+    vocab = vocab if vocab is not None else sorted(corpus)  # sorted: a prefix's words are one run (bisect)
+    first = {w: i for i, w in enumerate(corpus)} if first is None else first
+    expanded, changed = [], False
     for word in words:
         low = word.lower()
         short = len(low) < 2 or low in ENGLISH_STOP_WORDS  # "or", "by", "to" are whole words, not cut short
-        cands = [] if short else [w for w in corpus if w.startswith(low) and corpus[w] >= min_rows
-                                  and (w == low or w not in ENGLISH_STOP_WORDS)]  # "wit" is not "with"
+        cands = []
+        i = len(vocab) if short else bisect_left(vocab, low)
+        while i < len(vocab) and vocab[i].startswith(low):
+            w = vocab[i]
+            if corpus[w] >= min_rows and (w == low or w not in ENGLISH_STOP_WORDS):  # "wit" is not "with"
+                cands.append(w)
+            i += 1
         if not cands:
             expanded.append(word)
             continue
-        best = max(cands, key=lambda w: (own.get(w, 0), corpus[w], w == low))
+        # remaining ties: the word met first in the corpus (the order of ``corpus``), as measured
+        best = max(cands, key=lambda w: (own.get(w, 0), corpus[w], w == low, -first[w]))
         changed |= best != low
         expanded.append(word if best == low else best)
     return " ".join(expanded) if changed else ""
@@ -183,13 +195,14 @@ def suggest_label_wording(texts: Sequence[str], text_vecs: np.ndarray, labels: S
     docs = [[str(texts[i]) for i in rows] for rows in by_label]
     phrases = class_tfidf(docs, n_terms, own, _tokenizer(texts))
     corpus = doc_freq(texts)
+    vocab, first = sorted(corpus), {w: i for i, w in enumerate(corpus)}
     out = []
     for lab, rows, ph, doc in zip(labels, by_label, phrases, docs):
         order = rows[np.argsort(-s[rows, labels.index(lab)])] if len(rows) else rows
         cryptic = is_cryptic(lab)
         out.append(LabelSuggestion(lab.name, cryptic, ph, ", ".join(ph),
                                    [str(texts[i])[:200] for i in order[:n_examples]], len(rows),
-                                   expand_abbreviation(lab.phrase, doc, corpus) if cryptic else ""))
+                                   expand_abbreviation(lab.phrase, doc, corpus, vocab=vocab, first=first) if cryptic else ""))
     return out
 
 
