@@ -109,7 +109,7 @@ def test_lm_sentences_pass_the_margin_gate_only_when_they_point_home(embedder, c
 def test_cryptic_names_are_spelled_out_towards_their_own_rows(embedder, ag_news):
     """Names cut to three letters ("Sci/Tec", "Wor") embed as noise; spelled out from the corpus, each label's
     vector moves towards its own (gold) rows and away from the others'."""
-    df = stratified(ag_news, 25, seed=6)
+    df = stratified(ag_news, 40, seed=6)
     short = {"World": "Wor", "Sports": "Spo", "Business": "Bus", "Sci/Tech": "Sci/Tec"}
     texts, gold = df["text"].tolist(), [short[g] for g in df["label"]]
     labels = make_labels(list(short.values()))
@@ -128,7 +128,7 @@ def test_cryptic_names_are_spelled_out_towards_their_own_rows(embedder, ag_news)
     cents /= np.linalg.norm(cents, axis=1, keepdims=True)
     before = own_rows_margin(scorer.label_embeddings(labels), cents)
     after = own_rows_margin(scorer.label_embeddings(h.candidate), cents)
-    assert after.mean() > before.mean() + 0.02, (before, after)
+    assert after.mean() > before.mean() + 0.05, (before, after)  # measured: -0.04 -> +0.09
     # without expand, the same call leaves the names as they are
     h0 = wording_help(scorer, texts, labels, expand=False, words=False)
     assert h0.n_accepted == 0 and not any(c.accept_expansion for c in h0.checks)
