@@ -18,7 +18,7 @@ from llm_backend.data.language import recommended_embedder
 from llm_backend.scorers import estimate as est
 from llm_backend.training.loop import TRAINING_METHODS
 from llm_backend.training.cross_validation import cross_validate_job
-from llm_backend.training.split import make_split
+from llm_backend.training.split import DEFAULT_POOL_ROWS, make_split
 from llm_backend.training.runs import MANAGER, teacher_scorer, train_and_evaluate_job, zero_shot_scorer
 from ui import state
 from ui.background import session_alive
@@ -61,7 +61,7 @@ method = m1.selectbox("Method", list(TRAINING_METHODS), format_func=lambda m: f"
 m2.caption(f"Runs on **{plain(dev.name)}** ({dev.kind}). Head on embeddings takes seconds; SetFit and fine-tunes "
            "take minutes on a CPU, seconds on a GPU.")
 cfg = settings_form(method, seed)
-teacher_choice, n_pool = None, 0
+teacher_choice, n_pool = None, (DEFAULT_POOL_ROWS if cfg.pseudo_labels else 0)
 if method == "distill":
     trained = [s.name for s in registry().by_role("classifier") if s.source == "trained"]
     teacher_choice, n_pool = distill_form(cfg, trained)

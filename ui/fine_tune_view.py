@@ -13,6 +13,7 @@ import streamlit as st
 from llm_backend.data.dataset import text_fingerprints
 from llm_backend.training.trained_models import save_model
 from llm_backend.training.loop import TrainConfig
+from llm_backend.training.split import DEFAULT_POOL_ROWS
 
 from .charts import confusion_view
 from .errors import user_errors
@@ -46,9 +47,22 @@ def settings_form(method: str, seed: int) -> TrainConfig:
             key="ft_anchor_w", disabled=method not in ("head", "setfit"),
             help="Each class's label sentence (with the description from the label set) joins the training rows "
                  "with this weight: the label's meaning is extra evidence when there are only a few examples."))
+        c1, c2 = st.columns(2)
+        pseudo = c1.checkbox(
+            "Pseudo-label the rows that are neither training nor test rows (head and SetFit)", False,
+            key="ft_pseudo", disabled=method not in ("head", "setfit"),
+            help=f"The few-shot model labels up to {DEFAULT_POOL_ROWS:,} other rows of the file (their gold labels "
+                 "are never read) and is refitted on the gold rows plus its confident answers. It helped on news topics and was "
+                 "mixed on intents (docs/fine-tune.md), so it is off unless you turn it on.")
+        base_view = c2.checkbox(
+            "SetFit: the head also reads the untouched embedder", defaults.base_view, key="ft_base_view",
+            disabled=method != "setfit",
+            help="The tuned embedder forgets some of what the general one knew; a head on both views side by side "
+                 "beat the tuned view alone on the dev slices (docs/fine-tune.md). Costs a second encoding per text.")
     return TrainConfig(method=method, epochs=epochs, batch_size=batch, learning_rate=lr, weight_decay=wd,
                        val_fraction=val_fraction, patience=patience, seed=seed, num_pairs=num_pairs or None,
-                       lora_r=lora_r, lora_alpha=2 * lora_r, label_anchor_weight=anchor_w)
+                       lora_r=lora_r, lora_alpha=2 * lora_r, label_anchor_weight=anchor_w,
+                       pseudo_labels=pseudo and method in ("head", "setfit"), base_view=base_view)
 
 
 def distill_form(cfg: TrainConfig, trained: list[str]) -> tuple[str, int]:
@@ -59,7 +73,8 @@ def distill_form(cfg: TrainConfig, trained: list[str]) -> tuple[str, int]:
                            if t == "zero-shot" else t)
     cfg.student = d2.radio("Student", ["small", "head"], key="ft_student", horizontal=True,
                            format_func=lambda s: "3-layer MiniLM" if s == "small" else "head on embeddings")
-    n_pool = int(d3.number_input("Unlabelled rows for the teacher", 0, 50_000, 1000, step=100, key="ft_unl"))
+    n_pool = int(d3.number_input("Unlabelled rows for the teacher", 0, 50_000, DEFAULT_POOL_ROWS, step=100,
+                                 key="ft_unl"))
     return teacher, n_pool
 
 

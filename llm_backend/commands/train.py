@@ -15,6 +15,7 @@ from llm_backend.data.dataset import text_fingerprints
 from llm_backend.core.errors import DataError, TrainingError
 from llm_backend.core.progress import stderr_progress
 from llm_backend.training.loop import TRAINING_METHODS, TrainCallbacks, TrainConfig
+from llm_backend.training.split import DEFAULT_POOL_ROWS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="distill only: 'zero-shot' (embedding scorer with the class names) or a trained model "
                         "name/folder")
     p.add_argument("--student", choices=["small", "head"], default="small", help="distill only")
-    p.add_argument("--unlabelled", type=int, default=1000, metavar="N",
+    p.add_argument("--unlabelled", type=int, default=DEFAULT_POOL_ROWS, metavar="N",
                    help="distill / --pseudo-labels: at most N rows (never training or test rows) labelled by the "
                         "teacher or the few-shot model")
     p.add_argument("--epochs", type=int, default=None)
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="head/setfit: label up to --unlabelled rows that are neither training nor test rows (never "
                         "their gold) with the few-shot model and refit on gold + its confident answers "
                         "(docs/fine-tune.md)")
+    p.add_argument("--no-base-view", action="store_true",
+                   help="setfit: the head reads the tuned embedder alone (default: the tuned and the untouched "
+                        "embedder side by side, which won on the dev slices; docs/fine-tune.md)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of training rows held out for early stopping (default 0.2 for fine-tunes, else 0)")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on at most this many test rows (seeded)")
@@ -91,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
                       learning_rate=args.learning_rate, num_pairs=args.num_pairs, seed=args.seed,
                       val_fraction=args.val_fraction if args.val_fraction is not None else (0.2 if fine_tune else 0.0),
                       student=args.student, label_anchor_weight=args.label_anchor_weight,
-                      pseudo_labels=bool(args.pseudo_labels) and args.method in ("head", "setfit"))
+                      pseudo_labels=bool(args.pseudo_labels) and args.method in ("head", "setfit"),
+                      base_view=not args.no_base_view)
     out = Path(args.out)
     models_dir = out.parent if (out.parent != Path(".") or out.is_absolute()) else None
     registry = ModelRegistry()

@@ -53,6 +53,8 @@ class TrainConfig:
     # head / setfit: label the unlabelled rows with the few-shot head, refit on gold + the confident share of them
     pseudo_labels: bool = False
     pseudo_fraction: float = 0.5  # share of each predicted class's unlabelled rows kept (largest margin first)
+    # setfit: the head reads the untouched embedder's view beside the tuned body's (trained_models.both_views)
+    base_view: bool = True
     lora_r: int = 8
     lora_alpha: int = 16
     # distillation

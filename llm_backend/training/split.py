@@ -81,6 +81,11 @@ class TrainSplit:
                 "file, or fewer training rows per class.")
 
 
+#: Unlabelled rows a run draws by default (distillation's teacher pool, pseudo-labels): the benches measured
+#: pseudo-labelling with 2,000 (bench/fine_tune.py, bench/setfit_recipe_dev.py).
+DEFAULT_POOL_ROWS = 2000
+
+
 def make_split(
     label_values: Sequence[object],
     *,

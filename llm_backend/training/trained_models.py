@@ -56,27 +56,46 @@ def memory_spec(name: str, role: str = "embedder") -> ModelSpec:
     return ModelSpec(name, role, "trained", f"memory:{uuid.uuid4().hex}", "trained in this session")  # type: ignore[arg-type]
 
 
+def both_views(tuned: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """A tuned body's embeddings and the untouched embedder's side by side, scaled back to unit length.
+
+    Why keep the untouched view: contrastive tuning on 8 rows per class pulls those rows' classes apart but also
+    forgets some of what the general embedder knew about texts unlike them. SetFit's head is the average of a head
+    on each view (``trainer.average_heads``), stored as one linear head over these features; on the dev slices
+    (bench/setfit_recipe_dev.py, docs/fine-tune.md) it beat the tuned view alone.
+    """
+    return np.hstack([tuned, base]).astype(np.float32, copy=False) / np.float32(np.sqrt(2.0))
+
+
 class EmbeddingHeadModel:
     """Sentence embeddings → linear layer → log-probabilities over ``classes``."""
 
     kind = "embedding_head"
 
     def __init__(self, body: LoadedModel, weight: np.ndarray, bias: np.ndarray, classes: Sequence[str],
-                 body_is_base: bool) -> None:
+                 body_is_base: bool, base: LoadedModel | None = None) -> None:
         self.body = body
         self.weight = np.asarray(weight, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
         self.classes = list(classes)
         #: True when the body is the unchanged shared embedder: then only the head is saved, not 90 MB of weights.
         self.body_is_base = body_is_base
+        #: The shared embedder whose view joins a tuned body's (:func:`both_views`); None: the body's view alone.
+        self.base = base
 
     def embed(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
-        return embed_texts(self.body, list(texts), progress=progress)
+        emb = embed_texts(self.body, list(texts), progress=progress)
+        if self.base is None:
+            return emb
+        return both_views(emb, embed_texts(self.base, list(texts)))
 
     def predict_log_proba(self, texts: Sequence[str], progress: Progress = None) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         emb = self.embed(texts, progress)
+        if emb.shape[1] != self.weight.shape[1]:  # a model folder whose head and body(ies) do not belong together
+            raise ModelError(f"This model's head expects {self.weight.shape[1]}-dimensional embeddings but its "
+                             f"embedder gives {emb.shape[1]}: the folder mixes parts of different models.")
         return _log_softmax(emb @ self.weight.T + self.bias).astype(np.float32)
 
     def save(self, folder: Path) -> dict[str, Any]:
@@ -88,7 +107,8 @@ class EmbeddingHeadModel:
         if not self.body_is_base:
             with self.body.lock:
                 self.body.model.save(str(folder / "body"), safe_serialization=True)
-        return {"format": self.kind, "body": "base" if self.body_is_base else "body"}
+        return {"format": self.kind, "body": "base" if self.body_is_base else "body",
+                "base_view": self.base is not None}
 
 
 class SequenceModel:
@@ -288,7 +308,8 @@ def load_trained(spec: ModelSpec, get_model: GetModel, device: DeviceInfo | None
             body_spec = ModelSpec(f"{spec.name} body", "embedder", "trained", f"{folder / 'body'}#{meta.get('uid')}")
             body = LoadedModel(body_spec, st_model, st_model.tokenizer, device)
             is_base = False
-        model: TrainedModel = EmbeddingHeadModel(body, head["weight"], head["bias"], classes, is_base)
+        base = _base_embedder(meta, get_model) if meta.get("base_view") and not is_base else None
+        model: TrainedModel = EmbeddingHeadModel(body, head["weight"], head["bias"], classes, is_base, base)
     elif fmt == SequenceModel.kind:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

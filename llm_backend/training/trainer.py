@@ -4,8 +4,9 @@
   most of the gain, because the embedder already separates topics well.
 * ``setfit`` — SetFit-style: a *copy* of the embedder is tuned with sentence-transformers' CosineSimilarityLoss on a
   bounded number of same/different-class pairs (:func:`llm_backend.data.sampler.sample_pairs`), then a logistic head
-  is fitted on the tuned embeddings. Our own loop rather than the ``setfit`` package: it needs no checkpoint
-  folder, gives per-step progress and a stop check, and does not depend on setfit's transformers pins.
+  is fitted on the tuned embeddings beside the untouched embedder's (``TrainConfig.base_view``). Our own loop
+  rather than the ``setfit`` package: it needs no checkpoint folder, gives per-step progress and a stop check, and
+  does not depend on setfit's transformers pins.
 * ``finetune`` / ``finetune-head`` / ``lora`` — the embedder's transformer with a new classification head, trained
   with AdamW end to end, head only (frozen body), or with LoRA adapters (peft), with early stopping on a
   validation split.
@@ -36,7 +37,7 @@ from llm_backend.data.sampler import (
     split_validation,
 )
 from llm_backend.evaluation.metrics import evaluate, normalise_label
-from llm_backend.models.embedding_cache import encode_uncached
+from llm_backend.models.embedding_cache import embed_texts, encode_uncached
 from llm_backend.models.loaded import LoadedModel
 from llm_backend.models.registry import resolve_location
 from llm_backend.training.loop import (
@@ -50,7 +51,7 @@ from llm_backend.training.loop import (
     optimise_step,
     val_metrics,
 )
-from llm_backend.training.trained_models import EmbeddingHeadModel, memory_spec
+from llm_backend.training.trained_models import EmbeddingHeadModel, both_views, memory_spec
 
 
 def class_anchors(encode: Callable[[list[str]], np.ndarray], classes: Sequence[str],
@@ -112,13 +113,36 @@ def refit_with_pseudo_labels(emb: np.ndarray, y: np.ndarray, unl_emb: np.ndarray
     return w2, b2, int(len(idx))
 
 
+def fit_head(emb: np.ndarray, y: np.ndarray, cfg: TrainConfig, n_classes: int, anchors: np.ndarray | None,
+             unl_emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The few-shot head on one view: gold rows plus label anchors, then (given unlabelled rows) the pseudo-label
+    refit. Returns (weight, bias, pseudo rows used)."""
+    weight, bias = fit_logistic_head(emb, y, n_classes, cfg.head_c, cfg.seed, anchors, cfg.label_anchor_weight)
+    if unl_emb is None or not len(unl_emb):
+        return weight, bias, 0
+    return refit_with_pseudo_labels(emb, y, unl_emb, weight, bias, cfg, n_classes, anchors)
+
+
+def average_heads(tuned: tuple[np.ndarray, np.ndarray],
+                  base: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One linear head over :func:`both_views` whose softmax is the renormalised geometric mean of the two heads'.
+
+    Why average two heads rather than fit one on both views: a head fitted jointly leans on the tuned view, which
+    separates the training rows perfectly because it was tuned on them, and so inherits what tuning forgot (on the
+    dev slices the joint head was no better than the tuned view where the untouched head was far better, ECDT).
+    Averaging keeps each view's own vote. With features ``[t, b] / sqrt(2)`` the weights ``[Wt, Wb] / sqrt(2)`` give
+    logits ``(t Wt' + b Wb') / 2``: the mean of the two heads' logits, which softmax turns into the geometric mean.
+    """
+    scale = np.float32(np.sqrt(2.0))
+    weight = np.hstack([tuned[0], base[0]]).astype(np.float32) / scale
+    return weight, ((tuned[1] + base[1]) / 2).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- head on frozen embeddings
 
 
 def train_head(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: TrainCallbacks,
                label_set: Sequence[Label] | None = None, unlabelled: Sequence[str] = ()) -> TrainResult:
-    from llm_backend.models.embedding_cache import embed_texts
-
     start = time.perf_counter()
     y = data.y
     tr, va = split_validation(y, cfg.val_fraction, cfg.seed)
@@ -127,13 +151,11 @@ def train_head(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb: T
     cb.status("Fitting the logistic head")
     anchors = (class_anchors(lambda s: embed_texts(embedder, s), data.classes, label_set)
                if cfg.label_anchor_weight > 0 else None)
-    weight, bias = fit_logistic_head(emb[tr], y[tr], len(data.classes), cfg.head_c, cfg.seed, anchors,
-                                     cfg.label_anchor_weight)
-    n_pseudo = 0
-    if cfg.pseudo_labels and len(unlabelled):
+    use_pseudo = cfg.pseudo_labels and len(unlabelled) > 0
+    if use_pseudo:
         cb.status("Pseudo-labelling the unlabelled rows")
-        weight, bias, n_pseudo = refit_with_pseudo_labels(emb[tr], y[tr], embed_texts(embedder, list(unlabelled)),
-                                                          weight, bias, cfg, len(data.classes), anchors)
+    weight, bias, n_pseudo = fit_head(emb[tr], y[tr], cfg, len(data.classes), anchors,
+                                      embed_texts(embedder, list(unlabelled)) if use_pseudo else None)
     model = EmbeddingHeadModel(embedder, weight, bias, data.classes, body_is_base=True)
     row = {"epoch": 1, "loss": None, "elapsed_s": time.perf_counter() - start,
            **val_metrics(model, [data.texts[i] for i in va], y[va], data.classes)}
@@ -189,11 +211,29 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
     scheduler = linear_schedule(optimiser, total_steps, cfg.warmup_ratio)
     loaded_body = LoadedModel(memory_spec("setfit body"), body, body.tokenizer, device)
 
-    def _tuned_anchors(loaded: LoadedModel) -> np.ndarray | None:
-        # Uncached: the body's weights change under one name while it trains.
-        if cfg.label_anchor_weight <= 0:
-            return None
-        return class_anchors(lambda sents: encode_uncached(loaded, sents), data.classes, label_set)
+    k = len(data.classes)
+
+    def _anchors(encode: Callable[[list[str]], np.ndarray]) -> np.ndarray | None:
+        return class_anchors(encode, data.classes, label_set) if cfg.label_anchor_weight > 0 else None
+
+    def _features(loaded: LoadedModel, texts: list[str]) -> np.ndarray:
+        # Uncached: the body's weights change under one name while it trains. The base view is cached (it never changes).
+        tuned = encode_uncached(loaded, texts)
+        return both_views(tuned, embed_texts(embedder, texts)) if cfg.base_view else tuned
+
+    base_heads: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _head(loaded: LoadedModel, unl: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+        """The tuned view's head, averaged with the untouched view's (``base_view``); pseudo-labels when ``unl``."""
+        tuned_enc = lambda sents: encode_uncached(loaded, list(sents))  # noqa: E731
+        w, b, n = fit_head(tuned_enc(texts_tr), y_tr, cfg, k, _anchors(tuned_enc), tuned_enc(unl) if unl else None)
+        if not cfg.base_view:
+            return w, b, n
+        if bool(unl) not in base_heads:  # the untouched view never changes: one fit per run (two with pseudo-labels)
+            base_enc = lambda sents: embed_texts(embedder, list(sents))  # noqa: E731
+            base_heads[bool(unl)] = fit_head(base_enc(texts_tr), y_tr, cfg, k, _anchors(base_enc),
+                                             base_enc(unl) if unl else None)[:2]
+        return (*average_heads((w, b), base_heads[bool(unl)]), n)
 
     result = TrainResult(None, "setfit", data.classes, cfg, n_train=len(tr), n_val=len(va))  # type: ignore[arg-type]
     result.notes.append(f"{num_pairs} contrastive pairs per epoch ({steps_per_epoch} steps of {cfg.batch_size}).")
@@ -218,31 +258,26 @@ def train_setfit(data: TrainingSet, cfg: TrainConfig, embedder: LoadedModel, cb:
         row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
                                "elapsed_s": time.perf_counter() - start}
         if len(va):
-            # Uncached: the body changes every epoch, and a cache keyed by its name would serve stale vectors.
-            emb = encode_uncached(loaded_body, texts_tr)
-            w, bias = fit_logistic_head(emb, y_tr, len(data.classes), cfg.head_c, cfg.seed,
-                                        _tuned_anchors(loaded_body), cfg.label_anchor_weight)
-            val_emb = encode_uncached(loaded_body, [data.texts[i] for i in va])
+            w, bias, _ = _head(loaded_body, [])
+            val_emb = _features(loaded_body, [data.texts[i] for i in va])
             pred = (val_emb @ w.T + bias).argmax(axis=1)
             m = evaluate([data.classes[i] for i in y[va]], [data.classes[i] for i in pred], data.classes)
             row.update(val_accuracy=m["accuracy"], val_macro_f1=m["macro_f1"])
         emit(result.history, row, cb)
         if result.stopped:
             break
-    cb.status("Fitting the logistic head on the tuned embeddings")
+    use_pseudo = cfg.pseudo_labels and len(unlabelled) > 0
+    cb.status("Fitting the logistic head" + (" and pseudo-labelling the unlabelled rows" if use_pseudo else ""))
     loaded_body = LoadedModel(memory_spec("setfit body"), body, body.tokenizer, device)  # fresh key: final weights
-    emb = encode_uncached(loaded_body, texts_tr)
-    anchors = _tuned_anchors(loaded_body)
-    weight, bias = fit_logistic_head(emb, y_tr, len(data.classes), cfg.head_c, cfg.seed, anchors,
-                                     cfg.label_anchor_weight)
-    if cfg.pseudo_labels and len(unlabelled):
-        cb.status("Pseudo-labelling the unlabelled rows with the tuned embedder")
-        weight, bias, n_pseudo = refit_with_pseudo_labels(emb, y_tr, encode_uncached(loaded_body, list(unlabelled)),
-                                                          weight, bias, cfg, len(data.classes), anchors)
-        if n_pseudo:
-            result.notes.append(f"Head refitted on {len(y_tr)} gold rows plus {n_pseudo} pseudo-labelled rows.")
-            result.extra["n_pseudo"] = n_pseudo
-    result.model = EmbeddingHeadModel(loaded_body, weight, bias, data.classes, body_is_base=False)
+    weight, bias, n_pseudo = _head(loaded_body, list(unlabelled) if use_pseudo else [])
+    if n_pseudo:
+        result.notes.append(f"Head refitted on {len(y_tr)} gold rows plus {n_pseudo} pseudo-labelled rows.")
+        result.extra["n_pseudo"] = n_pseudo
+    if cfg.base_view:
+        result.notes.append("The prediction averages two heads: one on the tuned embedder, one on the untouched "
+                            "embedder (the tuned one forgets some of what the general one knew).")
+    result.model = EmbeddingHeadModel(loaded_body, weight, bias, data.classes, body_is_base=False,
+                                      base=embedder if cfg.base_view else None)
     return result
 
 

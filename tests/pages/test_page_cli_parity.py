@@ -66,6 +66,35 @@ def test_fine_tune_page_and_train_give_the_same_split_baseline_and_metrics(ag_ne
     assert ev["baseline"]["macro_f1"] == pytest.approx(cli["baseline"]["macro_f1"], abs=1e-9)
 
 
+def test_fine_tune_page_pseudo_labels_match_train_pseudo_labels(ag_news, tmp_path):
+    """The page's pseudo-label checkbox draws the CLI's pool (same rows, never test rows) and trains the same head."""
+    df = stratified(ag_news, 40, seed=2)
+    path = tmp_path / "news.csv"
+    df.to_csv(path, index=False)
+    mj = tmp_path / "train.json"
+    assert main(["train", "--data", str(path), "--text-column", "text", "--label-column", "label", "--per-class", "4",
+                 "--method", "head", "--pseudo-labels", "--max-test", "50", "--out", str(tmp_path / "m"),
+                 "--metrics-json", str(mj)]) == 0
+    cli = json.loads(mj.read_text())
+    assert len(cli["split"]["pool"]) == 160 - 16 - 50
+
+    at = app_test("pages/4_Fine-tune_runs.py")
+    at.session_state[state.DATASET] = Dataset.from_file(path, "text", "label")
+    at.run()
+    at.number_input(key="ft_k").set_value(4)
+    at.number_input(key="ft_max_test").set_value(50)
+    at.checkbox(key="ft_pseudo").check().run()
+    split = at.session_state["ft_split"]
+    assert split.pool_idx == cli["split"]["pool"] and split.test_idx == cli["split"]["test"]
+    at.button(key="ft_start").click().run()
+    assert at.session_state["ft_run"].wait(APP_TIMEOUT)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    res = at.session_state["ft_history"][-1]["result"]
+    assert res.extra.get("n_pseudo", 0) > 0 and any("pseudo-labelled" in n for n in res.notes)
+    assert res.evaluation["test"]["macro_f1"] == pytest.approx(cli["test"]["macro_f1"], abs=1e-9)
+
+
 def test_split_sets_are_disjoint_and_distillation_pool_excludes_test_rows():
     labels = [f"c{i % 5}" for i in range(200)] + [""] * 50
     split = make_split(labels, per_class=4, seed=2, max_test=60, n_pool=500)

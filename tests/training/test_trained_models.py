@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from llm_backend.core.errors import TrainingError
+from llm_backend.core.errors import ModelError, TrainingError
 from llm_backend.data.labels import Label, make_labels
 from llm_backend.data.sampler import select_per_class
 from llm_backend.models.loading import load_model
@@ -14,6 +14,7 @@ from llm_backend.models.registry import ModelRegistry
 from llm_backend.scorers.base import Scorer
 from llm_backend.training.loop import TrainConfig
 from llm_backend.training.trained_models import (
+    HEAD_FILE,
     META_FILE,
     UNKNOWN_LABEL_SCORE,
     TrainedScorer,
@@ -115,5 +116,31 @@ def test_setfit_model_saves_its_tuned_body(embedder, small):
     assert "body/model.safetensors" in files and "head.safetensors" in files
     loaded = load_model(ModelRegistry().get("ag-setfit"))
     assert loaded.model.body.spec.key != embedder.spec.key  # the tuned body never shares the base's cache
+    # the head reads the tuned view and the shared embedder's side by side; loading finds the embedder by name
+    dim = embedder.model.get_sentence_embedding_dimension()
+    assert result.model.weight.shape[1] == loaded.model.weight.shape[1] == 2 * dim
+    assert loaded.model.base is not None and loaded.model.base.spec.name == embedder.spec.name
     np.testing.assert_allclose(loaded.model.predict_log_proba(small[2]), result.model.predict_log_proba(small[2]),
                                atol=1e-4)
+
+
+def test_setfit_without_the_base_view_reads_its_tuned_body_alone(embedder, small):
+    cfg = TrainConfig(method="setfit", num_pairs=16, batch_size=16, base_view=False)
+    result = train(small[0], small[1], cfg, embedder)
+    assert result.model.base is None
+    assert result.model.weight.shape[1] == embedder.model.get_sentence_embedding_dimension()
+    folder = save_model(result.model, "ag-setfit-tuned-only", result.meta())
+    loaded = load_model(ModelRegistry().get("ag-setfit-tuned-only"))
+    assert loaded.model.base is None
+    np.testing.assert_allclose(loaded.model.predict_log_proba(small[2]), result.model.predict_log_proba(small[2]),
+                               atol=1e-4)
+    # a head saved for both views but read with one: a clear error, not a numpy shape traceback
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    from safetensors.numpy import save_file
+
+    save_file({"weight": np.zeros((2, 7), dtype=np.float32), "bias": np.zeros(2, dtype=np.float32)},
+              str(folder / HEAD_FILE))
+    assert meta["base_view"] is False
+    broken = load_model(ModelRegistry().get("ag-setfit-tuned-only"))
+    with pytest.raises(ModelError, match="7-dimensional"):
+        broken.model.predict_log_proba(small[2])

@@ -16,7 +16,8 @@ from llm_backend.training.trained_models import (
     SequenceModel,
     predict,
 )
-from llm_backend.training.trainer import train
+from llm_backend.training.trained_models import both_views
+from llm_backend.training.trainer import average_heads, train
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,33 @@ def test_setfit_tunes_a_copy_and_leaves_the_shared_embedder_alone(embedder, slic
     assert not np.allclose(tuned, before, atol=1e-4)  # the copy did change
     assert result.history[0]["loss"] > 0
     assert _accuracy(result.model, test_texts, test_gold) >= 0.4
+
+
+def test_average_heads_gives_the_mean_of_the_two_heads_logits():
+    rng = np.random.default_rng(0)
+    tuned, base = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    wt, bt, wb, bb = rng.normal(size=(3, 8)), rng.normal(size=3), rng.normal(size=(3, 8)), rng.normal(size=3)
+    w, b = average_heads((wt, bt), (wb, bb))
+    np.testing.assert_allclose(both_views(tuned, base) @ w.T + b, (tuned @ wt.T + bt + base @ wb.T + bb) / 2,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_setfit_head_averages_the_tuned_head_and_the_untouched_head(embedder, slices):
+    """base_view=True predicts the renormalised geometric mean of the tuned-view model (base_view=False, same seed:
+    the same body) and the plain ``head`` model on the untouched embedder."""
+    texts, labels, test_texts, _ = slices
+    cfg = dict(method="setfit", num_pairs=32, batch_size=16, seed=3)
+    both_run = train(texts, labels, TrainConfig(**cfg), embedder)
+    both = both_run.model
+    tuned_only = train(texts, labels, TrainConfig(**cfg, base_view=False), embedder).model
+    head = train(texts, labels, TrainConfig(method="head", seed=3), embedder).model
+    assert both.base is embedder and tuned_only.base is None
+    np.testing.assert_allclose(encode_uncached(both.body, test_texts[:4]), encode_uncached(tuned_only.body,
+                               test_texts[:4]), atol=1e-5)  # seeded: the same tuned body
+    expected = (tuned_only.predict_log_proba(test_texts) + head.predict_log_proba(test_texts)) / 2
+    expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(both.predict_log_proba(test_texts), expected, atol=1e-4)
+    assert any("averages two heads" in n for n in both_run.notes)
 
 
 @pytest.mark.parametrize("method", ["finetune", "finetune-head", "lora"])
