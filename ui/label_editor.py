@@ -43,6 +43,9 @@ def label_editor(gold: list[str] | None) -> tuple[list[Label], str | None]:
         edited = st.data_editor(labels_to_frame(st.session_state[EDITOR_BASE]), num_rows="dynamic", hide_index=True,
                                 key=f"zs_label_editor_{st.session_state.get(EDITOR_VERSION, 0)}",
                                 column_config={"name": st.column_config.TextColumn("name", required=True),
+                                               "reads as": st.column_config.TextColumn(
+                                                   "reads as", help="What the model reads instead of the name "
+                                                   "(blank: the name, with `_` and `/` turned into words)"),
                                                "description": st.column_config.TextColumn("description"),
                                                "phrasings": st.column_config.TextColumn("extra phrasings (; separated)")})
         try:

@@ -25,7 +25,8 @@ def wording_help_panel(build_run_scorer: Callable[[], Any], texts: list[str], re
     """Draw the section for the run ``res`` on ``texts``; ``build_run_scorer`` builds the run's scorer on demand
     (only when the user asks), and ``fingerprint`` ties stored suggestions to the dataset they were made for."""
     st.subheader("Label wording help")
-    st.caption("For short or cryptic label names: words from each label's most confident rows and, if you ask, a "
+    st.caption("For short or cryptic label names: the name spelled out where its words are cut short (\"car_arr\" "
+               "reads as \"card arrived\"), words from each label's most confident rows and, if you ask, a "
                "sentence from the small bundled LM. Accepting adds them to the label (its name stays). Before you "
                "accept you see what it would change on these rows, and whether a check that reads no gold labels "
                "advises it.")
@@ -46,7 +47,7 @@ def wording_help_panel(build_run_scorer: Callable[[], Any], texts: list[str], re
         st.dataframe(wh.table(), width="stretch", hide_index=True)
         if wh.n_accepted:
             c1, c2, c3 = st.columns(3)
-            c1.metric("Labels with words to add", f"{wh.n_accepted} of {len(wh.checks)}")
+            c1.metric("Labels with additions", f"{wh.n_accepted} of {len(wh.checks)}")
             c2.metric("Rows whose label would change", f"{wh.changed_rows:,} of {wh.n_rows:,}")
             (sb, cb), (sa, ca) = wh.signals_names, wh.signals_candidate
             c3.metric("Cluster tightness (silhouette) if you accept", f"{sa:.3f}", delta=f"{sa - sb:+.3f}")

@@ -69,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
                          n_terms=max(1, args.terms))
     for c in help_.checks:
         flag = "cryptic" if c.cryptic else "worded"
-        print(f"{c.name} ({flag}): words {', '.join(c.phrases) or '-'}"
+        print(f"{c.name} ({flag}): " + (f"reads as {c.phrase!r} | " if c.phrase else "")
+              + f"words {', '.join(c.phrases) or '-'}"
               + (f" | LM: {c.lm_description}" if c.lm_description else "")
               + f" -> {'could add: ' + c.proposal if c.proposal else 'nothing to add'}", file=sys.stderr)
     (sb, cb), (sa, ca) = help_.signals_names, help_.signals_candidate
-    print(f"adding words to {help_.n_accepted} label(s) would change the label of {help_.changed_rows:,} of "
+    print(f"adding to {help_.n_accepted} label(s) would change the label of {help_.changed_rows:,} of "
           f"{help_.n_rows:,} rows (self-training, {model}); silhouette {sb:.3f} -> {sa:.3f}, mean top probability "
           f"{cb:.3f} -> {ca:.3f}: {'proposed' if help_.recommended else 'not proposed (the file keeps the names)'}",
           file=sys.stderr)

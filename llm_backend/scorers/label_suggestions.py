@@ -38,6 +38,7 @@ class LabelSuggestion:
     description: str = ""  # the phrases as one suggested description ("" when the data gave none)
     examples: list[str] = field(default_factory=list)  # a few of the confident rows the phrases came from
     n_rows: int = 0  # confident rows the phrases were drawn from
+    expansion: str = ""  # the name with abbreviated words spelled out from the corpus ("" when nothing expands)
 
 
 def is_cryptic(label: Label) -> bool:
@@ -119,6 +120,62 @@ def class_tfidf(docs_per_label: Sequence[Sequence[str]], n_terms: int, exclude: 
     return out
 
 
+def doc_freq(rows: Sequence[str]) -> dict[str, int]:
+    """{lower-cased word: rows holding it} (the English word pattern of :func:`class_tfidf`)."""
+    out: dict[str, int] = {}
+    for row in rows:
+        for w in set(_WORD.findall(str(row).lower())):
+            out[w] = out.get(w, 0) + 1
+    return out
+
+
+def expand_abbreviation(phrase: str, own_rows: Sequence[str], corpus: dict[str, int] | None = None,
+                        min_rows: int = 2, vocab: Sequence[str] | None = None,
+                        first: dict[str, int] | None = None) -> str:
+    """The label phrase with each word that looks cut short replaced by the corpus word it most likely stands for.
+
+    For every word of ``phrase`` (two letters or more), the candidates are the corpus words that start with it
+    ("car" -> "card", "cards", "careful"; the word itself counts too) and occur in at least ``min_rows`` rows. The
+    one in most of the label's own confident rows ``own_rows`` wins, then the one in most rows of the whole corpus
+    (``corpus``, from :func:`doc_freq`): with many labels a label has only a few confident rows, and the corpus's
+    commonest completion of a prefix is then the best guess ("tra" -> "transfer" in a bank's messages). The word
+    itself wins ties, so whole words stay ("top" in "top up"); English stop words are never cut short ("or") nor
+    what a cut word stands for ("wit" is "withdrawal", not "with"). Returns "" when no word changed. This spells
+    out truncations ("car_arr" -> "card arrived"; from word counts, so also "Sci/Tec" -> "scientists and
+    technology", which is why it is a suggestion the user reads), the commonest way names get
+    cut short; initials ("CA") and non-English texts (no words to match) are left to the LM sentence.
+    """
+    words = phrase.split()
+    if not words or not own_rows:
+        return ""
+    from bisect import bisect_left
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    own, corpus = doc_freq(own_rows), corpus or doc_freq(own_rows)
+    vocab = vocab if vocab is not None else sorted(corpus)  # sorted: a prefix's words are one run (bisect)
+    first = {w: i for i, w in enumerate(corpus)} if first is None else first
+    expanded, changed = [], False
+    for word in words:
+        low = word.lower()
+        short = len(low) < 2 or low in ENGLISH_STOP_WORDS  # "or", "by", "to" are whole words, not cut short
+        cands = []
+        i = len(vocab) if short else bisect_left(vocab, low)
+        while i < len(vocab) and vocab[i].startswith(low):
+            w = vocab[i]
+            if corpus[w] >= min_rows and (w == low or w not in ENGLISH_STOP_WORDS):  # "wit" is not "with"
+                cands.append(w)
+            i += 1
+        if not cands:
+            expanded.append(word)
+            continue
+        # remaining ties: the word met first in the corpus (the order of ``corpus``), as measured
+        best = max(cands, key=lambda w: (own.get(w, 0), corpus[w], w == low, -first[w]))
+        changed |= best != low
+        expanded.append(word if best == low else best)
+    return " ".join(expanded) if changed else ""
+
+
 def suggest_label_wording(texts: Sequence[str], text_vecs: np.ndarray, labels: Sequence[Label],
                           label_vecs: np.ndarray, *, scores: np.ndarray | None = None, top_fraction: float = 0.3,
                           n_terms: int = 5, n_examples: int = 3) -> list[LabelSuggestion]:
@@ -137,11 +194,15 @@ def suggest_label_wording(texts: Sequence[str], text_vecs: np.ndarray, labels: S
     own = [{w.lower() for phrase in l.texts() for w in re.split(r"\W+", phrase) if w} for l in labels]
     docs = [[str(texts[i]) for i in rows] for rows in by_label]
     phrases = class_tfidf(docs, n_terms, own, _tokenizer(texts))
+    corpus = doc_freq(texts)
+    vocab, first = sorted(corpus), {w: i for i, w in enumerate(corpus)}
     out = []
-    for lab, rows, ph in zip(labels, by_label, phrases):
+    for lab, rows, ph, doc in zip(labels, by_label, phrases, docs):
         order = rows[np.argsort(-s[rows, labels.index(lab)])] if len(rows) else rows
-        out.append(LabelSuggestion(lab.name, is_cryptic(lab), ph, ", ".join(ph),
-                                   [str(texts[i])[:200] for i in order[:n_examples]], len(rows)))
+        cryptic = is_cryptic(lab)
+        out.append(LabelSuggestion(lab.name, cryptic, ph, ", ".join(ph),
+                                   [str(texts[i])[:200] for i in order[:n_examples]], len(rows),
+                                   expand_abbreviation(lab.phrase, doc, corpus, vocab=vocab, first=first) if cryptic else ""))
     return out
 
 

@@ -290,24 +290,28 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def labels_to_frame(labels: Sequence[Label]) -> pd.DataFrame:
-    """The label editor's table: phrasings joined with '; ' so they fit one cell."""
-    return pd.DataFrame({"name": [l.name for l in labels], "description": [l.description for l in labels],
+    """The label editor's table: phrasings joined with '; ' so they fit one cell; ``reads as`` is the phrase that
+    stands for the name in the model's sentences (the wording help's spelled-out name, "" = the name itself)."""
+    return pd.DataFrame({"name": [l.name for l in labels], "reads as": [l.display for l in labels],
+                         "description": [l.description for l in labels],
                          "phrasings": ["; ".join(l.phrasings) for l in labels]},
-                        columns=["name", "description", "phrasings"])
+                        columns=["name", "reads as", "description", "phrasings"])
 
 
 def labels_from_frame(df: pd.DataFrame) -> list[Label]:
     """Labels from the editor's table; blank rows are ignored, the rest validated by make_labels."""
+
+    def cell(rec: dict, key: str) -> str:
+        v = rec.get(key)
+        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
     items = []
     for rec in df.to_dict("records"):
         name = rec.get("name")
         if name is None or (isinstance(name, float) and np.isnan(name)) or not str(name).strip():
             continue
-        desc = rec.get("description")
-        phr = rec.get("phrasings")
-        items.append({"name": str(name).strip(),
-                      "description": "" if desc is None or (isinstance(desc, float) and np.isnan(desc)) else str(desc),
-                      "phrasings": "" if phr is None or (isinstance(phr, float) and np.isnan(phr)) else str(phr)})
+        items.append({"name": str(name).strip(), "description": cell(rec, "description"),
+                      "phrasings": cell(rec, "phrasings"), "display": cell(rec, "reads as")})
     return make_labels(items)
 
 

@@ -35,6 +35,8 @@ def test_suggest_labels_writes_the_proposal_and_its_effect(tmp_path, capsys):
     described = [l.name for l in labels if l.description]
     # The file holds the proposal: the additions when the label-free check advises them, else the bare names.
     assert described == (offered if report["recommended"] else [])
+    spelled = {r["name"]: r["expansion"] for r in report["labels"] if r["accept_expansion"]}
+    assert {l.name: l.display for l in labels if l.display} == (spelled if report["recommended"] else {})
     assert report["n_rows"] == len(pd.read_csv(SAMPLES_DIR / "news_headlines.csv"))
     assert 0 <= report["changed_rows"] <= report["n_rows"]
     assert 0 < report["macro_f1_names"] <= 1 and 0 < report["macro_f1_accepted"] <= 1

@@ -86,6 +86,8 @@ def test_wording_help_shows_the_effect_and_accepting_keeps_the_names():
     accepted = at.session_state[state.LABELS]
     assert [l.name for l in accepted] == names
     assert [l.name for l in accepted if l.description] == [c.name for c in wh.checks if c.proposal]
+    # a spelled-out name survives the label editor (its "reads as" column) after accepting
+    assert [l.display for l in accepted] == [c.phrase for c in wh.checks]
 
 
 @pytest.mark.parametrize("pasted, message", [("politics\npolitics", "Duplicate"), ("politics", "at least two")])

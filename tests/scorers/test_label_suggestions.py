@@ -63,3 +63,43 @@ def test_chinese_rows_are_cut_into_words(embedder):
     phrases = [p for s in sugg for p in s.phrases]
     assert phrases
     assert max(len(p.replace(" ", "")) for p in phrases) <= 8  # words and word pairs, not whole requests
+
+
+def _banking77() -> pd.DataFrame:
+    path = SHARED_DATA / "banking77_train.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    return pd.read_csv(path).rename(columns={"category": "label"})
+
+
+def test_cut_short_words_are_spelled_out_from_the_rows():
+    from llm_backend.scorers.label_suggestions import doc_freq, expand_abbreviation
+
+    df = _banking77()
+    corpus = doc_freq(stratified(df, 20, seed=1)["text"].tolist())
+    own = df[df["label"] == "card_arrival"]["text"].head(30).tolist()
+    spelled = expand_abbreviation("car arr", own, corpus)  # "card_arrival" cut to 3 letters a word
+    assert spelled.split()[0] == "card" and spelled.split()[1].startswith("arriv"), spelled
+    # whole words and stop words are not cut-short words: nothing to spell out
+    assert expand_abbreviation("top up", df[df["label"] == "top_up_failed"]["text"].head(30).tolist(), corpus) == ""
+    lost = expand_abbreviation("los or sto car", df[df["label"] == "lost_or_stolen_card"]["text"].head(30).tolist(),
+                               corpus)
+    assert lost.split()[1] == "or" and lost.split()[0].startswith("lost") and lost.split()[3] == "card", lost
+    assert expand_abbreviation("car arr", [], corpus) == ""
+
+
+def test_suggestions_spell_out_cryptic_names_only(embedder):
+    df = stratified(_banking77(), 12, seed=3)
+    df = df[df["label"].isin(["card_arrival", "change_pin", "exchange_rate", "pending_transfer", "top_up_failed"])]
+    short = {"card_arrival": "car_arr", "change_pin": "cha_pin", "exchange_rate": "exc_rat",
+             "pending_transfer": "pen_tra", "top_up_failed": "top_up_fai"}
+    texts = df["text"].tolist()
+    labels = make_labels(list(short.values()) + [{"name": "pin", "description": "my card's PIN"}])
+    scorer = EmbeddingScorer(embedder)
+    sugg = suggest_label_wording(texts, scorer.text_embeddings(texts), labels, scorer.label_embeddings(labels))
+    spelled = {s.name: s.expansion for s in sugg}
+    assert spelled["pin"] == ""  # described by the user: not cryptic, never rewritten
+    done = [n for n in short.values() if spelled[n]]
+    assert len(done) >= 3, spelled
+    for name in done:  # every word keeps its letters: a completion, never a different word
+        assert all(w.startswith(c) for w, c in zip(spelled[name].split(), Label(name).phrase.split())), spelled

@@ -114,9 +114,10 @@ def test_compare_two_label_sets(embedder):
 
 def test_label_table_round_trip():
     labels = make_labels([{"name": "card_arrival", "description": "when will my card come",
-                           "phrasings": ["card delivery", "new card"]}, "Sci/Tech"])
+                           "phrasings": ["card delivery", "new card"]}, "Sci/Tech",
+                          {"name": "car_arr", "display": "card arrived"}])  # a spelled-out name survives the editor
     back = labels_from_frame(labels_to_frame(labels))
-    assert back == labels
+    assert back == labels and back[2].phrase == "card arrived"
     df = labels_to_frame(labels)
-    df.loc[len(df)] = [None, None, None]  # blank row added in the editor
+    df.loc[len(df)] = [None, None, None, None]  # blank row added in the editor
     assert labels_from_frame(df) == labels
