@@ -200,9 +200,9 @@ def suggest_label_wording(texts: Sequence[str], text_vecs: np.ndarray, labels: S
     for lab, rows, ph, doc in zip(labels, by_label, phrases, docs):
         order = rows[np.argsort(-s[rows, labels.index(lab)])] if len(rows) else rows
         cryptic = is_cryptic(lab)
+        expansion = expand_abbreviation(lab.phrase, doc, corpus, vocab=vocab, first=first) if cryptic else ""
         out.append(LabelSuggestion(lab.name, cryptic, ph, ", ".join(ph),
-                                   [str(texts[i])[:200] for i in order[:n_examples]], len(rows),
-                                   expand_abbreviation(lab.phrase, doc, corpus, vocab=vocab, first=first) if cryptic else ""))
+                                   [str(texts[i])[:200] for i in order[:n_examples]], len(rows), expansion))
     return out
 
 

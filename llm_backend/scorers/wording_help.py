@@ -18,8 +18,8 @@ One backend function (:func:`wording_help`) for the zero-shot page and ``python 
    0.223 mean macro-F1; the proposal with spelling out and words brought them back to 0.463 (AG News 0.357 ->
    0.752, Banking77 0.160 -> 0.485; ECDT, Chinese texts with nothing to complete, unchanged), against 0.223 for the
    wording help without it; held-out, run once after the choice: 0.245 -> 0.452 (AG News +32.2, Banking77 +29.8
-   points; readable names 0.689). On readable names the check proposed nothing that changed macro-F1. SmolLM2 asked to spell out what the
-   corpus could not was tried and dropped ("cal" -> "calorimetry"; ECDT dev −1.5 points).
+   points; readable names 0.689). On readable names the check proposed nothing that changed macro-F1. SmolLM2
+   asked to spell out what the corpus could not was tried and dropped ("cal" -> "calorimetry"; ECDT dev −1.5).
 2. **Accepting keeps the name.** The additions go into the label's description, averaged with the name's template
    sentence; a label the user described is left alone. Keeping them apart instead, as extra prototypes of the
    label (max of the cosines), extra self-training anchors or a second teacher, was tried in 24 variants
@@ -127,7 +127,8 @@ class WordingHelp:
 
         return {"labels": [{**asdict(c), "proposal": c.proposal} for c in self.checks], "n_rows": self.n_rows,
                 "changed_rows": self.changed_rows, "recommended": self.recommended,
-                "signals_names": list(self.signals_names), "signals_candidate": list(self.signals_candidate), "changed_examples": self.changed_examples,
+                "signals_names": list(self.signals_names), "signals_candidate": list(self.signals_candidate),
+                "changed_examples": self.changed_examples,
                 "macro_f1_names": self.macro_f1_before, "macro_f1_accepted": self.macro_f1_after,
                 "notes": self.notes}
 

@@ -3,10 +3,10 @@
 * ``head`` — logistic regression (scikit-learn) on the cached embeddings of the shared embedder. Seconds, and often
   most of the gain, because the embedder already separates topics well.
 * ``setfit`` — SetFit-style: a *copy* of the embedder is tuned with sentence-transformers' CosineSimilarityLoss on a
-  bounded number of same/different-class pairs (:func:`llm_backend.data.sampler.sample_pairs`), then a logistic head
-  is fitted on the tuned embeddings beside the untouched embedder's (``TrainConfig.base_view``). Our own loop
-  rather than the ``setfit`` package: it needs no checkpoint folder, gives per-step progress and a stop check, and
-  does not depend on setfit's transformers pins.
+  bounded number of same/different-class pairs (:func:`llm_backend.data.sampler.sample_pairs`), then the prediction
+  averages a logistic head on the tuned embeddings and one on the untouched embedder's (``TrainConfig.base_view``,
+  :func:`average_heads`). Our own loop rather than the ``setfit`` package: it needs no checkpoint folder, gives
+  per-step progress and a stop check, and does not depend on setfit's transformers pins.
 * ``finetune`` / ``finetune-head`` / ``lora`` — the embedder's transformer with a new classification head, trained
   with AdamW end to end, head only (frozen body), or with LoRA adapters (peft), with early stopping on a
   validation split.
