@@ -58,11 +58,9 @@ from bench_embeddings import prime  # noqa: E402
 from shared_data import ag_news, banking77, ecdt, markdown_table  # noqa: E402
 
 from llm_backend.data.labels import Label, make_labels  # noqa: E402
-from llm_backend.data.language import default_template, detect_language, template_language  # noqa: E402
 from llm_backend.models.embedding_cache import embed_texts  # noqa: E402
 from llm_backend.models.loading import get_model  # noqa: E402
 from llm_backend.models.registry import ModelRegistry  # noqa: E402
-from llm_backend.scorers.defaults import corpus_chars, zero_shot_embedder  # noqa: E402
 from llm_backend.scorers.embedding import EmbeddingScorer  # noqa: E402
 from llm_backend.scorers.label_descriptions import lm_descriptions  # noqa: E402
 from llm_backend.scorers.label_suggestions import apply_suggestions, suggest_label_wording  # noqa: E402
@@ -114,17 +112,12 @@ def slices(data_sets: list[str]) -> dict[str, dict[str, pd.DataFrame]]:
 
 
 def setup(reg: ModelRegistry, df: pd.DataFrame):
-    texts = df["text"].astype(str).tolist()
+    """bench/label_wording.setup on the slice with its gold labels renamed to the cryptic names, plus the mapping."""
+    from label_wording import setup as readable_setup
+
     mapping = {k: v for k, v in df.attrs["cryptic"].items() if k in set(df["label"].astype(str))}
-    gold = [mapping[str(g)] for g in df["label"]]
-    labels = make_labels(sorted(set(gold)))
-    report = detect_language(texts)
-    templates = [default_template(template_language(report, [l.name for l in labels]))] \
-        if report.needs_multilingual else None
-    choice = zero_shot_embedder(corpus_chars(texts), report, reg, device_kind="cpu")
-    loaded = get_model(reg.get(choice.name))
-    prime(loaded, texts)
-    return texts, gold, labels, templates, loaded, mapping
+    renamed = df.assign(label=[mapping[str(g)] for g in df["label"]])
+    return (*readable_setup(reg, renamed), mapping)
 
 
 #: Wording-help settings compared on the dev slices: (option name, keyword arguments of wording_help).

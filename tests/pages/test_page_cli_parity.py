@@ -40,27 +40,35 @@ def test_zero_shot_page_and_score_give_identical_predictions_and_metrics(banking
     assert page_metrics["per_class"] == cli_metrics["per_class"]
 
 
-def test_fine_tune_page_and_train_give_the_same_split_baseline_and_metrics(ag_news, tmp_path):
-    df = stratified(ag_news, 15, seed=1)
-    path = tmp_path / "news.csv"
+def _cli_train(df: pd.DataFrame, tmp_path, *args: str) -> tuple:
+    """``train`` (head, 4 per class) on ``df`` written to a CSV: (the CSV's path, the metrics JSON)."""
+    path, mj = tmp_path / "news.csv", tmp_path / "train.json"
     df.to_csv(path, index=False)
-    mj = tmp_path / "train.json"
     assert main(["train", "--data", str(path), "--text-column", "text", "--label-column", "label", "--per-class", "4",
-                 "--method", "head", "--max-test", "2000", "--out", str(tmp_path / "m"), "--metrics-json",
-                 str(mj)]) == 0
-    cli = json.loads(mj.read_text())
+                 "--method", "head", *args, "--out", str(tmp_path / "m"), "--metrics-json", str(mj)]) == 0
+    return path, json.loads(mj.read_text())
 
+
+def _page_train(path, set_widgets):
+    """The fine-tune page on the same CSV, widgets set by ``set_widgets(at)``, one run to the end."""
     at = app_test("pages/4_Fine-tune_runs.py")
     at.session_state[state.DATASET] = Dataset.from_file(path, "text", "label")
     at.run()
-    at.number_input(key="ft_k").set_value(4).run()
+    set_widgets(at)
+    at.run()
     split = at.session_state["ft_split"]
-    assert split.train_idx == cli["split"]["train"] and split.test_idx == cli["split"]["test"]
     at.button(key="ft_start").click().run()
     assert at.session_state["ft_run"].wait(APP_TIMEOUT)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    ev = at.session_state["ft_history"][-1]["result"].evaluation
+    return split, at.session_state["ft_history"][-1]["result"]
+
+
+def test_fine_tune_page_and_train_give_the_same_split_baseline_and_metrics(ag_news, tmp_path):
+    path, cli = _cli_train(stratified(ag_news, 15, seed=1), tmp_path, "--max-test", "2000")
+    split, res = _page_train(path, lambda at: at.number_input(key="ft_k").set_value(4))
+    assert split.train_idx == cli["split"]["train"] and split.test_idx == cli["split"]["test"]
+    ev = res.evaluation
     assert ev["test"]["macro_f1"] == pytest.approx(cli["test"]["macro_f1"], abs=1e-9)
     assert ev["test"]["accuracy"] == pytest.approx(cli["test"]["accuracy"], abs=1e-9)
     assert ev["baseline"]["macro_f1"] == pytest.approx(cli["baseline"]["macro_f1"], abs=1e-9)
@@ -68,29 +76,16 @@ def test_fine_tune_page_and_train_give_the_same_split_baseline_and_metrics(ag_ne
 
 def test_fine_tune_page_pseudo_labels_match_train_pseudo_labels(ag_news, tmp_path):
     """The page's pseudo-label checkbox draws the CLI's pool (same rows, never test rows) and trains the same head."""
-    df = stratified(ag_news, 40, seed=2)
-    path = tmp_path / "news.csv"
-    df.to_csv(path, index=False)
-    mj = tmp_path / "train.json"
-    assert main(["train", "--data", str(path), "--text-column", "text", "--label-column", "label", "--per-class", "4",
-                 "--method", "head", "--pseudo-labels", "--max-test", "50", "--out", str(tmp_path / "m"),
-                 "--metrics-json", str(mj)]) == 0
-    cli = json.loads(mj.read_text())
+    path, cli = _cli_train(stratified(ag_news, 40, seed=2), tmp_path, "--pseudo-labels", "--max-test", "50")
     assert len(cli["split"]["pool"]) == 160 - 16 - 50
 
-    at = app_test("pages/4_Fine-tune_runs.py")
-    at.session_state[state.DATASET] = Dataset.from_file(path, "text", "label")
-    at.run()
-    at.number_input(key="ft_k").set_value(4)
-    at.number_input(key="ft_max_test").set_value(50)
-    at.checkbox(key="ft_pseudo").check().run()
-    split = at.session_state["ft_split"]
+    def widgets(at):
+        at.number_input(key="ft_k").set_value(4)
+        at.number_input(key="ft_max_test").set_value(50)
+        at.checkbox(key="ft_pseudo").check()
+
+    split, res = _page_train(path, widgets)
     assert split.pool_idx == cli["split"]["pool"] and split.test_idx == cli["split"]["test"]
-    at.button(key="ft_start").click().run()
-    assert at.session_state["ft_run"].wait(APP_TIMEOUT)
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    res = at.session_state["ft_history"][-1]["result"]
     assert res.extra.get("n_pseudo", 0) > 0 and any("pseudo-labelled" in n for n in res.notes)
     assert res.evaluation["test"]["macro_f1"] == pytest.approx(cli["test"]["macro_f1"], abs=1e-9)
 
