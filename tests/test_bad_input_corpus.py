@@ -593,6 +593,7 @@ CASES += [
     Case("labels-file-deep-nesting", _label_file("deep_nesting_labels.yaml"), "nested"),
     Case("labels-zero-width-duplicate", _label_file("zero_width_labels.yaml"), "Duplicate labels"),
     Case("labels-name-too-long", _make(["a" * 10_000, "b"]), "limit is 200"),
+    Case("labels-reads-as-too-long", _make([{"name": "a", "display": "x" * 10_000}, "b"]), "reads as .* limit is 200"),
     Case("file-json-deep-nesting", _read("deep_nesting.json"), "nested"),
     Case("file-jsonl-deep-nesting", _read("deep_nesting.jsonl"), "nested"),
     # ------------------------------------------------------------------------------------------- models

@@ -69,6 +69,9 @@ def make_labels(items: Iterable[str | Label | dict[str, Any]]) -> list[Label]:
         if len(lab.name) > 200:
             raise LabelError(f"A label name is {len(lab.name):,} characters long; the limit is 200. Put the long "
                              "text in the label's description.")
+        if len(lab.display) > 200:  # "reads as" stands in for the name in every template sentence
+            raise LabelError(f"What label '{lab.name[:40]}' reads as is {len(lab.display):,} characters long; the "
+                             "limit is 200. Put the long text in the label's description.")
         if lab.name:
             labels.append(lab)
     if not labels:
