@@ -72,43 +72,46 @@ def test_page_explains_an_untrainable_label_column(dataset):
     assert any("two classes" in e.value for e in at.error)
 
 
-def test_page_distils_from_the_zero_shot_teacher(dataset):
+def _four_per_class(dataset):
+    """The page on the gold column, 4 rows per class, at most 50 test rows (method: the default, head)."""
     at = app_test(PAGE)
     at.session_state["zss_dataset"] = dataset
     at.run()
     at.selectbox(key="ft_label_col").set_value("label")
     at.number_input(key="ft_k").set_value(4)
     at.number_input(key="ft_max_test").set_value(50)
-    at.selectbox(key="ft_method").set_value("distill")
-    at.run()
-    at.radio(key="ft_student").set_value("head")
-    at.number_input(key="ft_epochs_distill").set_value(1)
-    at.number_input(key="ft_unl").set_value(0)
-    at.button(key="ft_start").click().run()
-    assert at.session_state["ft_run"].wait(APP_TIMEOUT)
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Teacher macro-F1" in i.value and "speed" in i.value for i in at.info)
+    return at.run()
 
 
-def test_page_setfit_averages_the_untouched_head_unless_unticked(dataset):
-    at = app_test(PAGE)
-    at.session_state["zss_dataset"] = dataset
-    at.run()
-    at.selectbox(key="ft_label_col").set_value("label")
-    at.number_input(key="ft_k").set_value(4)
-    at.number_input(key="ft_max_test").set_value(50)
-    at.run()
-    assert at.checkbox(key="ft_base_view").disabled and at.checkbox(key="ft_pseudo").value is False  # head: n/a
-    at.selectbox(key="ft_method").set_value("setfit").run()
-    box = at.checkbox(key="ft_base_view")
-    assert box.value is True and not box.disabled  # the default, as TrainConfig's
-    at.number_input(key="ft_pairs").set_value(16)
+def _run_to_end(at):
+    """Start the run, wait for it, redraw; no exception or error on the page. Returns the finished run."""
     at.button(key="ft_start").click().run()
     run = at.session_state["ft_run"]
     assert run.wait(APP_TIMEOUT)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
+    return run
+
+
+def test_page_distils_from_the_zero_shot_teacher(dataset):
+    at = _four_per_class(dataset)
+    at.selectbox(key="ft_method").set_value("distill")
+    at.run()
+    at.radio(key="ft_student").set_value("head")
+    at.number_input(key="ft_epochs_distill").set_value(1)
+    at.number_input(key="ft_unl").set_value(0)
+    _run_to_end(at)
+    assert any("Teacher macro-F1" in i.value and "speed" in i.value for i in at.info)
+
+
+def test_page_setfit_averages_the_untouched_head_unless_unticked(dataset):
+    at = _four_per_class(dataset)
+    assert at.checkbox(key="ft_base_view").disabled and at.checkbox(key="ft_pseudo").value is False  # head: n/a
+    at.selectbox(key="ft_method").set_value("setfit").run()
+    box = at.checkbox(key="ft_base_view")
+    assert box.value is True and not box.disabled  # the default, as TrainConfig's
+    at.number_input(key="ft_pairs").set_value(16)
+    run = _run_to_end(at)
     model = run.result.model
     assert run.config["base_view"] is True and model.base is not None
     assert model.weight.shape[1] == 2 * model.body.model.get_sentence_embedding_dimension()
